@@ -1,0 +1,278 @@
+"""The command line: parse, check, build the frozen options, hand off to the pipeline.
+
+    kirim-import plan FILE [input options]           validate and report, no network
+    kirim-import run FILE [run options]              import into Kirim (or --sandbox)
+    kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
+
+Exit codes: 0 all rows fine; 1 some rows invalid or failed; 2 usage or input error, nothing
+sent; 3 stopped early (auth, account, signal, retry budget); 130 a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+from importer import __version__, pipeline
+from importer.mapping import load_mapping_file
+from importer.records import (
+    ImporterError,
+    InputError,
+    InputOptions,
+    MetadataPolicy,
+    PlanOptions,
+    RunOptions,
+    StopRun,
+)
+
+DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
+FIELDS = ("phone_number", "name", "email")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="CSV, TSV, Parquet or XLSX file")
+    g = parser.add_argument_group("reading and mapping")
+    g.add_argument("--encoding", help="text encoding (default: detect UTF-8, else cp1252)")
+    g.add_argument("--delimiter", help="field delimiter: , ; tab | (default: detect)")
+    g.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+    g.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=HEADER",
+        help="map an API field (phone_number, name, email) to a column; repeatable",
+    )
+    g.add_argument("--mapping", type=Path, metavar="FILE", help="TOML or JSON field->header map")
+    g.add_argument(
+        "--metadata",
+        default="all",
+        metavar="none|all|COL,COL",
+        help="which other columns go to metadata (default: all)",
+    )
+    g = parser.add_argument_group("validation")
+    g.add_argument(
+        "--default-region",
+        metavar="CC",
+        help="ISO country for national numbers such as 0812... (e.g. ID)",
+    )
+    g.add_argument("--require-mobile", action="store_true", help="reject fixed-line numbers")
+    g.add_argument(
+        "--invalid-email",
+        choices=("fail", "drop"),
+        default="fail",
+        help="an invalid email fails the row, or is dropped with a warning",
+    )
+    g.add_argument(
+        "--keep",
+        choices=("first", "last"),
+        default="first",
+        help="which of in-file duplicates to keep",
+    )
+    parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importer.sandbox import command as sandbox_command
+
+    parser = argparse.ArgumentParser(
+        prog="kirim-import",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kirim-import {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="validate a file and report what a run would do")
+    _input_arguments(plan)
+    plan.add_argument(
+        "--write-per-minute",
+        type=int,
+        default=600,
+        help="the account's write budget, for the time estimate (default 600)",
+    )
+    run = sub.add_parser(
+        "run",
+        help="import a file into Kirim",
+        epilog="The API key is read from KIRIM_API_KEY, never from a flag.",
+    )
+    _input_arguments(run)
+    g = run.add_argument_group("sending")
+    g.add_argument("--account", metavar="PHONE_NUMBER_ID", help="default: the only connected one")
+    g.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
+    g.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start the local sandbox and import into it (no key needed)",
+    )
+    g.add_argument("--on-existing", choices=("skip", "update", "create"), default="skip")
+    g.add_argument("--concurrency", type=int, default=32)
+    g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
+    g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
+    g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    g.add_argument("-v", "--verbose", action="store_true", help="log unmasked contact details")
+    sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
+    sandbox_command.add_arguments(sandbox)
+    return parser
+
+
+def _metadata(value: str) -> MetadataPolicy:
+    if value in ("all", "none"):
+        return cast(MetadataPolicy, value)
+    return tuple(c.strip() for c in value.split(",") if c.strip())
+
+
+def input_options(args: argparse.Namespace) -> InputOptions:
+    field_map = dict(load_mapping_file(args.mapping)) if args.mapping else {}
+    for item in args.map:
+        field, sep, header = item.partition("=")
+        if not sep or field.strip() not in FIELDS or not header.strip():
+            raise UsageError(
+                f"--map {item!r}: expected FIELD=HEADER with FIELD one of {', '.join(FIELDS)}"
+            )
+        field_map[field.strip()] = header.strip()
+    delimiter = args.delimiter
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
+        if len(delimiter) != 1:
+            raise UsageError(f"--delimiter {args.delimiter!r}: one character, or 'tab'")
+    region = args.default_region.upper() if args.default_region else None
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise UsageError(
+            f"--default-region {args.default_region!r} is not an ISO country code "
+            "that phone numbering knows (e.g. ID, US, GB, BR)"
+        )
+    if args.encoding:
+        import codecs
+
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise UsageError(f"--encoding {args.encoding!r} is not a known encoding") from None
+    return InputOptions(
+        path=args.file,
+        encoding=args.encoding,
+        delimiter=delimiter,
+        sheet=args.sheet,
+        field_map=field_map,
+        metadata=_metadata(args.metadata),
+        default_region=region,
+        require_mobile=args.require_mobile,
+        invalid_email=cast(Literal["fail", "drop"], args.invalid_email),
+        keep=cast(Literal["first", "last"], args.keep),
+    )
+
+
+def report_dir(args: argparse.Namespace, command: str) -> Path:
+    if args.report_dir is not None:
+        return cast(Path, args.report_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("reports") / f"{args.file.stem}-{command}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"base URL {url!r}: expected https://host/v1")
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise UsageError(f"base URL {url!r}: plain http is only allowed to loopback; use https")
+    return url.rstrip("/")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    if args.concurrency < 1 or args.concurrency > 1024:
+        raise UsageError("--concurrency must be between 1 and 1024")
+    if args.max_rate is not None and args.max_rate <= 0:
+        raise UsageError("--max-rate must be positive")
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    key = os.environ.get("KIRIM_API_KEY", "")
+    base_url = args.base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
+    if not args.sandbox:
+        if not key:
+            raise UsageError("set KIRIM_API_KEY to your Kirim API key (or use --sandbox)")
+        base_url = check_base_url(base_url)
+    directory = report_dir(args, "run")
+    return RunOptions(
+        input=input_options(args),
+        report_dir=directory,
+        state=args.state or directory.parent / "kirim-journal.sqlite",
+        base_url=base_url,
+        api_key=key,
+        account=args.account,
+        on_existing=args.on_existing,
+        concurrency=args.concurrency,
+        max_rate=args.max_rate,
+        limit=args.limit,
+        timeout_s=args.timeout,
+        verbose=args.verbose,
+    )
+
+
+def _run(options: RunOptions, *, sandbox: bool) -> int:
+    if not sandbox:
+        return asyncio.run(pipeline.run(options=options, out=sys.stdout, err=sys.stderr))
+    from importer.sandbox import Sandbox, SandboxConfig
+
+    with Sandbox(SandboxConfig()) as box:
+        print(f"Sandbox: a fresh Kirim-compatible server at {box.base_url}", file=sys.stdout)
+        options = replace(options, base_url=box.base_url, api_key=box.token)
+        return asyncio.run(pipeline.run(options=options, out=sys.stdout, err=sys.stderr))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sandbox":
+            from importer.sandbox import command as sandbox_command
+
+            return sandbox_command.run(args)
+        if args.command == "plan":
+            options = PlanOptions(
+                input=input_options(args),
+                report_dir=report_dir(args, "plan"),
+                write_per_minute=args.write_per_minute,
+            )
+            return pipeline.plan(options=options, out=sys.stdout)
+        return _run(run_options(args), sandbox=args.sandbox)
+    except UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except InputError as exc:
+        print(f"kirim-import: error: {exc}", file=sys.stderr)
+        print("Nothing was sent.", file=sys.stderr)
+        return 2
+    except StopRun as exc:
+        print(f"kirim-import: stopped: {exc}", file=sys.stderr)
+        return 3
+    except ImporterError as exc:
+        print(f"kirim-import: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2

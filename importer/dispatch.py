@@ -1,0 +1,165 @@
+"""The work queue of a run: planned batches in, one job per row to the workers, finished
+batches out to the report in input order.
+
+Rows that need no request are settled on the spot: ``done`` in the journal (this run's
+outcome, or ``exists`` from an earlier run), past ``--limit``, or after a stop. The others
+are journalled ``pending`` in one commit per batch, then queued. A batch goes to the report
+when its last row settles, and only after every batch before it, so ``results.csv`` keeps
+the input's order while memory holds just the batches in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import polars as pl
+
+from importer.journal import KEY_TTL_S, Journal
+from importer.progress import Progress
+from importer.records import PlannedBatch, RunOptions, Sent, Status
+from importer.report import Report
+from importer.sender import Sender
+from importer.upsert import Job, Upserter, make_body, make_job
+
+
+@dataclass
+class BatchState:
+    batch: PlannedBatch
+    waiting: int = 0
+    sent: list[Sent] = field(default_factory=list)
+
+
+class Dispatcher:
+    """The state of one ``run``: the queue, the batches in flight, and why it stopped."""
+
+    def __init__(
+        self,
+        *,
+        options: RunOptions,
+        report: Report,
+        journal: Journal,
+        sender: Sender,
+        upserter: Upserter,
+        progress: Progress,
+    ) -> None:
+        self.options = options
+        self.sender = sender
+        self.report = report
+        self.journal = journal
+        self.progress = progress
+        self.stopped: str | None = None
+        self.upserter = upserter
+        self.queue: asyncio.Queue[tuple[Job, BatchState] | None] = asyncio.Queue(
+            maxsize=options.concurrency * 2
+        )
+        self.inflight: list[BatchState] = []
+        self.sent_rows = 0
+
+    def stop(self, why: str) -> None:
+        if self.stopped is None:
+            self.stopped = why
+            self.sender.halt()
+
+    def settle(self, state: BatchState, sent: Sent) -> None:
+        state.sent.append(sent)
+        state.waiting -= 1
+        self.progress.advance(sent.status.value)
+        self._drain()
+
+    def _drain(self) -> None:
+        while self.inflight and self.inflight[0].waiting == 0:
+            done = self.inflight.pop(0)
+            self.report.add_batch(
+                planned=done.batch.planned, original=done.batch.original, sent=done.sent
+            )
+
+    async def worker(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            job, state = item
+            if self.stopped:
+                self.settle(
+                    state, _not_sent(job.row_number, "not_attempted", "the run stopped first")
+                )
+                continue
+            try:
+                sent = await self.upserter.handle(job)
+            except asyncio.CancelledError:
+                self.settle(
+                    state,
+                    _not_sent(job.row_number, "interrupted", "in flight when the run was stopped"),
+                )
+                raise
+            self.settle(state, sent)
+            if (reply := self.upserter.stop_reply) is not None:
+                self.stop(
+                    f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}"
+                )
+            if self.sender.budget_exhausted:
+                self.stop(
+                    f"retry budget spent ({self.sender.stats.fault_retries} retries after "
+                    "server errors or timeouts): Kirim looks unwell"
+                )
+
+    def _jobs(self, state: BatchState, account: str, run_id: int) -> list[Job]:
+        planned = state.batch.planned
+        valid = planned.filter(pl.col("status") == Status.VALID.value)
+        skipped = planned.height - valid.height
+        if skipped:
+            self.progress.advance("skipped", skipped)
+        entries = self.journal.entries(valid["phone_number"].to_list())
+        now = time.time()
+        jobs: list[Job] = []
+        for row, phone, name, email, meta in valid.select(
+            "row_number", "phone_number", "name", "email", "metadata"
+        ).iter_rows():
+            body = make_body(phone=phone, name=name, email=email, metadata=meta)
+            entry = entries.get(phone)
+            if entry is not None and entry.state == "done":
+                own = entry.run_id == run_id and entry.outcome
+                status = Status(entry.outcome) if own and entry.outcome else Status.EXISTS
+                state.sent.append(
+                    Sent(row, status, contact_id=entry.contact_id, request_id=entry.request_id)
+                )
+                self.progress.advance(status.value)
+                continue
+            limit = self.options.limit
+            if self.stopped or (limit is not None and self.sent_rows >= limit):
+                why = (
+                    ("limit_reached", f"not sent: --limit {limit}")
+                    if not self.stopped
+                    else ("not_attempted", "the run stopped first")
+                )
+                state.sent.append(_not_sent(row, *why))
+                self.progress.advance("failed")
+                continue
+            job = make_job(
+                row_number=row,
+                account=account,
+                body=body,
+                lookup=self.options.on_existing != "create",
+            )
+            if entry is not None and entry.state == "pending":
+                fresh = entry.idem_key == job.key and now - entry.sent_at < KEY_TTL_S
+                job = replace(job, lookup=not fresh)
+            jobs.append(job)
+            self.sent_rows += 1
+        return jobs
+
+    async def feed(self, batches: Iterator[PlannedBatch], account: str, run_id: int) -> None:
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            state = BatchState(batch)
+            self.inflight.append(state)
+            jobs = self._jobs(state, account, run_id)
+            state.waiting = len(jobs)
+            if jobs:
+                self.journal.intend((j.phone, j.key) for j in jobs)
+            for job in jobs:
+                await self.queue.put((job, state))
+            self._drain()
+
+
+def _not_sent(row: int, code: str, message: str) -> Sent:
+    return Sent(row, Status.FAILED, error_code=code, error_message=message, retryable=True)

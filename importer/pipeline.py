@@ -1,0 +1,275 @@
+"""The two jobs, wired from the stages: ``plan`` (no network) and ``run``.
+
+Both read and validate through ``prepare``, the one code path, so a plan never disagrees
+with the run it predicts. ``run`` then, before any write: checks the key (``GET /v1/me``,
+which also gives the write budget and the organisation the journal is keyed by) and the
+account (``GET /v1/accounts``); then streams batches through a pool of workers under the
+shared token bucket, journalling every row, and hands each finished batch to the report in
+input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from typing import Any, TextIO
+
+import httpx
+import phonenumbers
+
+from importer import __version__, mapping, normalize, source
+from importer.client import KirimClient, Verdict
+from importer.dispatch import Dispatcher
+from importer.journal import Journal
+from importer.limiter import Sleep, TokenBucket
+from importer.progress import Progress, setup_logging
+from importer.records import InputOptions, Plan, PlanOptions, RunOptions, Status, StopRun
+from importer.report import Report, RunStats
+from importer.sender import Sender
+from importer.upsert import Upserter
+
+VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
+
+
+def prepare(options: InputOptions) -> Plan:
+    """Open, map and validate the input; raises ``InputError`` before anything is sent."""
+    reader = source.open_source(options=options)
+    colmap = mapping.resolve(columns=reader.info.columns, options=options)
+    batches = normalize.plan_batches(batches=reader.batches(), mapping=colmap, options=options)
+    return Plan(source=reader.info, mapping=colmap, batches=batches)
+
+
+def header_lines(the_plan: Plan) -> list[str]:
+    info = the_plan.source
+    how = ", ".join(
+        f"{k}={v!r}"
+        for k, v in (
+            ("encoding", info.encoding),
+            ("delimiter", info.delimiter),
+            ("sheet", info.sheet),
+        )
+        if v
+    )
+    lines = [
+        f"Input: {info.path} ({info.format}{', ' + how if how else ''}), "
+        f"{len(info.columns)} columns",
+        "Mapping:",
+    ]
+    return lines + [f"  {line}" for line in mapping.describe(the_plan.mapping)]
+
+
+def plan(*, options: PlanOptions, out: TextIO) -> int:
+    started = time.monotonic()
+    the_plan = prepare(options.input)
+    print("\n".join(header_lines(the_plan)), file=out)
+    report = Report(directory=options.report_dir, dry_run=True)
+    try:
+        for batch in the_plan.batches:
+            report.add_batch(planned=batch.planned, original=batch.original)
+    except BaseException:
+        report.abandon()
+        raise
+    code = report.finish(stats=RunStats(), elapsed_s=time.monotonic() - started, extra=VERSIONS)
+    valid = report.counts.get(Status.VALID.value, 0)
+    capacity = options.write_per_minute
+    eta = max(0, valid - capacity) / (capacity / 60)
+    print(summary_text(report, dry_run=True), file=out)
+    print(
+        f"At {capacity} writes/min (bucket of {capacity}), creating {valid} contacts would take "
+        f"about {_duration(eta)}.",
+        file=out,
+    )
+    print(f"Reports: {options.report_dir}", file=out)
+    return code
+
+
+def summary_text(report: Report, *, dry_run: bool) -> str:
+    c = report.counts
+    if dry_run:
+        head = f"would create {c.get('valid', 0)}"
+    else:
+        head = ", ".join(f"{c.get(s, 0)} {s}" for s in ("created", "updated", "exists"))
+    lines = [
+        f"{report.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
+        f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
+    ]
+    if report.reasons:
+        reasons = ", ".join(f"{k} {v}" for k, v in report.reasons.most_common())
+        lines.append(f"  by reason: {reasons}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+async def _preflight(client: KirimClient, options: RunOptions) -> tuple[str, dict[str, Any], str]:
+    """Check the key and the account before the first write: (org id, rate limits, account)."""
+    me = await client.me()
+    if me.verdict is not Verdict.OK or not isinstance(me.data, dict):
+        raise StopRun(
+            f"GET /v1/me failed: {me.status or 'no answer'} {me.error_code}: "
+            f"{me.error_message} (check KIRIM_API_KEY and the base URL)"
+        )
+    org = str(me.data.get("organization", {}).get("id", ""))
+    limits = me.data.get("rate_limits") or {}
+    accounts = await client.accounts()
+    if accounts.verdict is not Verdict.OK or not isinstance(accounts.data, list):
+        raise StopRun(f"GET /v1/accounts failed: {accounts.status} {accounts.error_code}")
+    rows = [a for a in accounts.data if isinstance(a, dict)]
+    listing = "; ".join(
+        f"{a.get('phone_number_id')} {a.get('phone_number')} ({a.get('status')})" for a in rows
+    )
+    connected = [a for a in rows if a.get("status") == "connected" and a.get("phone_number_id")]
+    if options.account is None:
+        if len(connected) != 1:
+            raise StopRun(
+                f"{len(connected)} connected accounts: choose one with --account. "
+                f"Accounts: {listing or 'none'}"
+            )
+        return org, limits, str(connected[0]["phone_number_id"])
+    match = [a for a in rows if str(a.get("phone_number_id")) == options.account]
+    if not match:
+        raise StopRun(f"account {options.account} not found. Accounts: {listing or 'none'}")
+    if match[0].get("status") != "connected":
+        raise StopRun(f"account {options.account} is {match[0].get('status')}, not connected")
+    return org, limits, options.account
+
+
+def fingerprint(options: RunOptions, account: str) -> str:
+    what = f"{options.input.path.resolve()}\n{account}\n{options.on_existing}"
+    return hashlib.sha256(what.encode()).hexdigest()
+
+
+async def run(
+    *,
+    options: RunOptions,
+    out: TextIO,
+    err: TextIO,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> int:
+    """Import the file; returns the exit code. Raises ``InputError`` or ``StopRun`` (pre-flight)
+    before anything is written to Kirim."""
+    started = time.monotonic()
+    the_plan = prepare(options.input)
+    logger = setup_logging(stream=err, secrets=(options.api_key,), verbose=options.verbose)
+    print("\n".join(header_lines(the_plan)), file=out)
+    async with KirimClient(
+        base_url=options.base_url,
+        api_key=options.api_key,
+        transport=transport,
+        timeout_s=options.timeout_s,
+        max_connections=options.concurrency,
+    ) as client:
+        org, limits, account = await _preflight(client, options)
+        write_pm = float(limits.get("write_per_minute") or 60)
+        if options.max_rate:
+            write_pm = min(write_pm, options.max_rate)
+        read_pm = float(limits.get("read_per_minute") or write_pm * 10)
+        print(
+            f"Account {account}, organisation {org}: {write_pm:g} writes/min, "
+            f"{read_pm:g} reads/min, on existing: {options.on_existing}",
+            file=out,
+        )
+        sender = Sender(
+            writes=TokenBucket(per_minute=write_pm, sleep=sleep),
+            reads=TokenBucket(per_minute=read_pm, sleep=sleep),
+            sleep=sleep,
+        )
+        journal = Journal(options.state, org=org, account=account)
+        run_id = journal.start_run(fingerprint=fingerprint(options, account))
+        if journal.resumed:
+            print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
+        report = Report(directory=options.report_dir, dry_run=False)
+        progress = Progress(stream=err, total=None, logger=logger)
+        upserter = Upserter(
+            client=client,
+            sender=sender,
+            journal=journal,
+            account=account,
+            on_existing=options.on_existing,
+        )
+        work = Dispatcher(
+            options=options,
+            report=report,
+            journal=journal,
+            sender=sender,
+            upserter=upserter,
+            progress=progress,
+        )
+        try:
+            await _drive(work, the_plan, account, run_id)
+        except BaseException:
+            journal.close()
+            report.abandon()
+            progress.close()
+            raise
+        progress.close()
+        if work.stopped is None:
+            journal.finish_run()
+        journal.close()
+    stats = RunStats(
+        requests_sent=sender.stats.requests,
+        http_429=sender.stats.http_429,
+        retries=sender.stats.retries,
+        stopped=work.stopped,
+        ignore_codes=frozenset({"limit_reached"}),
+    )
+    code = report.finish(
+        stats=stats,
+        elapsed_s=time.monotonic() - started,
+        extra={**VERSIONS, "account": account, "journal": str(options.state)},
+    )
+    print(summary_text(report, dry_run=False), file=out)
+    print(
+        f"Requests: {stats.requests_sent} sent, {stats.http_429} answered 429, "
+        f"{stats.retries} retries, {time.monotonic() - started:.1f} s",
+        file=out,
+    )
+    if work.stopped:
+        print(f"Stopped early: {work.stopped}", file=out)
+        print(
+            f"Rerun the same command to resume: finished rows are kept in {options.state}.",
+            file=out,
+        )
+    print(f"Reports: {options.report_dir}", file=out)
+    return code
+
+
+async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) -> None:
+    """Run the workers over the batches; a signal stops intake and lets in-flight rows finish."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: int) -> None:
+        if work.stopped and work.stopped.startswith("interrupted"):
+            raise SystemExit(130)  # a second Ctrl-C: leave now; the journal makes it safe
+        work.stop(f"interrupted by {signal.Signals(signum).name}")
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    workers = [asyncio.create_task(work.worker()) for _ in range(work.options.concurrency)]
+    try:
+        await work.feed(the_plan.batches, account, run_id)
+        for _ in workers:
+            await work.queue.put(None)
+        pending, deadline = set(workers), None
+        while pending:  # after a stop, in-flight requests get drain_timeout_s to finish
+            _, pending = await asyncio.wait(pending, timeout=0.25)
+            if work.stopped:
+                deadline = deadline or loop.time() + work.options.drain_timeout_s
+                if loop.time() >= deadline:
+                    break
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,105 @@
+"""What a person sees while a run goes: a tqdm bar on a terminal, a log line every so often
+under cron, and log messages that never carry the API key and mask contact details.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TextIO
+
+from tqdm import tqdm
+
+_KEY = re.compile(r"\b(?:kdv|kc)_(?:live|test)_[A-Za-z0-9_-]+")
+_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
+
+
+def redact(text: str, *, secrets: tuple[str, ...] = (), mask_contacts: bool = True) -> str:
+    """Remove keys (and any given secret) always; mask phones and emails unless told not to."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _KEY.sub("[redacted]", text)
+    if mask_contacts:
+        text = _PHONE.sub(lambda m: m.group()[:4] + "…" + m.group()[-2:], text)
+        text = _EMAIL.sub(r"\1…@\2", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, *, secrets: tuple[str, ...], mask_contacts: bool) -> None:
+        super().__init__()
+        self._secrets = secrets
+        self._mask = mask_contacts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), secrets=self._secrets, mask_contacts=self._mask)
+        record.args = ()
+        return True
+
+
+def setup_logging(*, stream: TextIO, secrets: tuple[str, ...], verbose: bool) -> logging.Logger:
+    """The ``kirim_import`` logger, writing redacted lines to ``stream``."""
+    logger = logging.getLogger("kirim_import")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(secrets=secrets, mask_contacts=not verbose))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+class Progress:
+    """Counts rows as they settle; draws a bar on a terminal, else logs every ``every_s``."""
+
+    def __init__(
+        self,
+        *,
+        stream: TextIO = sys.stderr,
+        total: int | None,
+        logger: logging.Logger,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.counts: Counter[str] = Counter()
+        self._logger = logger
+        self._every = every_s
+        self._clock = clock
+        self._started = self._last = clock()
+        self._bar = (
+            tqdm(total=total, unit="row", file=stream, dynamic_ncols=True, smoothing=0.05)
+            if stream.isatty()
+            else None
+        )
+
+    def advance(self, status: str, n: int = 1) -> None:
+        self.counts[status] += n
+        if self._bar is not None:
+            self._bar.update(n)
+            if self.counts.total() % 50 == 0:
+                self._bar.set_postfix(
+                    created=self.counts["created"], failed=self.counts["failed"], refresh=False
+                )
+            return
+        now = self._clock()
+        if now - self._last >= self._every:
+            self._last = now
+            self._logger.info("progress: %s", self.line())
+
+    def line(self) -> str:
+        done = self.counts.total()
+        rate = done / max(self._clock() - self._started, 1e-9)
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        return f"{done} rows ({rate:.0f}/s): {parts}"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix(created=self.counts["created"], failed=self.counts["failed"])
+            self._bar.close()

@@ -1,0 +1,204 @@
+"""The report: one object counts every row's outcome, writes the files, and picks the exit code.
+
+Rows arrive a batch at a time, in input order (``add_batch``), each batch being the planned
+rows plus what became of the ones that were sent. The report appends them to
+``results.csv`` and ``failures.csv`` as it goes, so memory stays flat, and keeps the counts.
+``finish`` writes ``summary.json`` and only then moves the three files into place, so a
+crash never leaves a half-written report that looks whole (the partial files keep a
+``.partial`` suffix).
+
+Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formula``).
+``failures.csv`` has the input's own columns, unchanged, plus ``row_number``,
+``error_code``, ``error_message`` and ``retryable``: fix it in a spreadsheet, feed it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from importer.formula import neutralise_expr
+from importer.records import FAILURE_COLUMNS, Sent, Status
+
+RESULT_COLUMNS = (
+    "row_number",
+    "status",
+    "phone_number",
+    "email",
+    "name",
+    "contact_id",
+    "http_status",
+    "error_code",
+    "error_message",
+    "warning",
+    "duplicate_of",
+    "request_id",
+    "attempts",
+    "replayed",
+    "raw_phone",
+    "phone_region",
+    "region_source",
+    "number_type",
+)
+_SENT_SCHEMA: dict[str, Any] = {
+    "row_number": pl.Int64,
+    "sent_status": pl.String,
+    "contact_id": pl.String,
+    "http_status": pl.Int64,
+    "sent_error_code": pl.String,
+    "sent_error_message": pl.String,
+    "request_id": pl.String,
+    "attempts": pl.Int64,
+    "replayed": pl.Boolean,
+    "retryable": pl.Boolean,
+}
+_FILES = ("results.csv", "failures.csv", "summary.json")
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """Network-side figures for the summary (zero for a plan)."""
+
+    requests_sent: int = 0
+    http_429: int = 0
+    retries: int = 0
+    stopped: str | None = None  # why the run stopped early, if it did
+    ignore_codes: frozenset[str] = field(default_factory=frozenset)  # not counted as failures
+
+
+class Report:
+    def __init__(self, *, directory: Path, dry_run: bool) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.dry_run = dry_run
+        self.counts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self._results: IO[bytes] = open(self._partial("results.csv"), "wb")  # noqa: SIM115
+        self._failures: IO[bytes] = open(self._partial("failures.csv"), "wb")  # noqa: SIM115
+        self._results_header = True
+        self._failures_header = True
+
+    def _partial(self, name: str) -> Path:
+        return self.directory / f"{name}.partial"
+
+    @property
+    def rows_total(self) -> int:
+        return sum(self.counts.values())
+
+    def add_batch(
+        self, *, planned: pl.DataFrame, original: pl.DataFrame, sent: Sequence[Sent] = ()
+    ) -> None:
+        """Account for one batch of rows, in input order."""
+        rows = _merge(planned, sent)
+        self.counts.update(dict(rows.group_by("status").len().iter_rows()))
+        problems = rows.filter(pl.col("error_code").is_not_null())
+        self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
+        _append(self._results, rows.select(RESULT_COLUMNS), header=self._results_header)
+        self._results_header = False
+        is_failure = rows["status"].is_in([Status.INVALID.value, Status.FAILED.value])
+        keep = [c for c in original.columns if c not in FAILURE_COLUMNS]
+        failures = pl.concat(
+            [original.select(keep), rows.select(FAILURE_COLUMNS)], how="horizontal"
+        ).filter(is_failure)
+        if failures.height or self._failures_header:
+            _append(self._failures, failures, header=self._failures_header)
+            self._failures_header = False
+
+    def exit_code(self, stats: RunStats) -> int:
+        if stats.stopped:
+            return 3
+        bad = sum(
+            n
+            for code, n in self.reasons.items()
+            if code not in stats.ignore_codes and code != "duplicate_in_file"
+        )
+        return 1 if bad else 0
+
+    def finish(self, *, stats: RunStats, elapsed_s: float, extra: dict[str, Any]) -> int:
+        """Write summary.json, put the three files in place, and return the exit code."""
+        code = self.exit_code(stats)
+        summary: dict[str, Any] = {"rows_total": self.rows_total}
+        statuses = (
+            (Status.VALID,) if self.dry_run else (Status.CREATED, Status.UPDATED, Status.EXISTS)
+        )
+        for status in (*statuses, Status.DUPLICATE_IN_FILE, Status.INVALID, Status.FAILED):
+            summary[status.value] = self.counts.get(status.value, 0)
+        summary.update(
+            reasons=dict(sorted(self.reasons.items())),
+            requests_sent=stats.requests_sent,
+            http_429=stats.http_429,
+            retries=stats.retries,
+            elapsed_s=round(elapsed_s, 3),
+            exit_code=code,
+            stopped=stats.stopped,
+            **extra,
+        )
+        self._results.close()
+        self._failures.close()
+        self._partial("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for name in _FILES:
+            os.replace(self._partial(name), self.directory / name)
+        self.summary = summary
+        return code
+
+    def abandon(self) -> None:
+        """Close the partial files without putting them in place."""
+        self._results.close()
+        self._failures.close()
+
+
+def _merge(planned: pl.DataFrame, sent: Sequence[Sent]) -> pl.DataFrame:
+    """The planned rows with the outcome of each sent row laid over them."""
+    if not sent:
+        return planned.with_columns(
+            pl.lit(None, pl.String).alias("contact_id"),
+            pl.lit(None, pl.Int64).alias("http_status"),
+            pl.lit(None, pl.String).alias("request_id"),
+            pl.lit(None, pl.Int64).alias("attempts"),
+            pl.lit(None, pl.Boolean).alias("replayed"),
+            pl.when(pl.col("status") == Status.INVALID.value)
+            .then(pl.lit(False))
+            .otherwise(pl.lit(None, pl.Boolean))
+            .alias("retryable"),
+        )
+    outcomes = pl.DataFrame(
+        [
+            (
+                s.row_number,
+                s.status.value,
+                s.contact_id,
+                s.http_status,
+                s.error_code,
+                s.error_message,
+                s.request_id,
+                s.attempts,
+                s.replayed,
+                s.retryable,
+            )
+            for s in sent
+        ],
+        schema=_SENT_SCHEMA,
+        orient="row",
+    )
+    merged = planned.join(outcomes, on="row_number", how="left", maintain_order="left")
+    return merged.with_columns(
+        pl.coalesce("sent_status", "status").alias("status"),
+        pl.coalesce("sent_error_code", "error_code").alias("error_code"),
+        pl.coalesce("sent_error_message", "error_message").alias("error_message"),
+        pl.when(pl.col("status") == Status.INVALID.value)
+        .then(pl.lit(False))
+        .otherwise(pl.col("retryable"))
+        .alias("retryable"),
+    ).drop("sent_status", "sent_error_code", "sent_error_message")
+
+
+def _append(handle: IO[bytes], frame: pl.DataFrame, *, header: bool) -> None:
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    frame.with_columns(neutralise_expr(c) for c in text).write_csv(handle, include_header=header)

@@ -1,0 +1,5 @@
+"""``python -m importer.sandbox``."""
+
+from importer.sandbox.command import main
+
+raise SystemExit(main())

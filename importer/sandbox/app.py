@@ -1,0 +1,225 @@
+"""The aiohttp application: routing and the request pipeline shared by every endpoint.
+
+Pipeline, in order: request id -> auth (401, no token charged) -> rate-limit bucket of the
+method's class (429) -> for writes: body parsing, idempotency, latency, faults -> handler.
+
+Choices where the contract is silent:
+* An idempotent replay is a request like any other and consumes a rate-limit token (Stripe
+  counts replays too); it never faults and never creates anything.
+* Every response to a completed write with a key is stored, 4xx included, so a retry sees the
+  same answer; only injected faults (and crashes) leave the key unclaimed.
+* A replay carries the stored body (with the original ``request_id``) but a fresh
+  ``X-Request-Id`` header, so every HTTP exchange stays traceable.
+* A 401 carries the rate-limit headers of its class without charging a token (there is only
+  one organisation, so the bucket is known even for a bad key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from importer.sandbox import handlers as h
+from importer.sandbox.errors import ApiError, invalid
+from importer.sandbox.idempotency import MAX_KEY_LENGTH, Entry, fingerprint
+from importer.sandbox.ids import dumps, request_id
+from importer.sandbox.state import DROPPED, SandboxState
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[SandboxState, web.Request, Any], h.Result]
+AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+STATE_KEY: web.AppKey[SandboxState] = web.AppKey("sandbox_state", SandboxState)
+
+
+def _run(
+    handler: Handler, state: SandboxState, request: web.Request, body: Any, rid: str
+) -> tuple[int, bytes]:
+    try:
+        status, doc = handler(state, request, body)
+    except ApiError as err:
+        return err.status, dumps(err.envelope(rid))
+    doc["request_id"] = rid
+    return status, dumps(doc)
+
+
+async def _parse_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise invalid("invalid_request", "the request body must be a JSON object")
+    return body
+
+
+def _fault(status: int) -> ApiError:
+    if status == 500:
+        return ApiError(500, "api_error", "internal_error", "injected internal error")
+    return ApiError(status, "api_error", "upstream_error", "injected upstream error")
+
+
+async def _claim(state: SandboxState, key: str, fp: str) -> Entry:
+    """Claim ``key`` for this request, or wait for its first request and return its entry.
+
+    Raises 422 ``idempotency_key_reuse`` for another body and 409 ``idempotency_in_progress``
+    after ``idempotency_wait_s``. A returned entry is ours iff it is not completed.
+    """
+    store = state.idempotency
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + state.config.idempotency_wait_s
+    while True:
+        entry = store.get(key)
+        if entry is None:
+            return store.claim(key, fp)
+        if entry.fingerprint != fp:
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                "idempotency_key_reuse",
+                "this Idempotency-Key was used with a different request",
+                param="Idempotency-Key",
+            )
+        if entry.completed:
+            return entry
+        remaining = deadline - loop.time()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(entry.done.wait(), remaining)
+        except TimeoutError:
+            raise ApiError(
+                409,
+                "conflict",
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still being processed",
+            ) from None
+
+
+async def _write(
+    state: SandboxState, handler: Handler, request: web.Request, rid: str, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise invalid(
+            "invalid_field_value",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+            param="Idempotency-Key",
+        )
+    body = await _parse_body(request)
+    entry: Entry | None = None
+    if key is not None:
+        entry = await _claim(state, key, fingerprint(request.method, request.path, body))
+        if entry.completed:
+            headers["Idempotent-Replayed"] = "true"
+            assert entry.status is not None
+            assert entry.body is not None
+            return entry.status, entry.body
+        headers["Idempotent-Replayed"] = "false"
+    try:
+        plan = state.plan_write()
+        if plan.delay_s > 0.0:
+            await asyncio.sleep(plan.delay_s)
+        if plan.outcome == "fault":
+            raise _fault(plan.status)
+        status, payload = _run(handler, state, request, body, rid)
+        if entry is not None and key is not None:
+            state.idempotency.complete(key, entry, status=status, body=payload)
+    finally:
+        if entry is not None and key is not None and not entry.completed:
+            state.idempotency.release(key, entry)
+    if plan.outcome == "ambiguous":
+        if plan.status == DROPPED:
+            return DROPPED, b""
+        raise _fault(plan.status)
+    return status, payload
+
+
+def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
+    """Wrap a handler in the shared pipeline; ``route`` names it in the statistics."""
+    plain = handler is h.unmatched
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rid = request_id()
+        method = request.method
+        is_write = method in WRITE_METHODS
+        bucket = state.write_bucket if is_write else state.read_bucket
+        headers = {"X-Request-Id": rid, "Content-Type": "application/json"}
+        try:
+            if state.token_last4(request.headers.get("Authorization")) is None:
+                headers.update(bucket.peek().headers())
+                raise ApiError(
+                    401,
+                    "authentication_error",
+                    "invalid_api_key",
+                    "missing or invalid API key (expected 'Bearer kdv_live_...')",
+                )
+            verdict = bucket.take()
+            headers.update(verdict.headers())
+            if not verdict.allowed:
+                raise ApiError(
+                    429,
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    f"rate limit of {verdict.limit}/min exceeded; retry after "
+                    f"{verdict.retry_after}s",
+                )
+            if is_write and not plain:
+                status, payload = await _write(state, handler, request, rid, headers)
+            else:
+                await state.read_delay()
+                status, payload = _run(handler, state, request, None, rid)
+        except ApiError as err:
+            status, payload = err.status, dumps(err.envelope(rid))
+        except Exception:
+            log.exception("sandbox handler crashed")
+            crash = ApiError(500, "api_error", "internal_error", "unexpected sandbox error")
+            status, payload = 500, dumps(crash.envelope(rid))
+        state.store.count(method, route, status)
+        if status == DROPPED:
+            # The write took effect; now lose the connection without answering.
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=502)
+        return web.Response(status=status, body=payload, headers=headers)
+
+    return handle
+
+
+async def _state_view(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.Response(body=dumps(state.stats()), headers={"Content-Type": "application/json"})
+
+
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/v1/me", h.me),
+    ("GET", "/v1/accounts", h.accounts),
+    ("GET", "/v1/labels", h.list_labels),
+    ("POST", "/v1/labels", h.create_label),
+    ("POST", "/v1/{phone_number_id}/contacts/bulk_label", h.bulk_label),
+    ("POST", "/v1/{phone_number_id}/contacts", h.create_contact),
+    ("GET", "/v1/{phone_number_id}/contacts", h.list_contacts),
+    ("GET", "/v1/{phone_number_id}/contacts/{contact_id}", h.get_contact),
+    ("PATCH", "/v1/{phone_number_id}/contacts/{contact_id}", h.update_contact),
+)
+
+
+def make_app(state: SandboxState) -> web.Application:
+    """Build the aiohttp application serving ``state``."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[STATE_KEY] = state
+    app.router.add_get("/_sandbox/state", _state_view)
+    for method, path, handler in ROUTES:
+        if method == "GET":  # add_get also answers HEAD (the read class covers both)
+            app.router.add_get(path, endpoint(state, path, handler))
+        else:
+            app.router.add_route(method, path, endpoint(state, path, handler))
+    app.router.add_route("*", "/{tail:.*}", endpoint(state, "<unmatched>", h.unmatched))
+    return app

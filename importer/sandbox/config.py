@@ -1,0 +1,130 @@
+"""Configuration of the Kirim-compatible sandbox server.
+
+The sandbox never listens on anything but a loopback address: it accepts any well-formed
+``kdv_live_`` token, so exposing it on a network interface would be pointless at best.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+AccountStatus = Literal["connected", "disconnected", "degraded", "onboarding"]
+DuplicatePolicy = Literal["create", "conflict"]
+
+#: Statuses whose account accepts contact calls. ``degraded`` (quality problems on the
+#: WhatsApp side) still works; the contract is silent, and refusing it would stop imports
+#: for a condition that does not affect contact storage.
+USABLE_STATUSES = frozenset({"connected", "degraded"})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One WhatsApp account of the organisation, as listed by ``GET /v1/accounts``.
+
+    ``team_id`` is sandbox-only: a label whose ``team_id`` is set applies only to contacts of
+    accounts of that team (otherwise ``bulk_label`` counts them as ``skipped_team_mismatch``).
+    """
+
+    phone_number_id: str | None
+    phone_number: str | None
+    name: str
+    status: AccountStatus
+    team_id: str | None = None
+
+
+DEFAULT_ACCOUNTS: tuple[Account, ...] = (
+    Account("106540352242922", "+15550100001", "Sandbox Main", "connected"),
+    Account("106540352242923", "+15550100002", "Sandbox Old Number", "disconnected"),
+    Account(None, None, "Sandbox Onboarding", "onboarding"),
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and any loopback IPv4/IPv6 literal."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_latency(text: str) -> tuple[float, float]:
+    """Parse ``"50"`` (fixed) or ``"50-150"`` (uniform range) milliseconds."""
+    lo_text, sep, hi_text = text.strip().partition("-")
+    try:
+        lo = float(lo_text)
+        hi = float(hi_text) if sep else lo
+    except ValueError:
+        raise ValueError(f"latency must look like '50' or '50-150', got {text!r}") from None
+    if lo < 0 or hi < lo:
+        raise ValueError(f"latency range must satisfy 0 <= low <= high, got {text!r}")
+    return (lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Everything that shapes the sandbox's behaviour; frozen so a running server cannot drift.
+
+    ``latency_ms`` is a fixed delay (a number, or ``(x, x)``) or a uniform range ``(lo, hi)``.
+    ``fault_rate`` is the share of admitted writes answered 500/502/503 without any effect;
+    ``ambiguous_rate`` the share that take effect and then answer 502 or lose the connection.
+    ``seed`` drives latency and fault draws only; identifiers, the organisation and the token
+    are always fresh (``secrets``) so every start is a new organisation.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    write_per_minute: int = 600
+    read_per_minute: int = 6000
+    latency_ms: tuple[float, float] | float = (0.0, 0.0)
+    fault_rate: float = 0.0
+    ambiguous_rate: float = 0.0
+    on_duplicate_phone: DuplicatePolicy = "create"
+    seed: int | None = None
+    idempotency_wait_s: float = 30.0
+    accounts: tuple[Account, ...] = field(default=DEFAULT_ACCOUNTS)
+
+    def __post_init__(self) -> None:
+        if not is_loopback(self.host):
+            raise ValueError(
+                f"the sandbox only binds to loopback addresses (127.0.0.1, ::1, localhost); "
+                f"refusing host {self.host!r}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.write_per_minute < 1 or self.read_per_minute < 1:
+            raise ValueError("rate limits must be at least 1 request per minute")
+        for name in ("fault_rate", "ambiguous_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
+        if self.fault_rate + self.ambiguous_rate > 1.0:
+            raise ValueError("fault_rate + ambiguous_rate must not exceed 1")
+        if self.on_duplicate_phone not in ("create", "conflict"):
+            raise ValueError("on_duplicate_phone must be 'create' or 'conflict'")
+        if self.idempotency_wait_s < 0:
+            raise ValueError("idempotency_wait_s must be >= 0")
+        lo, hi = self.latency_range
+        if lo < 0 or hi < lo:
+            raise ValueError(f"latency_ms must satisfy 0 <= low <= high, got {self.latency_ms}")
+        if not any(a.status == "connected" and a.phone_number_id for a in self.accounts):
+            raise ValueError("at least one connected account with a phone_number_id is needed")
+
+    @property
+    def latency_range(self) -> tuple[float, float]:
+        """``latency_ms`` as a ``(low, high)`` pair in milliseconds."""
+        if isinstance(self.latency_ms, tuple):
+            return (float(self.latency_ms[0]), float(self.latency_ms[1]))
+        return (float(self.latency_ms), float(self.latency_ms))
+
+    @property
+    def tier(self) -> str:
+        """Plan name reported by ``/v1/me``: free (60 writes/min), pro (600), else enterprise."""
+        if self.write_per_minute == 60:
+            return "free"
+        if self.write_per_minute == 600:
+            return "pro"
+        return "enterprise"

@@ -1,0 +1,248 @@
+"""Phones, emails, names, metadata, statuses and in-file duplicates, on real-world formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import phonenumbers
+import polars as pl
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from importer.emails import check_email
+from importer.normalize import metadata_expr, plan_batches
+from importer.phones import parse_phone
+from importer.records import PLANNED_SCHEMA, ColumnMapping, InputOptions
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164", "source"),
+    [
+        ("0812-3456-7890", "ID", "+6281234567890", "default"),
+        ("+62 812 3456 7890", None, "+6281234567890", "plus_sign"),
+        ("0062 812 3456 7890", None, "+6281234567890", "idd_00"),
+        ("0062 812 3456 7890", "US", "+6281234567890", "idd_00"),
+        ("6281234567890", "ID", "+6281234567890", "default"),
+        ("(415) 555-2671", "US", "+14155552671", "default"),
+        ("+1 415.555.2671", "ID", "+14155552671", "plus_sign"),
+        ("07911 123456", "GB", "+447911123456", "default"),
+        ("0151 23456789", "DE", "+4915123456789", "default"),
+        ("(11) 98765-4321", "BR", "+5511987654321", "default"),
+        ("55 1234 5678", "MX", "+525512345678", "default"),
+        ("098765 43210", "IN", "+919876543210", "default"),
+        ("0803 123 4567", "NG", "+2348031234567", "default"),
+        ("\u00a0+44 7911 123456 ", None, "+447911123456", "plus_sign"),
+    ],
+)
+def test_valid_phones(raw: str, region: str | None, e164: str, source: str) -> None:
+    result = parse_phone(raw, default_region=region, require_mobile=False)
+    assert (result.e164, result.code, result.region_source) == (e164, None, source)
+    again = parse_phone(e164, default_region=region, require_mobile=False)
+    assert again.e164 == e164  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "code"),
+    [
+        ("", "ID", "missing_phone"),
+        ("   ", "ID", "missing_phone"),
+        ("n/a", "ID", "not_a_number"),
+        ("call me", None, "not_a_number"),
+        ("0812-CALL-ME", "ID", "not_a_number"),
+        ("0812", "ID", "too_short"),
+        ("+62 812", None, "too_short"),
+        ("0812345678901234567", "ID", "too_long"),
+        ("+1 555 555 5555", None, "invalid_for_region"),
+        ("0812 3456 7890", None, "no_region"),
+        ("+999 1234 5678", None, "invalid_number"),
+        ("6.28123E+11", "ID", "scientific_notation"),
+        ("6,28123E+11", "ID", "scientific_notation"),
+        ("6.2812345678901e12", None, "scientific_notation"),
+    ],
+)
+def test_invalid_phones(raw: str, region: str | None, code: str) -> None:
+    result = parse_phone(raw, default_region=region, require_mobile=False)
+    assert (result.e164, result.code) == (None, code)
+    assert result.problem
+
+
+def test_require_mobile_and_types() -> None:
+    landline = parse_phone("021 5550 1234", default_region="ID", require_mobile=True)
+    assert (landline.code, landline.number_type) == ("not_mobile", "fixed_line")
+    mobile = parse_phone("0812 3456 7890", default_region="ID", require_mobile=True)
+    assert (mobile.e164, mobile.number_type, mobile.region) == ("+6281234567890", "mobile", "ID")
+    us = parse_phone("+1 415 555 2671", default_region=None, require_mobile=True)
+    assert us.number_type == "fixed_line_or_mobile"
+    assert us.code is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.from_regex(r"[+0]?[\d \-().]{0,20}", fullmatch=True))
+def test_phone_never_raises_and_is_idempotent(raw: str) -> None:
+    for region in (None, "ID", "US"):
+        result = parse_phone(raw, default_region=region, require_mobile=False)
+        assert (result.e164 is None) == (result.code is not None)
+        if result.e164:
+            assert parse_phone(result.e164, default_region=region, require_mobile=False) == (
+                result._replace(region_source="plus_sign")
+            )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["ID", "US", "GB", "DE", "BR", "MX", "IN", "NG"]), st.data())
+def test_valid_e164_comes_out_unchanged(region: str, data: st.DataObject) -> None:
+    example = phonenumbers.example_number_for_type(
+        region, data.draw(st.sampled_from([phonenumbers.PhoneNumberType.MOBILE,
+                                           phonenumbers.PhoneNumberType.FIXED_LINE]))
+    )  # fmt: skip
+    e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    assert parse_phone(e164, default_region=None, require_mobile=False).e164 == e164
+
+
+_ADDRESS = st.from_regex(
+    r"[A-Za-z0-9._%+'-]{1,12}@[A-Za-z0-9-]{1,10}(\.[A-Za-z0-9-]{1,8}){1,3}", fullmatch=True
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ADDRESS | st.text(max_size=30))
+def test_email_fast_path_agrees_with_email_validator(raw: str) -> None:
+    try:
+        expected: tuple[str | None, bool] = (
+            validate_email(raw.strip(), check_deliverability=False).normalized,
+            True,
+        )
+    except EmailNotValidError:
+        expected = (None, False)
+    normalised, reason = check_email(raw)
+    assert (normalised, reason is None) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["b", "a", "Kota", "é x", '"q"']),
+        # Python's strip() also trims \x1c-\x1f; polars trims Unicode White_Space only.
+        st.text(st.characters(exclude_characters="\x1c\x1d\x1e\x1f"), max_size=8),
+    )
+)
+def test_metadata_matches_json_dumps(cells: dict[str, str]) -> None:
+    columns = ("b", "a", "Kota", "é x", '"q"')
+    schema = dict.fromkeys(columns, pl.String)
+    frame = pl.DataFrame({c: [cells.get(c)] for c in columns}, schema=schema)
+    got = frame.select(metadata_expr(columns)).item()
+    kept = {k: v.strip() for k, v in cells.items() if v.strip()}
+    expected = json.dumps(kept, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert got == (expected if kept else None)
+
+
+def _plan(rows: list[tuple[str | None, ...]], columns: list[str], colmap: ColumnMapping,
+          **kw: object) -> pl.DataFrame:  # fmt: skip
+    opts = InputOptions(path=Path("x.csv"), **kw)  # type: ignore[arg-type]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row")
+    frame = frame.with_row_index("row_number", offset=1).cast({"row_number": pl.Int64})
+    size = opts.batch_size
+    batches = [frame.slice(i, size) for i in range(0, frame.height, size)]
+    planned = list(plan_batches(batches=iter(batches), mapping=colmap, options=opts))
+    for pb in planned:
+        assert pb.planned.schema == pl.Schema(PLANNED_SCHEMA)
+        assert pb.original.columns == columns
+        assert pb.planned.height == pb.original.height
+    return pl.concat(pb.planned for pb in planned)
+
+
+COLMAP = ColumnMapping(phone="No HP", name=("Depan", "Belakang"), email="Surel", metadata=("Kota",))
+COLS = ["No HP", "Depan", "Belakang", "Surel", "Kota"]
+
+
+def test_row_fields_and_messages() -> None:
+    rows = [
+        ("0812-3456-7890", "  Budi\t", "San\x07toso ", "Budi@Example.COM", " Jakarta "),
+        ("0812", None, None, None, None),
+        ("+62 813 1111 2222", "Ana", "", "ana@@x", ""),
+    ]
+    out = _plan(rows, COLS, COLMAP, default_region="ID")
+    first = out.row(0, named=True)
+    assert first["status"] == "valid"
+    assert first["phone_number"] == "+6281234567890"
+    assert first["name"] == "Budi San toso"
+    assert first["email"] == "Budi@example.com"
+    assert first["metadata"] == '{"Kota":"Jakarta"}'
+    assert (first["raw_phone"], first["phone_region"], first["region_source"]) == (
+        "0812-3456-7890", "ID", "default"
+    )  # fmt: skip
+    second = out.row(1, named=True)
+    assert second["status"] == "invalid"
+    assert second["error_code"] == "too_short"
+    assert second["error_message"] == "column 'No HP': '0812' is too short for ID (+62)"
+    assert (second["name"], second["metadata"]) == (None, None)
+    third = out.row(2, named=True)
+    assert (third["status"], third["error_code"]) == ("invalid", "invalid_email")
+    assert third["error_message"].startswith("column 'Surel': 'ana@@x' is not a valid email")
+
+
+def test_invalid_email_drop_keeps_row_with_warning() -> None:
+    out = _plan([("+6281234567890", "A", None, "nope", None)], COLS, COLMAP, invalid_email="drop")
+    row = out.row(0, named=True)
+    assert (row["status"], row["email"], row["error_code"]) == ("valid", None, None)
+    assert "column 'Surel': 'nope'" in row["warning"]
+
+
+def test_header_named_like_output_columns() -> None:
+    colmap = ColumnMapping(phone="phone_number", email="email", metadata=("status",))
+    rows = [("6281234567890", "A@B.COM", "x")]
+    out = _plan(rows, ["phone_number", "email", "status"], colmap, default_region="ID")
+    assert out.select("phone_number", "email", "status", "metadata").row(0) == (
+        "+6281234567890", "A@b.com", "valid", '{"status":"x"}'
+    )  # fmt: skip
+
+
+PHONES = ["0812-3456-7890", "+62 812 3456 7890", "0813 1111 2222", "0062 812 34567890",
+          "bad", "+6281234567890"]  # fmt: skip
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 50])
+def test_duplicates_keep_first_across_batches(batch_size: int) -> None:
+    colmap = ColumnMapping(phone="p")
+    out = _plan([(p,) for p in PHONES], ["p"], colmap, default_region="ID", batch_size=batch_size)
+    assert out["status"].to_list() == [
+        "valid", "duplicate_in_file", "valid",
+        "duplicate_in_file", "invalid", "duplicate_in_file",
+    ]  # fmt: skip
+    assert out["duplicate_of"].to_list() == [None, 1, None, 1, None, 1]
+    assert out["error_message"][1] == (
+        "same phone number +6281234567890 as row 1; row 1 is kept (--keep first)"
+    )
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 50])
+def test_duplicates_keep_last_across_batches(batch_size: int) -> None:
+    colmap = ColumnMapping(phone="p")
+    out = _plan([(p,) for p in PHONES], ["p"], colmap, default_region="ID", batch_size=batch_size,
+                keep="last")  # fmt: skip
+    assert out["status"].to_list() == ["duplicate_in_file", "duplicate_in_file", "valid",
+                                       "duplicate_in_file", "invalid", "valid"]  # fmt: skip
+    assert out["duplicate_of"].to_list() == [6, 6, None, 6, None, None]
+
+
+def test_keep_last_with_reiterable_source(tmp_path: Path) -> None:
+    from importer.source import open_source
+
+    path = tmp_path / "a.csv"
+    path.write_text("p\n" + "\n".join(PHONES) + "\n")
+    opts = InputOptions(path=path, default_region="ID", batch_size=2, keep="last")
+    reader = open_source(options=opts)
+    planned = list(plan_batches(batches=reader.batches(), mapping=ColumnMapping(phone="p"),
+                                options=opts))  # fmt: skip
+    out = pl.concat(pb.planned for pb in planned)
+    assert out["duplicate_of"].to_list() == [6, 6, None, 6, None, None]
+
+
+def test_invalid_rows_do_not_claim_a_phone() -> None:
+    colmap = ColumnMapping(phone="p", email="e")
+    out = _plan([("+6281234567890", "x@@y"), ("+6281234567890", "ok@example.com")], ["p", "e"],
+                colmap)  # fmt: skip
+    assert out["status"].to_list() == ["invalid", "valid"]
