@@ -45,10 +45,10 @@ def wait_for_posts(box: Sandbox, more_than: int, timeout_s: float = 30.0) -> Non
 def test_sigkill_at_random_moments_then_rerun_loses_and_doubles_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261124)
     config = SandboxConfig(
-        seed=9, latency_ms=(2.0, 15.0), write_per_minute=600_000, read_per_minute=6_000_000
+        seed=9, latency_ms=(5.0, 20.0), write_per_minute=600_000, read_per_minute=6_000_000
     )
     with Sandbox(config) as box:
-        file = contacts_file(tmp_path / "in.csv", 300)
+        file = contacts_file(tmp_path / "in.csv", 1000)
         env = {**os.environ, "KIRIM_API_KEY": box.token}
         cmd = command(box, file, tmp_path)
         kills = 0
@@ -68,10 +68,10 @@ def test_sigkill_at_random_moments_then_rerun_loses_and_doubles_nothing(tmp_path
             cmd, env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert final.returncode == 0, final.stdout + final.stderr
-        assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 301)}
+        assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 1001)}
         with (tmp_path / "reports" / "results.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        assert [int(r["row_number"]) for r in rows] == list(range(1, 301))
+        assert [int(r["row_number"]) for r in rows] == list(range(1, 1001))
         assert {r["status"] for r in rows} <= {"created", "exists"}
 
 
