@@ -24,6 +24,8 @@ from importer.report import Report
 from importer.sender import Sender
 from importer.upsert import Job, Upserter, make_body, make_job
 
+_QUIET = frozenset({"not_attempted", "limit_reached", "interrupted"})  # summed up at the end
+
 
 @dataclass
 class BatchState:
@@ -63,7 +65,16 @@ class Dispatcher:
             self.stopped = why
             self.sender.halt()
 
-    def settle(self, state: BatchState, sent: Sent) -> None:
+    def settle(self, state: BatchState, sent: Sent, phone: str = "") -> None:
+        if sent.status is Status.FAILED and sent.error_code not in _QUIET:
+            self.progress.logger.warning(
+                "row %d %s failed: %s %s (%s)",
+                sent.row_number,
+                phone,
+                sent.http_status or "-",
+                sent.error_code,
+                sent.error_message,
+            )
         state.sent.append(sent)
         state.waiting -= 1
         self.progress.advance(sent.status.value)
@@ -92,7 +103,7 @@ class Dispatcher:
                     _not_sent(job.row_number, "interrupted", "in flight when the run was stopped"),
                 )
                 raise
-            self.settle(state, sent)
+            self.settle(state, sent, job.phone)
             if (reply := self.upserter.stop_reply) is not None:
                 self.stop(
                     f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}"

@@ -25,7 +25,15 @@ from importer.dispatch import Dispatcher
 from importer.journal import Journal
 from importer.limiter import Sleep, TokenBucket
 from importer.progress import Progress, setup_logging
-from importer.records import InputOptions, Plan, PlanOptions, RunOptions, Status, StopRun
+from importer.records import (
+    InputError,
+    InputOptions,
+    Plan,
+    PlanOptions,
+    RunOptions,
+    Status,
+    StopRun,
+)
 from importer.report import Report, RunStats
 from importer.sender import Sender
 from importer.upsert import Upserter
@@ -36,9 +44,12 @@ VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumber
 def prepare(options: InputOptions) -> Plan:
     """Open, map and validate the input; raises ``InputError`` before anything is sent."""
     reader = source.open_source(options=options)
-    colmap = mapping.resolve(columns=reader.info.columns, options=options)
+    try:
+        colmap = mapping.resolve(columns=reader.info.columns, options=options)
+    except InputError as exc:  # mapping knows headers, not files: name the file here
+        raise InputError(f"{options.path}: {exc}") from None
     batches = normalize.plan_batches(batches=reader.batches(), mapping=colmap, options=options)
-    return Plan(source=reader.info, mapping=colmap, batches=batches)
+    return Plan(source=reader.info, mapping=colmap, batches=iter(batches), rows_total=reader.rows)
 
 
 def header_lines(the_plan: Plan) -> list[str]:
@@ -188,7 +199,7 @@ async def run(
         if journal.resumed:
             print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
         report = Report(directory=options.report_dir, dry_run=False)
-        progress = Progress(stream=err, total=None, logger=logger)
+        progress = Progress(stream=err, total=the_plan.rows_total, logger=logger)
         upserter = Upserter(
             client=client,
             sender=sender,

@@ -43,11 +43,24 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _AboveTheBar:
+    """A stream for logging that prints above a tqdm bar instead of through it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        tqdm.write(text, file=self._stream, end="")
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def setup_logging(*, stream: TextIO, secrets: tuple[str, ...], verbose: bool) -> logging.Logger:
     """The ``kirim_import`` logger, writing redacted lines to ``stream``."""
     logger = logging.getLogger("kirim_import")
     logger.handlers.clear()
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(_AboveTheBar(stream))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets=secrets, mask_contacts=not verbose))
     logger.addHandler(handler)
@@ -69,7 +82,7 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.counts: Counter[str] = Counter()
-        self._logger = logger
+        self.logger = logger
         self._every = every_s
         self._clock = clock
         self._started = self._last = clock()
@@ -91,7 +104,7 @@ class Progress:
         now = self._clock()
         if now - self._last >= self._every:
             self._last = now
-            self._logger.info("progress: %s", self.line())
+            self.logger.info("progress: %s", self.line())
 
     def line(self) -> str:
         done = self.counts.total()

@@ -126,6 +126,7 @@ class Plan:
     source: SourceInfo
     mapping: ColumnMapping
     batches: Iterator[PlannedBatch]
+    rows_total: int | None = None  # known up front for text files (the check pass counts them)
 
 
 @dataclass(frozen=True, slots=True)
