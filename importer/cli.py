@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local sandbox and import into it (no key needed)",
     )
     g.add_argument("--on-existing", choices=("skip", "update", "create"), default="skip")
-    g.add_argument("--concurrency", type=int, default=32)
+    g.add_argument("--concurrency", type=int, help="requests in flight (default: from the rate)")
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
@@ -205,7 +205,7 @@ def check_base_url(url: str) -> str:
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    if args.concurrency < 1 or args.concurrency > 1024:
+    if args.concurrency is not None and not 1 <= args.concurrency <= 1024:
         raise UsageError("--concurrency must be between 1 and 1024")
     if args.max_rate is not None and args.max_rate <= 0:
         raise UsageError("--max-rate must be positive")

@@ -41,6 +41,7 @@ class Dispatcher:
         self,
         *,
         options: RunOptions,
+        concurrency: int,
         report: Report,
         journal: Journal,
         sender: Sender,
@@ -48,6 +49,7 @@ class Dispatcher:
         progress: Progress,
     ) -> None:
         self.options = options
+        self.concurrency = concurrency
         self.sender = sender
         self.report = report
         self.journal = journal
@@ -55,7 +57,7 @@ class Dispatcher:
         self.stopped: str | None = None
         self.upserter = upserter
         self.queue: asyncio.Queue[tuple[Job, BatchState] | None] = asyncio.Queue(
-            maxsize=options.concurrency * 2
+            maxsize=concurrency * 2
         )
         self.inflight: list[BatchState] = []
         self.sent_rows = 0

@@ -153,6 +153,16 @@ async def _preflight(client: KirimClient, options: RunOptions) -> tuple[str, dic
     return org, limits, options.account
 
 
+MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
+
+
+def auto_concurrency(write_per_minute: float) -> int:
+    """Enough requests in flight to keep the write rate up through ~250 ms round trips and a
+    lookup before each create (Little's law: in flight = rate x time per row)."""
+    wanted = write_per_minute / 60 * 0.5
+    return int(min(max(wanted, MIN_AUTO_CONCURRENCY), MAX_AUTO_CONCURRENCY))
+
+
 def fingerprint(options: RunOptions, account: str) -> str:
     what = f"{options.input.path.resolve()}\n{account}\n{options.on_existing}"
     return hashlib.sha256(what.encode()).hexdigest()
@@ -177,16 +187,17 @@ async def run(
         api_key=options.api_key,
         transport=transport,
         timeout_s=options.timeout_s,
-        max_connections=options.concurrency,
+        max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
     ) as client:
         org, limits, account = await _preflight(client, options)
         write_pm = float(limits.get("write_per_minute") or 60)
         if options.max_rate:
             write_pm = min(write_pm, options.max_rate)
         read_pm = float(limits.get("read_per_minute") or write_pm * 10)
+        concurrency = options.concurrency or auto_concurrency(write_pm)
         print(
             f"Account {account}, organisation {org}: {write_pm:g} writes/min, "
-            f"{read_pm:g} reads/min, on existing: {options.on_existing}",
+            f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}",
             file=out,
         )
         sender = Sender(
@@ -209,6 +220,7 @@ async def run(
         )
         work = Dispatcher(
             options=options,
+            concurrency=concurrency,
             report=report,
             journal=journal,
             sender=sender,
@@ -266,7 +278,7 @@ async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) ->
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
-    workers = [asyncio.create_task(work.worker()) for _ in range(work.options.concurrency)]
+    workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
     try:
         await work.feed(the_plan.batches, account, run_id)
         for _ in workers:

@@ -165,7 +165,7 @@ class RunOptions:
     api_key: str = field(repr=False)  # never printed, logged or written
     account: str | None = None
     on_existing: Literal["skip", "update", "create"] = "skip"
-    concurrency: int = 32
+    concurrency: int | None = None  # None: from the write rate (see pipeline.auto_concurrency)
     max_rate: float | None = None  # writes per minute; None: what /v1/me says
     limit: int | None = None  # send only the first N valid rows
     timeout_s: float = 30.0
