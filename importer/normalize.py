@@ -1,9 +1,10 @@
 """Validate and normalise the read batches into ``PlannedBatch`` frames (``PLANNED_SCHEMA``).
 
-Phones and emails are parsed once per UNIQUE cell value (cached across batches, bounded) and
-joined back; names and metadata are polars expressions. A row is ``invalid`` when its phone is
-(the phone's reason wins), or its email is and ``invalid_email == "fail"``; with ``"drop"`` the
-email becomes null and ``warning`` says why.
+Phones and emails are parsed once per UNIQUE cell value (``uniques``: cached across batches,
+bounded, by worker processes when a batch brings many) and joined back; names and metadata
+are polars expressions. A row is ``invalid`` when its phone is (the phone's reason wins), or
+its email is and ``invalid_email == "fail"``; with ``"drop"`` the email becomes null and
+``warning`` says why.
 
 In-file duplicates are decided among otherwise valid rows by E.164 phone, across batches:
 - ``keep="first"`` streams: the phones kept so far live in a polars frame (about 30 MB per
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import polars as pl
 
-from importer.emails import check_email
-from importer.phones import PhoneResult, parse_phone
+from importer.phones import MAX_LEN
 from importer.records import PLANNED_SCHEMA, ColumnMapping, InputOptions, PlannedBatch
+from importer.uniques import POOL_THRESHOLD, EmailRow, Pending, PhoneRow, UniqueParser
 
 _CACHE_LIMIT = 500_000
+_POOL_THRESHOLD = POOL_THRESHOLD  # unique values in a batch before worker processes are used
 _SCHEMA = pl.Schema({name: dtype() for name, dtype in PLANNED_SCHEMA.items()})
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\"} | {
     chr(i): json.dumps(chr(i)).strip('"') for i in range(0x20)
@@ -64,85 +67,41 @@ def metadata_expr(columns: tuple[str, ...]) -> pl.Expr:
     return pl.when(body.str.len_chars() > 0).then(pl.lit("{") + body + pl.lit("}"))
 
 
+class _Started(NamedTuple):
+    batch: pl.DataFrame
+    frame: pl.DataFrame  # the working frame: internal column names only
+    phones: pl.DataFrame  # unique raw phone cells and the key each is parsed by
+    emails: list[str]  # unique non-blank raw email cells
+    pending: Pending
+
+
+def phone_key(raw: pl.Expr) -> pl.Expr:
+    """The value a phone cell is parsed as: separators dropped when that cannot change it.
+
+    A cell of ASCII digits, ``+`` and separators ``space ( ) . - / nbsp`` with at least three
+    digits and ``+`` only in front parses exactly as its digits: phonenumbers drops those
+    separators itself, all of them are phone punctuation to it, and no extension pattern can
+    match without a letter, ``#``, ``~``, ``,`` or ``;``. ``0812-3456-7890`` and
+    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key.
+    """
+    compact = raw.str.replace_all(r"[ ().\-/\x{a0}]", "")
+    same = (
+        raw.str.contains(r"^[0-9 ().\-/\x{a0}+]*$")
+        & compact.str.contains(r"^\+?[0-9]{3,}$")
+        & (raw.str.strip_chars().str.len_chars() <= MAX_LEN)
+    )
+    return pl.when(same).then(compact).otherwise(raw)
+
+
 class _Planner:
-    def __init__(self, mapping: ColumnMapping, options: InputOptions) -> None:
+    def __init__(self, mapping: ColumnMapping, options: InputOptions, parser: UniqueParser) -> None:
         self.mapping = mapping
         self.options = options
-        self.phones: dict[str, PhoneResult] = {}
-        self.emails: dict[str, tuple[str | None, str | None]] = {}
+        self.parser = parser
 
-    def _phone(self, raw: str) -> PhoneResult:
-        hit = self.phones.get(raw)
-        if hit is None:
-            if len(self.phones) >= _CACHE_LIMIT:
-                self.phones.clear()
-            hit = self.phones[raw] = parse_phone(
-                raw,
-                default_region=self.options.default_region,
-                require_mobile=self.options.require_mobile,
-            )
-        return hit
-
-    def _email(self, raw: str) -> tuple[str | None, str | None]:
-        hit = self.emails.get(raw)
-        if hit is None:
-            if len(self.emails) >= _CACHE_LIMIT:
-                self.emails.clear()
-            hit = check_email(raw)
-            self.emails[raw] = hit
-        return hit
-
-    def _phone_frame(self, values: pl.Series) -> pl.DataFrame:
-        col = self.mapping.phone
-        raws = values.unique().to_list()
-        results = [self._phone(raw) for raw in raws]
-        msgs = [
-            None
-            if r.code is None
-            else f"column {col!r} is empty"
-            if r.code == "missing_phone"
-            else f"column {col!r}: {_quote(raw.strip())} {r.problem}"
-            for raw, r in zip(raws, results, strict=True)
-        ]
-        return pl.DataFrame(
-            {
-                "_phone_key": raws,
-                "_e164": [r.e164 for r in results],
-                "_phone_code": [r.code for r in results],
-                "_phone_msg": msgs,
-                "_region": [r.region for r in results],
-                "_rsource": [r.region_source for r in results],
-                "_ntype": [r.number_type for r in results],
-            },
-            schema_overrides=dict.fromkeys(
-                ("_phone_key", "_e164", "_phone_code", "_phone_msg", "_region", "_rsource",
-                 "_ntype"),
-                pl.String,
-            ),
-        )  # fmt: skip
-
-    def _email_frame(self, values: pl.Series) -> pl.DataFrame:
-        col = self.mapping.email
-        raws = [v for v in values.drop_nulls().unique().to_list() if v.strip()]
-        results = [self._email(raw) for raw in raws]
-        return pl.DataFrame(
-            {
-                "_email_key": raws,
-                "_email_norm": [r[0] for r in results],
-                "_email_msg": [
-                    None
-                    if r[1] is None
-                    else f"column {col!r}: {_quote(raw.strip())} is not a "
-                    f"valid email address: {r[1]}"
-                    for raw, r in zip(raws, results, strict=True)
-                ],
-            },
-            schema={"_email_key": pl.String, "_email_norm": pl.String, "_email_msg": pl.String},
-        )
-
-    def plan(self, batch: pl.DataFrame) -> PlannedBatch:
-        """Validate one batch; ``duplicate_in_file`` is left to the caller."""
-        m, opts = self.mapping, self.options
+    def start(self, batch: pl.DataFrame) -> _Started:
+        """Shape the batch and hand its unique phones and emails to the parser."""
+        m = self.mapping
         name = (
             clean_text(pl.concat_str([clean_text(pl.col(c)) for c in m.name], separator=" ",
                                      ignore_nulls=True))
@@ -157,10 +116,68 @@ class _Planner:
             name.alias("_name"),
             metadata_expr(m.metadata).alias("_metadata"),
         )
-        phones = self._phone_frame(frame["_phone_key"])
-        frame = frame.join(phones, on="_phone_key", how="left", maintain_order="left")
+        phones = frame.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
+            phone_key(pl.col("_phone_key")).alias("_pkey")
+        )
+        keys = phones["_pkey"].unique(maintain_order=True).to_list()
+        emails = []
         if m.email:
-            emails = self._email_frame(frame["_email_key"])
+            uniq = frame["_email_key"].drop_nulls().unique(maintain_order=True).to_list()
+            emails = [v for v in uniq if v.strip()]
+        pending = self.parser.submit(phones=keys, emails=emails)
+        return _Started(batch, frame, phones, emails, pending)
+
+    def _phone_frame(
+        self, phones: pl.DataFrame, keys: list[str], rows: list[PhoneRow]
+    ) -> pl.DataFrame:
+        col = self.mapping.phone
+        names = ("_e164", "_phone_code", "_problem", "_region", "_rsource", "_ntype")
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        parsed = pl.DataFrame(
+            {"_pkey": keys, **dict(zip(names, map(list, columns), strict=True))},
+            schema=dict.fromkeys(("_pkey", *names), pl.String),
+        )
+        out = phones.join(parsed, on="_pkey", how="left", maintain_order="left")
+        msgs = [
+            None
+            if code is None
+            else f"column {col!r} is empty"
+            if code == "missing_phone"
+            else f"column {col!r}: {_quote(raw.strip())} {problem}"
+            for raw, code, problem in zip(
+                out["_phone_key"].to_list(), out["_phone_code"].to_list(),
+                out["_problem"].to_list(), strict=True,
+            )
+        ]  # fmt: skip
+        msg = pl.Series("_phone_msg", msgs, dtype=pl.String)
+        return out.drop("_pkey", "_problem").insert_column(3, msg)
+
+    def _email_frame(self, raws: list[str], rows: list[EmailRow]) -> pl.DataFrame:
+        col = self.mapping.email
+        return pl.DataFrame(
+            {
+                "_email_key": raws,
+                "_email_norm": [r[0] for r in rows],
+                "_email_msg": [
+                    None
+                    if r[1] is None
+                    else f"column {col!r}: {_quote(raw.strip())} is not a "
+                    f"valid email address: {r[1]}"
+                    for raw, r in zip(raws, rows, strict=True)
+                ],
+            },
+            schema={"_email_key": pl.String, "_email_norm": pl.String, "_email_msg": pl.String},
+        )
+
+    def finish(self, started: _Started) -> PlannedBatch:
+        """Join the parsed values back and decide every row; ``duplicate_in_file`` is left."""
+        m, opts = self.mapping, self.options
+        phone_rows, email_rows = self.parser.collect(started.pending)
+        keys = started.pending.phones
+        phones = self._phone_frame(started.phones, keys, phone_rows)
+        frame = started.frame.join(phones, on="_phone_key", how="left", maintain_order="left")
+        if m.email:
+            emails = self._email_frame(started.emails, email_rows)
             frame = frame.join(emails, on="_email_key", how="left", maintain_order="left")
         else:
             frame = frame.with_columns(
@@ -191,7 +208,7 @@ class _Planner:
             pl.col("_rsource").alias("region_source"),
             pl.col("_ntype").alias("number_type"),
         ).cast(_SCHEMA)  # fmt: skip
-        return PlannedBatch(planned=planned, original=batch.drop("row_number"))
+        return PlannedBatch(planned=planned, original=started.batch.drop("row_number"))
 
 
 class _Dedup:
@@ -258,20 +275,44 @@ def _last_rows(planned: Iterable[pl.DataFrame]) -> pl.DataFrame:
 def plan_batches(
     *, batches: Iterable[pl.DataFrame], mapping: ColumnMapping, options: InputOptions
 ) -> Iterator[PlannedBatch]:
-    """Validate, normalise and de-duplicate every batch, in order."""
-    planner = _Planner(mapping, options)
-    if options.keep == "first":
-        dedup = _Dedup("first")
-        for batch in batches:
-            yield dedup.apply(planner.plan(batch))
-        return
-    if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
-        kept = _last_rows(planner.plan(b).planned for b in batches)
-        dedup = _Dedup("last", kept)
-        for batch in batches:
-            yield dedup.apply(planner.plan(batch))
-        return
-    held = [planner.plan(b) for b in batches]
-    dedup = _Dedup("last", _last_rows(pb.planned for pb in held))
-    for pb in held:
-        yield dedup.apply(pb)
+    """Validate, normalise and de-duplicate every batch, in order.
+
+    Big batches are parsed by worker processes (``uniques``) that live as long as this
+    generator: closing it, or running it to the end, stops them.
+    """
+    with UniqueParser(
+        default_region=options.default_region, require_mobile=options.require_mobile,
+        threshold=_POOL_THRESHOLD, cache_limit=_CACHE_LIMIT,
+    ) as parser:  # fmt: skip
+        planner = _Planner(mapping, options, parser)
+        if options.keep == "first":
+            dedup = _Dedup("first")
+            for pb in _planned(planner, batches):
+                yield dedup.apply(pb)
+            return
+        if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
+            kept = _last_rows(pb.planned for pb in _planned(planner, batches))
+            dedup = _Dedup("last", kept)
+            for pb in _planned(planner, batches):
+                yield dedup.apply(pb)
+            return
+        held = list(_planned(planner, batches))
+        dedup = _Dedup("last", _last_rows(pb.planned for pb in held))
+        for pb in held:
+            yield dedup.apply(pb)
+
+
+def _planned(planner: _Planner, batches: Iterable[pl.DataFrame]) -> Iterator[PlannedBatch]:
+    """``planner`` over ``batches``, one batch ahead: read and start batch k+1, then finish k.
+
+    While the workers parse batch k+1's values, this process finishes batch k and the caller
+    writes it out.
+    """
+    ahead: _Started | None = None
+    for batch in batches:
+        started = planner.start(batch)
+        if ahead is not None:
+            yield planner.finish(ahead)
+        ahead = started
+    if ahead is not None:
+        yield planner.finish(ahead)

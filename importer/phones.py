@@ -20,7 +20,7 @@ from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
 _LETTERS = re.compile(r"[^\W\d_]")
-_MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
+MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
 
 TYPE_NAMES: dict[int, str] = {
     value: name.lower()
@@ -63,7 +63,7 @@ def parse_phone(
             None, None, None,
         )  # fmt: skip
     compact = _SEPARATORS.sub("", text)
-    if len(text) > _MAX_LEN or not any(ch.isdigit() for ch in compact):
+    if len(text) > MAX_LEN or not any(ch.isdigit() for ch in compact):
         return PhoneResult(None, "not_a_number", "is not a phone number", None, None, None)
     if _LETTERS.search(compact):
         return PhoneResult(

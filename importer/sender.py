@@ -110,6 +110,14 @@ class Sender:
             last = reply
             return reply
 
+        first = await attempt()
+        if first.verdict is not Verdict.RETRY or self.halted:
+            return first, attempts  # the common case: no retry machinery built at all
+        replies = [first]
+
+        async def again() -> Reply:  # tenacity's first attempt is the one already made
+            return replies.pop() if replies else await attempt()
+
         retrying = AsyncRetrying(
             stop=self._should_stop,
             wait=self._wait,
@@ -117,5 +125,5 @@ class Sender:
             sleep=self._sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        reply: Reply = await retrying(attempt)
+        reply: Reply = await retrying(again)
         return reply, attempts

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.formula import neutralise, restore
-from importer.source import _restore_expr
+from importer.frames import restore_expr
 
 _TRICKY = st.text(alphabet=st.sampled_from("'=+-@\t\r0123456789.,a٣ "), max_size=8)
 
@@ -16,7 +16,7 @@ _TRICKY = st.text(alphabet=st.sampled_from("'=+-@\t\r0123456789.,a٣ "), max_siz
 @given(st.lists(_TRICKY | st.text(max_size=12), max_size=20))
 def test_restore_expr_agrees_with_restore(values: list[str]) -> None:
     frame = pl.DataFrame({"c": [*values, None]}, schema={"c": pl.String})
-    got = frame.select(_restore_expr("c"))["c"].to_list()
+    got = frame.select(restore_expr("c"))["c"].to_list()
     assert got == [*(restore(v) for v in values), None]
 
 
@@ -24,4 +24,4 @@ def test_restore_expr_agrees_with_restore(values: list[str]) -> None:
 @given(st.lists(_TRICKY | st.text(max_size=12), max_size=20))
 def test_restore_expr_inverts_neutralise(values: list[str]) -> None:
     frame = pl.DataFrame({"c": [neutralise(v) for v in values]}, schema={"c": pl.String})
-    assert frame.select(_restore_expr("c"))["c"].to_list() == values
+    assert frame.select(restore_expr("c"))["c"].to_list() == values

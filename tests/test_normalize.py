@@ -126,7 +126,10 @@ def test_email_fast_path_agrees_with_email_validator(raw: str) -> None:
     st.dictionaries(
         st.sampled_from(["b", "a", "Kota", "é x", '"q"']),
         # Python's strip() also trims \x1c-\x1f; polars trims Unicode White_Space only.
-        st.text(st.characters(exclude_characters="\x1c\x1d\x1e\x1f"), max_size=8),
+        st.text(
+            st.characters(exclude_characters="\x1c\x1d\x1e\x1f", exclude_categories=("Cs",)),
+            max_size=8,
+        ),
     )
 )
 def test_metadata_matches_json_dumps(cells: dict[str, str]) -> None:
@@ -246,3 +249,78 @@ def test_invalid_rows_do_not_claim_a_phone() -> None:
     out = _plan([("+6281234567890", "x@@y"), ("+6281234567890", "ok@example.com")], ["p", "e"],
                 colmap)  # fmt: skip
     assert out["status"].to_list() == ["invalid", "valid"]
+
+
+# --- per-unique-value parsing: the canonical phone key, and the worker pool ----------------
+
+_KEY_TEXT = st.text(alphabet=st.sampled_from("0123456789 ().-/\u00a0+\t#x,"), max_size=24)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_KEY_TEXT | st.from_regex(r"(\+|00)?[1-9][\d \-().]{2,16}", fullmatch=True),
+                min_size=1, max_size=20))  # fmt: skip
+def test_phone_key_parses_exactly_like_the_cell(raws: list[str]) -> None:
+    from importer.normalize import phone_key
+
+    keys = pl.Series(raws, dtype=pl.String).to_frame("r").select(phone_key(pl.col("r")))
+    for raw, key in zip(raws, keys["r"].to_list(), strict=True):
+        for region in (None, "ID", "US"):
+            assert parse_phone(key, default_region=region, require_mobile=False) == parse_phone(
+                raw, default_region=region, require_mobile=False
+            ), (raw, key)
+
+
+def _generated_values(n: int) -> tuple[list[str], list[str]]:
+    import random
+
+    rnd = random.Random(5)
+    shapes = ["0812-{a}-{b}", "+62 812 {a} {b}", "0062812{a}{b}", "({a}) {b}", "+1 415 {a}",
+              "+44 7911 {a}{b}", "{a}", "0812-ABC-{a}", "6.28E+{a}", "", "  ",
+              "+999 {a} {b}"]  # fmt: skip
+    phones = sorted({
+        rnd.choice(shapes).format(a=rnd.randrange(10**5), b=rnd.randrange(10**4))
+        for _ in range(n)
+    })  # fmt: skip
+    emails = sorted({
+        rnd.choice(["budi.{a}@Example.COM", "x{a}@@y", "a b{a}@x.com", "j{a}@x",
+                    "ünï{a}@bücher.de"]).format(a=rnd.randrange(10**6))
+        for _ in range(n)
+    })  # fmt: skip
+    return phones, emails
+
+
+def test_pool_gives_exactly_the_sequential_results() -> None:
+    import multiprocessing
+
+    from importer.uniques import UniqueParser, parse_values
+
+    phones, emails = _generated_values(3000)
+    expected = parse_values(phones=phones, emails=emails, default_region="ID", require_mobile=True)
+    with UniqueParser(default_region="ID", require_mobile=True, workers=2, threshold=0) as parser:
+        first = parser.submit(phones=phones[:2000], emails=emails[:2000])
+        second = parser.submit(phones=phones, emails=emails)  # overlaps, before first is done
+        assert parser.collect(first) == (expected[0][:2000], expected[1][:2000])
+        assert parser.collect(second) == expected
+        assert parser._pool is not None  # the pool really did the work
+    assert parser._pool is None
+    assert not multiprocessing.active_children()  # no worker left behind
+
+
+def test_plan_batches_with_pool_equals_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from importer import normalize
+
+    phones, emails = _generated_values(1500)
+    rows = [
+        (p, emails[i % len(emails)] if i % 3 == 0 else None, f"N{i}")
+        for i, p in enumerate(phones * 2)
+    ]
+    colmap = ColumnMapping(phone="p", email="e", name=("n",))
+    kw: dict[str, object] = {"default_region": "ID", "batch_size": 700}
+    sequential = _plan(rows, ["p", "e", "n"], colmap, **kw)
+    monkeypatch.setattr(normalize, "_POOL_THRESHOLD", 0)
+    pooled = _plan(rows, ["p", "e", "n"], colmap, **kw)
+    assert pooled.equals(sequential)
+    assert set(sequential["status"]) == {"valid", "invalid", "duplicate_in_file"}
+    assert not multiprocessing.active_children()

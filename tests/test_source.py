@@ -64,6 +64,13 @@ def test_cp1252_detected_and_transcoded(tmp_path: Path) -> None:
     reader.close()
 
 
+def test_transcoded_copy_lives_as_long_as_its_batches(tmp_path: Path) -> None:
+    # pipeline.prepare keeps only reader.batches(): dropping the reader must not remove the copy
+    path = _write(tmp_path, "a.csv", "phone;Nombre\n+52 1;José\n".encode("cp1252"))
+    batches = _open(path).batches()
+    assert pl.concat(list(batches))["Nombre"].to_list() == ["José"]
+
+
 def test_invalid_encoding_names_file_offset_and_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.csv", b"phone,name\n1,ok\n2,bad \xff here\n")
     with pytest.raises(InputError, match=r"a\.csv.*utf-8.*0xff at offset 22 \(line 3\)"):
