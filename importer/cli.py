@@ -204,11 +204,19 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def default_state(report_dir: Path, *, sandbox: bool) -> Path:
+    """The journal beside the report folders; a --sandbox run's own, inside its folder (each
+    sandbox is a fresh organisation: its entries would only clutter the real journal)."""
+    return report_dir / "journal.sqlite" if sandbox else report_dir.parent / "kirim-journal.sqlite"
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     if args.concurrency is not None and not 1 <= args.concurrency <= 1024:
         raise UsageError("--concurrency must be between 1 and 1024")
     if args.max_rate is not None and args.max_rate <= 0:
         raise UsageError("--max-rate must be positive")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
     key = os.environ.get("KIRIM_API_KEY", "")
@@ -221,7 +229,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         input=input_options(args),
         report_dir=directory,
-        state=args.state or directory.parent / "kirim-journal.sqlite",
+        state=args.state or default_state(directory, sandbox=args.sandbox),
         base_url=base_url,
         api_key=key,
         account=args.account,
@@ -254,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return sandbox_command.run(args)
         if args.command == "plan":
+            if args.write_per_minute <= 0:
+                raise UsageError("--write-per-minute must be positive")
             options = PlanOptions(
                 input=input_options(args),
                 report_dir=report_dir(args, "plan"),
@@ -273,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImporterError as exc:
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the run installed its own handler: nothing was sent
+        print("kirim-import: interrupted", file=sys.stderr)
         return 130
     return 2

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import polars as pl
 
 from importer.journal import KEY_TTL_S, Journal
 from importer.progress import Progress
-from importer.records import PlannedBatch, RunOptions, Sent, Status
+from importer.records import PLANNED_SCHEMA, PlannedBatch, RunOptions, Sent, Status
 from importer.report import Report
 from importer.sender import Sender
 from importer.upsert import Job, Upserter, make_body, make_job
 
+_SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
+_CHUNK = 256  # rows journalled per commit, just before they are queued
 _QUIET = frozenset({"not_attempted", "limit_reached", "interrupted"})  # summed up at the end
 
 
@@ -61,6 +64,7 @@ class Dispatcher:
         )
         self.inflight: list[BatchState] = []
         self.sent_rows = 0
+        self.last_row = 0  # the last row number fed in
 
     def stop(self, why: str) -> None:
         if self.stopped is None:
@@ -116,62 +120,92 @@ class Dispatcher:
                     "server errors or timeouts): Kirim looks unwell"
                 )
 
-    def _jobs(self, state: BatchState, account: str, run_id: int) -> list[Job]:
-        planned = state.batch.planned
-        valid = planned.filter(pl.col("status") == Status.VALID.value)
-        skipped = planned.height - valid.height
-        if skipped:
-            self.progress.advance("skipped", skipped)
-        entries = self.journal.entries(valid["phone_number"].to_list())
-        now = time.time()
+    def settle_queued(self) -> None:
+        """After the workers are gone: rows still queued were never sent."""
+        while not self.queue.empty():
+            if (item := self.queue.get_nowait()) is not None:
+                job, state = item
+                self.settle(
+                    state, _not_sent(job.row_number, "not_attempted", "the run stopped first")
+                )
+
+    def _triage(
+        self, state: BatchState, rows: list[tuple[Any, ...]], account: str, run_id: int
+    ) -> list[Job]:
+        """Settle the rows that need no request; return jobs for the others."""
+        entries = self.journal.entries([r[1] for r in rows])
+        now, mode, limit = time.time(), self.options.on_existing, self.options.limit
         jobs: list[Job] = []
-        for row, phone, name, email, meta in valid.select(
-            "row_number", "phone_number", "name", "email", "metadata"
-        ).iter_rows():
-            body = make_body(phone=phone, name=name, email=email, metadata=meta)
+        for row, phone, name, email, meta in rows:
             entry = entries.get(phone)
-            if entry is not None and entry.state == "done":
+            if entry is not None and entry.state == "done" and mode != "update":
                 own = entry.run_id == run_id and entry.outcome
                 status = Status(entry.outcome) if own and entry.outcome else Status.EXISTS
-                state.sent.append(
-                    Sent(row, status, contact_id=entry.contact_id, request_id=entry.request_id)
+                self.settle(
+                    state,
+                    Sent(row, status, contact_id=entry.contact_id, request_id=entry.request_id),
                 )
-                self.progress.advance(status.value)
-                continue
-            limit = self.options.limit
-            if self.stopped or (limit is not None and self.sent_rows >= limit):
-                why = (
-                    ("limit_reached", f"not sent: --limit {limit}")
-                    if not self.stopped
-                    else ("not_attempted", "the run stopped first")
-                )
-                state.sent.append(_not_sent(row, *why))
-                self.progress.advance("failed")
-                continue
-            job = make_job(
-                row_number=row,
-                account=account,
-                body=body,
-                lookup=self.options.on_existing != "create",
-            )
-            if entry is not None and entry.state == "pending":
-                fresh = entry.idem_key == job.key and now - entry.sent_at < KEY_TTL_S
-                job = replace(job, lookup=not fresh)
-            jobs.append(job)
-            self.sent_rows += 1
+            elif self.stopped:
+                self.settle(state, _not_sent(row, "not_attempted", "the run stopped first"))
+            elif limit is not None and self.sent_rows >= limit:
+                self.settle(state, _not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
+            else:
+                body = make_body(phone=phone, name=name, email=email, metadata=meta)
+                job = make_job(row_number=row, account=account, body=body, lookup=mode != "create")
+                if entry is not None and entry.state == "pending":
+                    # maybe sent before: the same key within its lifetime makes Kirim replay;
+                    # otherwise only a lookup can tell whether it was created
+                    fresh = entry.idem_key == job.key and now - entry.sent_at < KEY_TTL_S
+                    job = replace(job, lookup=job.lookup or not fresh)
+                jobs.append(job)
+                self.sent_rows += 1
         return jobs
 
     async def feed(self, batches: Iterator[PlannedBatch], account: str, run_id: int) -> None:
-        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+        """Queue every valid row, a chunk at a time; after a stop, read no further batch."""
+        while not self.stopped:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                break
             state = BatchState(batch)
             self.inflight.append(state)
-            jobs = self._jobs(state, account, run_id)
-            state.waiting = len(jobs)
-            if jobs:
-                self.journal.intend((j.phone, j.key) for j in jobs)
-            for job in jobs:
-                await self.queue.put((job, state))
+            if isinstance(last := batch.planned["row_number"].max(), int):
+                self.last_row = last
+            valid = batch.planned.filter(pl.col("status") == Status.VALID.value)
+            if skipped := batch.planned.height - valid.height:
+                self.progress.advance("skipped", skipped)
+            rows = list(valid.select(*_SEND_COLUMNS).iter_rows())
+            state.waiting = len(rows)
+            for start in range(0, len(rows), _CHUNK):
+                jobs = self._triage(state, rows[start : start + _CHUNK], account, run_id)
+                if jobs:  # journalled just before they are queued, a chunk per commit
+                    self.journal.intend((j.phone, j.key) for j in jobs)
+                for job in jobs:
+                    await self.queue.put((job, state))
             self._drain()
+
+    def add_unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
+        """After a stop: every row never read gets its status, cheaply, from the raw file."""
+        for frame in raw:
+            rest = frame.filter(pl.col("row_number") > self.last_row)
+            if rest.height == 0:
+                continue
+            planned = (
+                pl.DataFrame({"row_number": rest["row_number"]})
+                .with_columns(
+                    pl.lit(None, dtype).alias(name)
+                    for name, dtype in PLANNED_SCHEMA.items()
+                    if name != "row_number"
+                )
+                .with_columns(
+                    pl.lit(Status.FAILED.value).alias("status"),
+                    pl.lit("not_attempted").alias("error_code"),
+                    pl.lit("the run stopped before this row was read").alias("error_message"),
+                    rest[phone_column].alias("raw_phone"),
+                )
+            )
+            self.report.add_batch(planned=planned, original=rest.drop("row_number"))
+            self.progress.advance("failed", rest.height)
 
 
 def _not_sent(row: int, code: str, message: str) -> Sent:

@@ -36,6 +36,7 @@ class TokenBucket:
         capacity: float | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        sync_first: bool = False,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
@@ -44,11 +45,14 @@ class TokenBucket:
         self._rate = per_minute / 60.0
         self._clock = clock
         self._sleep = sleep
-        self._tokens = self.capacity
+        # sync_first: one request goes alone, and its X-RateLimit-Remaining says how much of
+        # the burst is really left (others may have spent it); before that we assume 1 token
+        self._syncing = sync_first
+        self._tokens = 1.0 if sync_first else self.capacity
+        self.halted = False
         self._updated = clock()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
-        self.waited_s = 0.0  # total time callers spent waiting for a token
 
     @property
     def tokens(self) -> float:
@@ -61,28 +65,35 @@ class TokenBucket:
             self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
 
-    async def acquire(self) -> None:
-        """Wait until a token is free, then take it."""
+    async def acquire(self) -> bool:
+        """Wait until a token is free, then take it; False if the bucket was halted."""
         async with self._lock:
-            while True:
+            while not self.halted:
                 now = self._clock()
                 self._refill(now)
                 if now < self._paused_until:
                     wait = self._paused_until - now
                 elif self._tokens >= 1.0 - _EPSILON:
                     self._tokens = max(self._tokens - 1.0, 0.0)
-                    return
+                    return True
                 else:
                     wait = (1.0 - self._tokens) / self._rate
-                self.waited_s += wait
-                await self._sleep(wait)
+                await self._sleep(min(wait, 1.0))  # wake at least each second to see a halt
+            return False
+
+    def halt(self) -> None:
+        """The run is stopping: every waiter returns without a token."""
+        self.halted = True
 
     def observe(self, *, remaining: int | None) -> None:
         """Align with the server's ``X-RateLimit-Remaining`` when it has clearly fewer."""
         if remaining is None:
             return
         self._refill(self._clock())
-        if remaining < self._tokens - 1.0:
+        if self._syncing:
+            self._syncing = False
+            self._tokens = float(min(max(remaining, 0), self.capacity))
+        elif remaining < self._tokens - 1.0:
             self._tokens = float(max(remaining, 0))
 
     def pause(self, seconds: float) -> None:

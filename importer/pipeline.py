@@ -14,13 +14,16 @@ import asyncio
 import hashlib
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 import httpx
 import phonenumbers
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from importer import __version__, mapping, normalize, source
-from importer.client import KirimClient, Verdict
+from importer.client import KirimClient, Reply, Verdict
 from importer.dispatch import Dispatcher
 from importer.journal import Journal
 from importer.limiter import Sleep, TokenBucket
@@ -49,7 +52,13 @@ def prepare(options: InputOptions) -> Plan:
     except InputError as exc:  # mapping knows headers, not files: name the file here
         raise InputError(f"{options.path}: {exc}") from None
     batches = normalize.plan_batches(batches=reader.batches(), mapping=colmap, options=options)
-    return Plan(source=reader.info, mapping=colmap, batches=iter(batches), rows_total=reader.rows)
+    return Plan(
+        source=reader.info,
+        mapping=colmap,
+        batches=iter(batches),
+        rows_total=reader.rows,
+        reread=reader.batches,
+    )
 
 
 def header_lines(the_plan: Plan) -> list[str]:
@@ -120,9 +129,24 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-async def _preflight(client: KirimClient, options: RunOptions) -> tuple[str, dict[str, Any], str]:
+async def _patiently(send: Callable[[], Awaitable[Reply]], sleep: Sleep) -> Reply:
+    """A pre-flight GET, retried a few times on 429, 5xx and network errors."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(5),
+        wait=wait_random_exponential(multiplier=0.5, max=8),
+        retry=retry_if_result(lambda r: isinstance(r, Reply) and r.verdict is Verdict.RETRY),
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    reply: Reply = await retrying(send)
+    return reply
+
+
+async def _preflight(
+    client: KirimClient, options: RunOptions, sleep: Sleep
+) -> tuple[str, dict[str, Any], str]:
     """Check the key and the account before the first write: (org id, rate limits, account)."""
-    me = await client.me()
+    me = await _patiently(client.me, sleep)
     if me.verdict is not Verdict.OK or not isinstance(me.data, dict):
         raise StopRun(
             f"GET /v1/me failed: {me.status or 'no answer'} {me.error_code}: "
@@ -130,7 +154,7 @@ async def _preflight(client: KirimClient, options: RunOptions) -> tuple[str, dic
         )
     org = str(me.data.get("organization", {}).get("id", ""))
     limits = me.data.get("rate_limits") or {}
-    accounts = await client.accounts()
+    accounts = await _patiently(client.accounts, sleep)
     if accounts.verdict is not Verdict.OK or not isinstance(accounts.data, list):
         raise StopRun(f"GET /v1/accounts failed: {accounts.status} {accounts.error_code}")
     rows = [a for a in accounts.data if isinstance(a, dict)]
@@ -189,7 +213,7 @@ async def run(
         timeout_s=options.timeout_s,
         max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
     ) as client:
-        org, limits, account = await _preflight(client, options)
+        org, limits, account = await _preflight(client, options, sleep)
         write_pm = float(limits.get("write_per_minute") or 60)
         if options.max_rate:
             write_pm = min(write_pm, options.max_rate)
@@ -201,8 +225,8 @@ async def run(
             file=out,
         )
         sender = Sender(
-            writes=TokenBucket(per_minute=write_pm, sleep=sleep),
-            reads=TokenBucket(per_minute=read_pm, sleep=sleep),
+            writes=TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True),
+            reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True),
             sleep=sleep,
         )
         journal = Journal(options.state, org=org, account=account)
@@ -229,6 +253,8 @@ async def run(
         )
         try:
             await _drive(work, the_plan, account, run_id)
+            if work.stopped and the_plan.reread is not None:
+                work.add_unread(the_plan.reread(), phone_column=the_plan.mapping.phone)
         except BaseException:
             journal.close()
             report.abandon()
@@ -293,6 +319,7 @@ async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) ->
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        work.settle_queued()
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)

@@ -12,7 +12,7 @@ an error code on the row). The exception tree::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -127,6 +127,7 @@ class Plan:
     mapping: ColumnMapping
     batches: Iterator[PlannedBatch]
     rows_total: int | None = None  # known up front for text files (the check pass counts them)
+    reread: Callable[[], Iterable[pl.DataFrame]] | None = None  # the raw rows, read again
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,8 @@ def _merge(planned: pl.DataFrame, sent: Sequence[Sent]) -> pl.DataFrame:
             pl.lit(None, pl.Boolean).alias("replayed"),
             pl.when(pl.col("status") == Status.INVALID.value)
             .then(pl.lit(False))
+            .when(pl.col("status") == Status.FAILED.value)
+            .then(pl.lit(True))  # never sent (the run stopped first): send it next time
             .otherwise(pl.lit(None, pl.Boolean))
             .alias("retryable"),
         )

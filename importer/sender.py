@@ -21,6 +21,12 @@ from tenacity.wait import wait_random_exponential
 from importer.client import Reply, Verdict
 from importer.limiter import Sleep, TokenBucket
 
+NOT_SENT = Reply(
+    status=0,
+    error_code="not_attempted",
+    error_message="the run stopped before this request was sent",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -38,7 +44,6 @@ class SendStats:
     http_429: int = 0
     retries: int = 0
     fault_retries: int = 0  # retries after a 5xx, a timeout or a reset (not 429 or 409)
-    transport_errors: int = 0
 
 
 class Sender:
@@ -75,8 +80,10 @@ class Sender:
         return float(self._backoff(state))
 
     def halt(self) -> None:
-        """The run is stopping: answer what is in flight, start no retry."""
+        """The run is stopping: what is in flight finishes; nothing new is sent or retried."""
         self.halted = True
+        self.writes.halt()
+        self.reads.halt()
 
     def _should_stop(self, state: RetryCallState) -> bool:
         return (
@@ -93,20 +100,19 @@ class Sender:
 
         async def attempt() -> Reply:
             nonlocal attempts, last
+            if self.halted or not await bucket.acquire():
+                return last or NOT_SENT  # a stop: keep what the last answer said, if any
             if last is not None:
                 self.stats.retries += 1
                 if last.status == 0 or last.status >= 500:
                     self.stats.fault_retries += 1
             attempts += 1
-            await bucket.acquire()
             self.stats.requests += 1
             reply = await send()
             bucket.observe(remaining=reply.rate_remaining)
             if reply.status == 429:
                 self.stats.http_429 += 1
                 bucket.pause(reply.retry_after if reply.retry_after is not None else 1.0)
-            elif reply.status == 0:
-                self.stats.transport_errors += 1
             last = reply
             return reply
 

@@ -85,16 +85,20 @@ class Upserter:
         if verdict is Verdict.STOP and self.stop_reply is None:
             self.stop_reply = reply
         retryable = verdict in (Verdict.RETRY, Verdict.STOP)
-        self._journal.record(
-            Outcome(
-                job.phone,
-                "failed",
-                None,
-                http_status=reply.status or None,
-                error_code=reply.error_code,
-                request_id=reply.request_id,
+        if not retryable:  # Kirim said no for good: nothing was created
+            self._journal.record(
+                Outcome(
+                    job.phone,
+                    "failed",
+                    None,
+                    http_status=reply.status or None,
+                    error_code=reply.error_code,
+                    request_id=reply.request_id,
+                )
             )
-        )
+        # else the row stays "pending" in the journal: the request may have created the
+        # contact (a lost answer, a 5xx after the write), so a rerun re-sends the same key or
+        # looks the phone up first; never sends it as new
         return Sent(
             job.row_number,
             Status.FAILED,

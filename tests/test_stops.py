@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import json
 from pathlib import Path
@@ -184,10 +185,13 @@ class StopAfter:
         return httpx.Response(201, json={"data": {"id": f"ctc_{self.creates}", **body}})
 
 
-def test_a_401_mid_run_stops_it_and_every_row_is_still_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_size", [50_000, 4], ids=["one-batch", "rows-never-read"])
+def test_a_401_mid_run_stops_it_and_every_row_is_still_reported(
+    tmp_path: Path, batch_size: int
+) -> None:
     file = contacts_file(tmp_path / "in.csv", 30)
     options = RunOptions(
-        input=InputOptions(path=file),
+        input=InputOptions(path=file, batch_size=batch_size),
         report_dir=tmp_path / "r",
         state=tmp_path / "j.sqlite",
         base_url="https://api.test/v1",
@@ -207,6 +211,15 @@ def test_a_401_mid_run_stops_it_and_every_row_is_still_reported(tmp_path: Path) 
     assert s["created"] == 9
     assert s["failed"] == 21
     assert "expired_api_key" in s["stopped"]
+    with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["row_number"]) for r in rows] == list(range(1, 31))
+    assert [r["status"] for r in rows].count("created") == 9
+    with (tmp_path / "r" / "failures.csv").open(encoding="utf-8") as handle:
+        failures = list(csv.DictReader(handle))
+    assert len(failures) == 21
+    assert {f["retryable"] for f in failures} == {"true"}
+    assert all(f["Phone"].startswith("+62") for f in failures)  # the original cells
     text = out.getvalue()
     assert "Rerun the same command to resume" in text
     assert "k" * 24 not in text + err.getvalue()

@@ -1,0 +1,179 @@
+"""Reruns after a run that could not finish: pending rows are never sent as new.
+
+Kirim is played by a small fake behind httpx's ``transport=`` seam, so a test can decide
+exactly which answers get lost; sleeps go through the injected ``sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from importer import pipeline
+from importer.journal import Journal
+from importer.records import InputOptions, RunOptions
+from tests.conftest import contacts_file, phone
+
+ORG, ACCOUNT = "org_fake", "1000001"
+
+
+class FakeKirim:
+    """Creates contacts; while ``lose_answers`` is set, every create takes effect but its
+    answer is a 502 (the case that makes naive retries create duplicates)."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, dict[str, object]] = {}
+        self.creations: dict[str, int] = {}
+        self.keys: dict[str, str] = {}
+        self.lose_answers = False
+        self.requests: list[tuple[str, str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.requests.append((request.method, path))
+        if path.endswith("/me"):
+            return httpx.Response(
+                200,
+                json={
+                    "data": {
+                        "organization": {"id": ORG, "name": "Fake"},
+                        "rate_limits": {"write_per_minute": 6000, "read_per_minute": 60000},
+                    }
+                },
+            )
+        if path.endswith("/accounts"):
+            return httpx.Response(
+                200,
+                json={
+                    "data": [
+                        {"phone_number_id": ACCOUNT, "phone_number": "+6280", "status": "connected"}
+                    ]
+                },
+            )
+        if request.method == "GET":
+            found = self.contacts.get(request.url.params["phone"])
+            return httpx.Response(
+                200, json={"data": [found] if found else [], "has_more": False, "next_cursor": None}
+            )
+        body = json.loads(request.content)
+        key = request.headers["idempotency-key"]
+        if key in self.keys:
+            if self.lose_answers:
+                return httpx.Response(502, text="bad gateway")
+            return httpx.Response(
+                201,
+                json={"data": self.contacts[self.keys[key]]},
+                headers={"Idempotent-Replayed": "true"},
+            )
+        number = body["phone_number"]
+        contact = {"id": f"ctc_{len(self.contacts) + 1}", **body}
+        self.contacts[number] = contact
+        self.creations[number] = self.creations.get(number, 0) + 1
+        self.keys[key] = number
+        if self.lose_answers:
+            return httpx.Response(502, text="bad gateway")
+        return httpx.Response(201, json={"data": contact})
+
+
+async def _no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def run(fake: FakeKirim, file: Path, tmp: Path, mode: str, name: str) -> tuple[int, dict[str, Any]]:
+    options = RunOptions(
+        input=InputOptions(path=file),
+        report_dir=tmp / name,
+        state=tmp / "j.sqlite",
+        base_url="https://api.test/v1",
+        api_key="kdv_live_" + "k" * 24,
+        on_existing=mode,  # type: ignore[arg-type]
+        concurrency=4,
+    )
+    code = asyncio.run(
+        pipeline.run(
+            options=options,
+            out=io.StringIO(),
+            err=io.StringIO(),
+            transport=httpx.MockTransport(fake),
+            sleep=_no_sleep,
+        )
+    )
+    return code, json.loads((tmp / name / "summary.json").read_text())
+
+
+def states(tmp: Path, phones: list[str]) -> dict[str, str]:
+    journal = Journal(tmp / "j.sqlite", org=ORG, account=ACCOUNT)
+    return {p: e.state for p, e in journal.entries(phones).items()}
+
+
+def test_lost_answers_leave_rows_pending_and_a_rerun_replays_them(tmp_path: Path) -> None:
+    fake = FakeKirim()
+    fake.lose_answers = True
+    file = contacts_file(tmp_path / "in.csv", 5)
+    code, first = run(fake, file, tmp_path, "create", "first")
+    assert code == 1
+    assert first["failed"] == 5  # every answer lost, retries spent
+    phones = [phone(i) for i in range(1, 6)]
+    assert set(states(tmp_path, phones).values()) == {"pending"}  # never "failed": maybe made
+    fake.lose_answers = False
+    code, second = run(fake, file, tmp_path, "create", "second")
+    assert code == 0
+    assert second["created"] == 5
+    assert fake.creations == {p: 1 for p in phones}  # replayed, not created again
+
+
+def test_an_edited_row_that_may_exist_is_looked_up_not_created(tmp_path: Path) -> None:
+    fake = FakeKirim()
+    fake.lose_answers = True
+    run(fake, contacts_file(tmp_path / "in.csv", 3), tmp_path, "create", "first")
+    fake.lose_answers = False
+    edited = tmp_path / "edited.csv"
+    edited.write_text((tmp_path / "in.csv").read_text().replace("Contact", "Kontak"))
+    code, second = run(fake, edited, tmp_path, "create", "second")
+    assert code == 0
+    assert second["exists"] == 3  # another body, another key: only a lookup can tell
+    assert fake.creations == {phone(i): 1 for i in range(1, 4)}
+
+
+def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) -> None:
+    fake = FakeKirim()
+    file = contacts_file(tmp_path / "in.csv", 4)
+    run(fake, contacts_file(tmp_path / "one.csv", 1), tmp_path, "skip", "warm")  # journal exists
+    # an interrupted run journalled rows 2-4 as pending, then died before sending them;
+    # meanwhile somebody else created row 3's contact
+    journal = Journal(tmp_path / "j.sqlite", org=ORG, account=ACCOUNT)
+    journal.start_run(
+        fingerprint=pipeline.fingerprint(
+            RunOptions(
+                input=InputOptions(path=file),
+                report_dir=tmp_path,
+                state=tmp_path,
+                base_url="",
+                api_key="",
+                on_existing="skip",
+            ),
+            ACCOUNT,
+        )
+    )
+    from importer.upsert import make_body, make_job
+
+    for i in (2, 3, 4):
+        body = make_body(
+            phone=phone(i),
+            name=f"Contact {i}",
+            email=f"c{i}@example.com",
+            metadata='{"City":"Jakarta"}',
+        )
+        job = make_job(row_number=i, account=ACCOUNT, body=body, lookup=True)
+        journal.intend([(job.phone, job.key)])
+    journal.close()
+    fake.contacts[phone(3)] = {"id": "ctc_theirs", "phone_number": phone(3)}
+    code, rerun = run(fake, file, tmp_path, "skip", "rerun")
+    assert code == 0
+    assert (rerun["exists"], rerun["created"]) == (2, 2)  # row 1 from the journal, row 3 found
+    assert phone(3) not in fake.creations
