@@ -165,6 +165,7 @@ class KirimClient:
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept", b"application/json"),
         ]
+        self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"connect": 10.0, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
 
     async def __aenter__(self) -> KirimClient:
@@ -192,7 +193,10 @@ class KirimClient:
             headers.append((b"Content-Type", b"application/json"))
         if key is not None:
             headers.append((b"Idempotency-Key", key.encode()))
-        url = httpx.URL(self._base + path, params=params)
+        if params is None:  # parsed once per path: URL parsing showed up in profiles
+            url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self._base + path))
+        else:
+            url = httpx.URL(self._base + path, params=params)
         request = httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
         )

@@ -59,12 +59,24 @@ class SourceReader:
         self.close()
 
 
+FIRST_BATCH_ROWS = 1_000
+
+
 class _Batches:
     def __init__(self, reader: SourceReader) -> None:
         self._reader = reader  # keeps the reader (and so its temporary copy) alive
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
-        return self._reader._read()
+        frames = self._reader._read()
+        first = next(frames, None)
+        if first is None:
+            return
+        # a small first batch: the run starts sending after ~1,000 rows are validated, not
+        # after the first whole batch of 50,000
+        yield first.slice(0, FIRST_BATCH_ROWS)
+        if first.height > FIRST_BATCH_ROWS:
+            yield first.slice(FIRST_BATCH_ROWS)
+        yield from frames
 
 
 def open_source(*, options: InputOptions) -> SourceReader:
