@@ -4,6 +4,10 @@ A cell a spreadsheet would run as a formula (starting with ``= + - @``, tab or C
 leading ``'``. Plain numbers such as an E.164 phone (``+6281...``) or ``-3.5`` are left alone.
 A cell that already starts with ``'`` before such a character is escaped again, so that
 ``restore(neutralise(x)) == x`` for every string ``x``.
+
+The rule lives here only: ``neutralise``/``restore`` for single values, and the same two as
+polars expressions (``neutralise_expr`` for the reports, ``restore_expr`` for the reader);
+tests check that each pair agrees.
 """
 
 from __future__ import annotations
@@ -44,3 +48,12 @@ def neutralise_expr(column: str) -> pl.Expr:
         col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(r"^[+-]?\d+(?:[.,]\d+)?$")
     )
     return pl.when(escape).then(pl.lit("'") + col).otherwise(col).alias(column)
+
+
+def restore_expr(name: str) -> pl.Expr:
+    """``formula.restore`` over a string column: drop a leading ``'`` that ``neutralise`` added."""
+    col = pl.col(name)
+    strip = col.str.contains(r"^''+[=+\-@\t\r]") | (
+        col.str.contains(r"^'[=+\-@\t\r]") & ~col.str.contains(r"^'[+-]?\d+(?:[.,]\d+)?$")
+    )
+    return pl.when(strip).then(col.str.slice(1)).otherwise(col).alias(name)

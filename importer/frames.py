@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from importer.formula import restore_expr
 from importer.records import FAILURE_COLUMNS, InputError, SourceInfo
 
 DROP = "\x00empty"  # placeholder name prefix for a column the reader drops
@@ -31,15 +32,6 @@ class Opened(NamedTuple):
     rows: int | None  # non-blank data rows, when the check pass counted them
     read: Callable[[], Iterator[pl.DataFrame]]  # each call reads the file again
     tmpdir: tempfile.TemporaryDirectory[str] | None = None  # removed by SourceReader.close()
-
-
-def restore_expr(name: str) -> pl.Expr:
-    """``formula.restore`` over a string column: drop a leading ``'`` that ``neutralise`` added."""
-    col = pl.col(name)
-    strip = col.str.contains(r"^''+[=+\-@\t\r]") | (
-        col.str.contains(r"^'[=+\-@\t\r]") & ~col.str.contains(r"^'[+-]?\d+(?:[.,]\d+)?$")
-    )
-    return pl.when(strip).then(col.str.slice(1)).otherwise(col).alias(name)
 
 
 def kept_columns(names: list[str]) -> tuple[str, ...]:

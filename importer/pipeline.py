@@ -96,11 +96,11 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     capacity = options.write_per_minute
     eta = max(0, valid - capacity) / (capacity / 60)
     print(summary_text(report, dry_run=True), file=out)
-    print(
-        f"At {capacity} writes/min (bucket of {capacity}), creating {valid} contacts would take "
-        f"about {_duration(eta)}.",
-        file=out,
-    )
+    if valid <= capacity:
+        when = "fits in the bucket's first burst: seconds, bounded by round trips"
+    else:
+        when = f"would take about {_duration(eta)} after the first burst of {capacity}"
+    print(f"At {capacity} writes/min, creating {valid} contacts {when}.", file=out)
     print(f"Reports: {options.report_dir}", file=out)
     return code
 
@@ -116,7 +116,9 @@ def summary_text(report: Report, *, dry_run: bool) -> str:
         f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
     ]
     if report.reasons:
-        reasons = ", ".join(f"{k} {v}" for k, v in report.reasons.most_common())
+        reasons = ", ".join(
+            f"{k} {v}" for k, v in sorted(report.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         lines.append(f"  by reason: {reasons}")
     return "\n".join(lines)
 

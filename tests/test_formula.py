@@ -6,8 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.formula import neutralise, restore
-from importer.frames import restore_expr
+from importer.formula import neutralise, restore, restore_expr
 
 _TRICKY = st.text(alphabet=st.sampled_from("'=+-@\t\r0123456789.,a٣ "), max_size=8)
 
