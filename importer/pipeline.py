@@ -174,7 +174,7 @@ async def _preflight(
     match = [a for a in rows if str(a.get("phone_number_id")) == options.account]
     if not match:
         raise StopRun(f"account {options.account} not found. Accounts: {listing or 'none'}")
-    if match[0].get("status") != "connected":
+    if match[0].get("status") not in ("connected", "degraded"):  # degraded still takes contacts
         raise StopRun(f"account {options.account} is {match[0].get('status')}, not connected")
     return org, limits, options.account
 

@@ -168,9 +168,12 @@ def test_create_validation(
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2]", b'"text"', b"null"])
-def test_malformed_body_is_invalid_request(sb: Sandbox, http: httpx.Client, raw: bytes) -> None:
+def test_malformed_body_is_an_invalid_field_value(
+    sb: Sandbox, http: httpx.Client, raw: bytes
+) -> None:
     resp = http.post(contacts_path(sb), content=raw, headers={"Content-Type": "application/json"})
-    assert_error(resp, 400, "invalid_request_error", "invalid_request")
+    assert_error(resp, 400, "invalid_request_error", "invalid_field_value")
+    assert resp.json()["error"]["param"] == "body"
 
 
 def test_unknown_route_is_404_with_envelope(sb: Sandbox, http: httpx.Client) -> None:

@@ -241,3 +241,26 @@ def test_the_key_never_reaches_logs_or_reports(
     assert sandbox.token not in everything
     assert sandbox.token[-24:] not in everything
     assert phone(1) in everything  # the reports do carry the contacts themselves
+
+
+def test_two_connected_accounts_need_a_choice_and_a_degraded_one_may_be_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from importer.sandbox import Account
+
+    accounts = (
+        Account("1000001", "+15550100001", "Main", "connected"),
+        Account("1000002", "+15550100002", "Second", "connected"),
+        Account("1000003", "+15550100003", "Shaky", "degraded"),
+    )
+    with Sandbox(SandboxConfig(seed=2, accounts=accounts)) as box:
+        monkeypatch.setenv("KIRIM_API_KEY", box.token)
+        file = contacts_file(tmp_path / "in.csv", 2)
+        assert main(argv(box, file, tmp_path)) == 3
+        err = capsys.readouterr().err
+        assert "choose one with --account" in err
+        assert "1000001" in err
+        assert "1000002" in err
+        assert box.request_count("POST", ROUTE) == 0
+        assert main(argv(box, file, tmp_path, "--account", "1000003")) == 0
+        assert len(box.creations_by_phone()) == 2

@@ -56,7 +56,8 @@ async def _parse_body(request: web.Request) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise invalid("invalid_request", "the request body must be a JSON object")
+        # a documented code (kirim-api.md lists only three for 400): the body is the field
+        raise invalid("invalid_field_value", "the request body must be a JSON object", param="body")
     return body
 
 
