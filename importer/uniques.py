@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -144,7 +145,9 @@ class UniqueParser:
     def _start_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_ignore_sigint
+            )
         return self._pool
 
 
@@ -167,3 +170,9 @@ def _remember(cache: dict[str, _V], new: dict[str, _V], limit: int) -> None:
         cache.clear()
     if len(new) <= limit:
         cache.update(new)
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops the run in order (a
+    terminal sends SIGINT to the whole process group, workers included)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
