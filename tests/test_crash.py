@@ -102,3 +102,30 @@ def test_sigint_stops_cleanly_reports_and_exits_3(tmp_path: Path) -> None:
         assert created == len(box.creations_by_phone())
         assert 0 < created < 2000
         assert "Traceback" not in err
+
+
+def test_ctrl_c_to_the_whole_process_group_still_stops_in_order(
+    tmp_path: Path,
+) -> None:
+    """A terminal sends SIGINT to the whole process group, not just the importer."""
+    config = SandboxConfig(
+        seed=5, latency_ms=(20.0, 20.0), write_per_minute=600_000, read_per_minute=6_000_000
+    )
+    with Sandbox(config) as box:
+        file = contacts_file(tmp_path / "in.csv", 30_000)  # big enough for the process pool
+        env = {**os.environ, "KIRIM_API_KEY": box.token}
+        child = subprocess.Popen(
+            command(box, file, tmp_path),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        wait_for_posts(box, 200)
+        os.killpg(child.pid, signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 3, out + err
+        assert "Traceback" not in err
+        with (tmp_path / "reports" / "results.csv").open(encoding="utf-8") as handle:
+            assert sum(1 for _ in csv.DictReader(handle)) == 30_000
