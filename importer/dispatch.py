@@ -11,7 +11,6 @@ the input's order while memory holds just the batches in flight.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -134,7 +133,7 @@ class Dispatcher:
     ) -> list[Job]:
         """Settle the rows that need no request; return jobs for the others."""
         entries = self.journal.entries([r[1] for r in rows])
-        now, mode, limit = time.time(), self.options.on_existing, self.options.limit
+        now, mode, limit = self.journal.now(), self.options.on_existing, self.options.limit
         jobs: list[Job] = []
         for row, phone, name, email, meta in rows:
             entry = entries.get(phone)
@@ -155,7 +154,11 @@ class Dispatcher:
                 if entry is not None and entry.state == "pending":
                     # maybe sent before: the same key within its lifetime makes Kirim replay;
                     # otherwise only a lookup can tell whether it was created
-                    fresh = entry.idem_key == job.key and now - entry.sent_at < KEY_TTL_S
+                    fresh = (
+                        entry.idem_key == job.key
+                        and now - entry.sent_at < KEY_TTL_S
+                        and not entry.needs_lookup
+                    )
                     job = replace(job, lookup=job.lookup or not fresh)
                 jobs.append(job)
                 self.sent_rows += 1

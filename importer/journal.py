@@ -1,21 +1,21 @@
 """The journal: a SQLite record of every contact we meant to create and what became of it.
 
 It is what makes a crash harmless. Before a request leaves, the row is written ``pending``
-with its idempotency key (``intend``, committed at once); after the final answer its outcome
-is written ``done`` or ``failed`` (``record``, committed in small batches). A rerun then
-knows, per phone:
+with its idempotency key (``intend``, committed at once); after a final answer its outcome is
+written ``done``, or ``failed`` when Kirim refused the create for good (``record``, committed
+in small batches). A rerun then knows, per phone:
 
 - ``done``: not sent again. In the run that did it, it keeps its outcome; in a later run it is
-  ``exists``, without spending write budget.
-- ``pending``: may or may not have reached Kirim. Re-sent with the same key, so Kirim replays
-  instead of creating; if the key may have expired (24 h) or the body changed, the pipeline
-  looks the phone up first.
-- ``failed``, or absent: sent as new.
+  ``exists``, without spending write budget (``--on-existing update`` still checks it).
+- ``pending``: may or may not have reached Kirim. In ``create`` mode it is re-sent with the
+  same key, so Kirim replays instead of creating; but when the key may have expired (24 h),
+  or the row was pending or done under another key (``needs_lookup``, kept until a final
+  answer), the phone is looked up first. In ``skip``/``update`` mode it is always looked up.
+- ``failed``, or absent: nothing was created by us; sent as new.
 
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
-organisations or accounts never mix. WAL mode with ``synchronous=NORMAL`` survives the
-process being killed at any moment (a power cut may lose the last batch of outcomes, which
-then read as ``pending`` and are safely re-sent).
+organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
+disk before it returns, so neither a killed process nor a power cut loses an intent.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     idem_key TEXT NOT NULL, sent_at REAL NOT NULL, run_id INTEGER NOT NULL,
     outcome TEXT, contact_id TEXT, http_status INTEGER, error_code TEXT,
     request_id TEXT, updated_at REAL NOT NULL,
+    needs_lookup INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (org, account, phone)
 ) WITHOUT ROWID;
 """
@@ -55,6 +56,7 @@ class Entry:
     outcome: str | None
     contact_id: str | None
     request_id: str | None
+    needs_lookup: bool  # it may exist under an older key: only a lookup can tell
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +84,14 @@ class Journal:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(contacts)")}
+        if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
+            self._db.execute(
+                "ALTER TABLE contacts ADD COLUMN needs_lookup INTEGER NOT NULL DEFAULT 0"
+            )
         self._org = org
         self._account = account
         self._clock = clock
@@ -92,6 +99,10 @@ class Journal:
         self._buffer: list[Outcome] = []
         self.run_id = 0
         self.resumed = False
+
+    def now(self) -> float:
+        """The journal's clock (wall time: key ages are compared across runs)."""
+        return self._clock()
 
     def start_run(self, *, fingerprint: str) -> int:
         """Resume the unfinished run of this same import, or begin a new one."""
@@ -124,19 +135,21 @@ class Journal:
             chunk = phones[start : start + 500]
             marks = ",".join("?" * len(chunk))
             query = (  # only "?" marks are formatted in
-                "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id"
-                f" FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
+                "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
+                f" needs_lookup FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
             )
             rows = self._db.execute(query, (self._org, self._account, *chunk))
             for r in rows:
-                found[r[0]] = Entry(*r)
+                found[r[0]] = Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
         return found
 
     def intend(self, items: Iterable[tuple[str, str]]) -> None:
         """Mark (phone, key) pairs as about to be sent; durable before this returns.
 
         A phone already pending under the same key keeps its first ``sent_at``: the key's
-        age on the server counts from its first use.
+        age on the server counts from its first use. One pending under another key (the row
+        was edited), or already done, is marked ``needs_lookup``: it may exist under a key
+        this row no longer has, and that fact survives until a final answer is recorded.
         """
         now = self._clock()
         self._db.execute("BEGIN")
@@ -147,6 +160,9 @@ class Journal:
             " SET state='pending', run_id=excluded.run_id, updated_at=excluded.updated_at,"
             " sent_at=CASE WHEN idem_key=excluded.idem_key AND state='pending'"
             "              THEN sent_at ELSE excluded.sent_at END,"
+            " needs_lookup=CASE WHEN state='done'"
+            "                   OR (state='pending' AND idem_key!=excluded.idem_key)"
+            "              THEN 1 ELSE needs_lookup END,"
             " idem_key=excluded.idem_key",
             [(self._org, self._account, p, k, now, self.run_id, now) for p, k in items],
         )
@@ -180,7 +196,7 @@ class Journal:
         self._db.execute("BEGIN")
         self._db.executemany(
             "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
-            " request_id=?, updated_at=? WHERE org=? AND account=? AND phone=?",
+            " request_id=?, updated_at=?, needs_lookup=0 WHERE org=? AND account=? AND phone=?",
             rows,
         )
         self._db.execute("COMMIT")

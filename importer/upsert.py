@@ -80,12 +80,14 @@ class Upserter:
         self._mode = on_existing
         self.stop_reply: Reply | None = None  # the first answer that means: stop the run
 
-    def _failed(self, job: Job, reply: Reply, attempts: int) -> Sent:
+    def _failed(self, job: Job, reply: Reply, attempts: int, *, create: bool = False) -> Sent:
+        """A row that did not succeed. Only a create that Kirim refused for good (a 4xx) is
+        journalled ``failed``; anything else leaves the journal as it was."""
         verdict = reply.verdict
         if verdict is Verdict.STOP and self.stop_reply is None:
             self.stop_reply = reply
         retryable = verdict in (Verdict.RETRY, Verdict.STOP)
-        if not retryable:  # Kirim said no for good: nothing was created
+        if create and not retryable:  # Kirim said no for good: nothing was created
             self._journal.record(
                 Outcome(
                     job.phone,
@@ -153,7 +155,7 @@ class Upserter:
             return self._done(job, Status.CREATED, reply, attempts, data.get("id"))
         if reply.verdict is Verdict.EXISTS:
             return self._done(job, Status.EXISTS, reply, attempts, None)
-        return self._failed(job, reply, attempts)
+        return self._failed(job, reply, attempts, create=True)
 
     async def _existing(
         self, job: Job, found: dict[str, Any], lookup: Reply, attempts: int
@@ -168,4 +170,6 @@ class Upserter:
         )
         if reply.verdict is Verdict.OK:
             return self._done(job, Status.UPDATED, reply, attempts + n, contact_id)
+        # the update failed, but the contact exists: that much the journal keeps
+        self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
         return self._failed(job, reply, attempts + n)

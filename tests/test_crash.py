@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import contacts_file, phone
 
@@ -75,7 +77,8 @@ def test_sigkill_at_random_moments_then_rerun_loses_and_doubles_nothing(tmp_path
         assert {r["status"] for r in rows} <= {"created", "exists"}
 
 
-def test_sigint_stops_cleanly_reports_and_exits_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_cleanly_reports_and_exits_3(tmp_path: Path, signum: int) -> None:
     config = SandboxConfig(
         seed=4, latency_ms=(20.0, 20.0), write_per_minute=600_000, read_per_minute=6_000_000
     )
@@ -90,10 +93,10 @@ def test_sigint_stops_cleanly_reports_and_exits_3(tmp_path: Path) -> None:
             text=True,
         )
         wait_for_posts(box, 20)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         out, err = child.communicate(timeout=60)
         assert child.returncode == 3, out + err
-        assert "interrupted by SIGINT" in out
+        assert f"interrupted by {signal.Signals(signum).name}" in out
         assert "Rerun the same command to resume" in out
         with (tmp_path / "reports" / "results.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))

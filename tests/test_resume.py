@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class FakeKirim:
         self.creations: dict[str, int] = {}
         self.keys: dict[str, str] = {}
         self.lose_answers = False
+        self.fail_lookups = False
         self.requests: list[tuple[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -55,6 +57,8 @@ class FakeKirim:
                     ]
                 },
             )
+        if request.method == "GET" and self.fail_lookups:
+            return httpx.Response(503, text="unavailable")
         if request.method == "GET":
             found = self.contacts.get(request.url.params["phone"])
             return httpx.Response(
@@ -177,3 +181,35 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
     assert code == 0
     assert (rerun["exists"], rerun["created"]) == (2, 2)  # row 1 from the journal, row 3 found
     assert phone(3) not in fake.creations
+
+
+def test_a_row_edited_twice_after_a_lost_answer_is_still_looked_up(tmp_path: Path) -> None:
+    fake = FakeKirim()
+    fake.lose_answers = True
+    run(fake, contacts_file(tmp_path / "in.csv", 3), tmp_path, "create", "first")  # maybe made
+    fake.lose_answers = False
+    fake.fail_lookups = True  # the edited rerun journals a new key, but cannot look up
+    edited = tmp_path / "edited.csv"
+    edited.write_text((tmp_path / "in.csv").read_text().replace("Contact", "Kontak"))
+    code, second = run(fake, edited, tmp_path, "create", "second")
+    assert (code, second["failed"]) == (1, 3)
+    fake.fail_lookups = False
+    code, third = run(fake, edited, tmp_path, "create", "third")  # same key as the second
+    assert code == 0
+    assert third["exists"] == 3
+    assert fake.creations == {phone(i): 1 for i in range(1, 4)}
+
+
+def test_a_pending_row_whose_key_may_have_expired_is_looked_up_first(tmp_path: Path) -> None:
+    fake = FakeKirim()
+    fake.lose_answers = True
+    file = contacts_file(tmp_path / "in.csv", 3)
+    run(fake, file, tmp_path, "create", "first")
+    fake.lose_answers = False
+    fake.keys.clear()  # a day later Kirim has forgotten the keys...
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:  # ...and so the journal's entries age
+        db.execute("UPDATE contacts SET sent_at = sent_at - 2 * 86400")
+    code, second = run(fake, file, tmp_path, "create", "second")
+    assert code == 0
+    assert second["exists"] == 3
+    assert fake.creations == {phone(i): 1 for i in range(1, 4)}

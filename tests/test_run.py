@@ -283,3 +283,19 @@ def test_create_mode_treats_a_409_conflict_as_exists(
         assert [r["status"] for r in rows] == ["created", "exists", "created"]
         assert rows[1]["http_status"] == "409"
         assert box.request_count("GET", "/v1/{phone_number_id}/contacts") == 0
+
+
+def test_sandbox_flag_imports_into_a_fresh_embedded_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)  # --sandbox needs no key
+    file = contacts_file(tmp_path / "in.csv", 5, duplicates=1)
+    reports = tmp_path / "r"
+    code = main(
+        ["run", str(file), "--sandbox", "--default-region", "ID", "--report-dir", str(reports)]
+    )
+    assert code == 0
+    assert [r["status"] for r in results(reports)] == ["created"] * 5 + ["duplicate_in_file"]
+    assert (reports / "journal.sqlite").exists()  # its own journal, not the shared one
+    out = capsys.readouterr().out
+    assert "Sandbox: a fresh Kirim-compatible server at http://127.0.0.1:" in out
