@@ -14,16 +14,13 @@ import asyncio
 import hashlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 import httpx
 import phonenumbers
-from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from importer import __version__, mapping, normalize, source
-from importer.client import KirimClient, Reply, Verdict
+from importer.client import KirimClient, Verdict
 from importer.dispatch import Dispatcher
 from importer.journal import Journal
 from importer.limiter import Sleep, TokenBucket
@@ -34,11 +31,10 @@ from importer.records import (
     Plan,
     PlanOptions,
     RunOptions,
-    Status,
     StopRun,
 )
 from importer.report import Report, RunStats
-from importer.sender import Sender
+from importer.sender import Sender, patiently
 from importer.upsert import Upserter
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
@@ -92,63 +88,15 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
         report.abandon()
         raise
     code = report.finish(stats=RunStats(), elapsed_s=time.monotonic() - started, extra=VERSIONS)
-    valid = report.counts.get(Status.VALID.value, 0)
-    capacity = options.write_per_minute
-    eta = max(0, valid - capacity) / (capacity / 60)
-    print(summary_text(report, dry_run=True), file=out)
-    if valid <= capacity:
-        when = "fits in the bucket's first burst: seconds, bounded by round trips"
-    else:
-        when = f"would take about {_duration(eta)} after the first burst of {capacity}"
-    print(f"At {capacity} writes/min, creating {valid} contacts {when}.", file=out)
-    print(f"Reports: {options.report_dir}", file=out)
+    print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
-
-
-def summary_text(report: Report, *, dry_run: bool) -> str:
-    c = report.counts
-    if dry_run:
-        head = f"would create {c.get('valid', 0)}"
-    else:
-        head = ", ".join(f"{c.get(s, 0)} {s}" for s in ("created", "updated", "exists"))
-    lines = [
-        f"{report.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
-        f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
-    ]
-    if report.reasons:
-        reasons = ", ".join(
-            f"{k} {v}" for k, v in sorted(report.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        )
-        lines.append(f"  by reason: {reasons}")
-    return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-async def _patiently(send: Callable[[], Awaitable[Reply]], sleep: Sleep) -> Reply:
-    """A pre-flight GET, retried a few times on 429, 5xx and network errors."""
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(5),
-        wait=wait_random_exponential(multiplier=0.5, max=8),
-        retry=retry_if_result(lambda r: isinstance(r, Reply) and r.verdict is Verdict.RETRY),
-        sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-    )
-    reply: Reply = await retrying(send)
-    return reply
 
 
 async def _preflight(
     client: KirimClient, options: RunOptions, sleep: Sleep
 ) -> tuple[str, dict[str, Any], str]:
     """Check the key and the account before the first write: (org id, rate limits, account)."""
-    me = await _patiently(client.me, sleep)
+    me = await patiently(client.me, sleep=sleep)
     if me.verdict is not Verdict.OK or not isinstance(me.data, dict):
         raise StopRun(
             f"GET /v1/me failed: {me.status or 'no answer'} {me.error_code}: "
@@ -156,7 +104,7 @@ async def _preflight(
         )
     org = str(me.data.get("organization", {}).get("id", ""))
     limits = me.data.get("rate_limits") or {}
-    accounts = await _patiently(client.accounts, sleep)
+    accounts = await patiently(client.accounts, sleep=sleep)
     if accounts.verdict is not Verdict.OK or not isinstance(accounts.data, list):
         raise StopRun(f"GET /v1/accounts failed: {accounts.status} {accounts.error_code}")
     rows = [a for a in accounts.data if isinstance(a, dict)]
@@ -278,19 +226,7 @@ async def run(
         elapsed_s=time.monotonic() - started,
         extra={**VERSIONS, "account": account, "journal": str(options.state)},
     )
-    print(summary_text(report, dry_run=False), file=out)
-    print(
-        f"Requests: {stats.requests_sent} sent, {stats.http_429} answered 429, "
-        f"{stats.retries} retries, {time.monotonic() - started:.1f} s",
-        file=out,
-    )
-    if work.stopped:
-        print(f"Stopped early: {work.stopped}", file=out)
-        print(
-            f"Rerun the same command to resume: finished rows are kept in {options.state}.",
-            file=out,
-        )
-    print(f"Reports: {options.report_dir}", file=out)
+    print(report.render(journal=options.state), file=out)
     return code
 
 

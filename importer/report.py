@@ -82,6 +82,7 @@ class Report:
         self.reasons: Counter[str] = Counter()
         self._results: IO[bytes] = open(self._partial("results.csv"), "wb")  # noqa: SIM115
         self._failures: IO[bytes] = open(self._partial("failures.csv"), "wb")  # noqa: SIM115
+        self.summary: dict[str, Any] = {}
         self._results_header = True
         self._failures_header = True
 
@@ -148,6 +149,39 @@ class Report:
         self.summary = summary
         return code
 
+    def render(self, *, write_per_minute: int = 600, journal: Path | None = None) -> str:
+        """The closing lines a person reads; the last one names the report folder."""
+        c, summary = self.counts, self.summary
+        if self.dry_run:
+            head = f"would create {c.get('valid', 0)}"
+        else:
+            head = ", ".join(f"{c.get(s, 0)} {s}" for s in ("created", "updated", "exists"))
+        lines = [
+            f"{self.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
+            f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
+        ]
+        if self.reasons:
+            ordered = sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("  by reason: " + ", ".join(f"{k} {v}" for k, v in ordered))
+        if self.dry_run:
+            valid, capacity = c.get("valid", 0), write_per_minute
+            if valid <= capacity:
+                when = "fits in the bucket's first burst: seconds, bounded by round trips"
+            else:
+                eta = _duration((valid - capacity) / (capacity / 60))
+                when = f"would take about {eta} after the first burst of {capacity}"
+            lines.append(f"At {capacity} writes/min, creating {valid} contacts {when}.")
+        else:
+            lines.append(
+                f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
+                f"429, {summary['retries']} retries, {summary['elapsed_s']:.1f} s"
+            )
+        if summary.get("stopped"):
+            lines.append(f"Stopped early: {summary['stopped']}")
+            lines.append(f"Rerun the same command to resume: finished rows are kept in {journal}.")
+        lines.append(f"Reports: {self.directory}")
+        return "\n".join(lines)
+
     def abandon(self) -> None:
         """Close the partial files without putting them in place."""
         self._results.close()
@@ -199,6 +233,14 @@ def _merge(planned: pl.DataFrame, sent: Sequence[Sent]) -> pl.DataFrame:
         .otherwise(pl.col("retryable"))
         .alias("retryable"),
     ).drop("sent_status", "sent_error_code", "sent_error_message")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _append(handle: IO[bytes], frame: pl.DataFrame, *, header: bool) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from importer.client import Reply, Verdict
@@ -127,9 +127,31 @@ class Sender:
         retrying = AsyncRetrying(
             stop=self._should_stop,
             wait=self._wait,
-            retry=retry_if_result(lambda r: isinstance(r, Reply) and r.verdict is Verdict.RETRY),
+            retry=_RETRYABLE,
             sleep=self._sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            retry_error_callback=_last_reply,
         )
         reply: Reply = await retrying(again)
         return reply, attempts
+
+
+_RETRYABLE = retry_if_result(lambda r: isinstance(r, Reply) and r.verdict is Verdict.RETRY)
+
+
+def _last_reply(state: RetryCallState) -> Reply | None:
+    """When tenacity gives up: the last answer, as a value (never a RetryError)."""
+    return state.outcome.result() if state.outcome else None
+
+
+async def patiently(send: Callable[[], Awaitable[Reply]], *, sleep: Sleep) -> Reply:
+    """One request outside the buckets (the pre-flight GETs), retried a few times on 429,
+    5xx and network errors with the same backoff as every other request."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(5),
+        wait=wait_random_exponential(multiplier=0.5, max=8),
+        retry=_RETRYABLE,
+        sleep=sleep,
+        retry_error_callback=_last_reply,
+    )
+    reply: Reply = await retrying(send)
+    return reply
