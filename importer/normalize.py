@@ -24,12 +24,12 @@ from typing import NamedTuple
 
 import polars as pl
 
+from importer.dedup import Dedup, last_rows
 from importer.phones import MAX_LEN
 from importer.records import PLANNED_SCHEMA, ColumnMapping, InputOptions, PlannedBatch
-from importer.uniques import POOL_THRESHOLD, EmailRow, Pending, PhoneRow, UniqueParser
+from importer.uniques import EmailRow, Pending, PhoneRow, UniqueParser
 
 _CACHE_LIMIT = 500_000
-_POOL_THRESHOLD = POOL_THRESHOLD  # unique values in a batch before worker processes are used
 _SCHEMA = pl.Schema({name: dtype() for name, dtype in PLANNED_SCHEMA.items()})
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\"} | {
     chr(i): json.dumps(chr(i)).strip('"') for i in range(0x20)
@@ -211,67 +211,6 @@ class _Planner:
         return PlannedBatch(planned=planned, original=started.batch.drop("row_number"))
 
 
-class _Dedup:
-    """Duplicate phones among valid rows, across batches."""
-
-    def __init__(self, keep: str, kept: pl.DataFrame | None = None) -> None:
-        self.keep = keep
-        self.kept = kept  # keep="last": phone_number -> the row kept, known up front
-        self.seen: list[pl.DataFrame] = []  # keep="first": phones kept so far
-
-    def apply(self, batch: PlannedBatch) -> PlannedBatch:
-        planned = batch.planned.with_row_index("_pos")
-        valid = planned.filter(pl.col("status") == "valid").select(
-            "_pos", "row_number", "phone_number"
-        )
-        if valid.is_empty():
-            return batch
-        if self.kept is not None:
-            hit = valid.join(self.kept, on="phone_number", how="inner")
-        else:
-            earlier = (
-                pl.concat(self.seen)
-                if self.seen
-                else pl.DataFrame(schema={"phone_number": pl.String, "_kept": pl.Int64})
-            )
-            hit = valid.join(earlier, on="phone_number", how="left").with_columns(
-                pl.coalesce("_kept", pl.col("row_number").min().over("phone_number"))
-            )
-            fresh = hit.filter(pl.col("_kept") == pl.col("row_number"))
-            self.seen.append(fresh.select("phone_number", "_kept"))
-        dups = hit.filter(pl.col("_kept") != pl.col("row_number")).select("_pos", "_kept")
-        if dups.is_empty():
-            return batch
-        which = "first" if self.keep == "first" else "last"
-        joined = planned.join(dups, on="_pos", how="left", maintain_order="left")
-        is_dup = pl.col("_kept").is_not_null()
-        out = joined.with_columns(
-            pl.when(is_dup).then(pl.lit("duplicate_in_file")).otherwise("status").alias("status"),
-            pl.when(is_dup).then(pl.lit("duplicate_in_file")).otherwise("error_code")
-            .alias("error_code"),
-            pl.when(is_dup)
-            .then(
-                pl.format(
-                    "same phone number {} as row {}; row {} is kept (--keep " + which + ")",
-                    "phone_number", "_kept", "_kept",
-                )
-            )
-            .otherwise("error_message")
-            .alias("error_message"),
-            pl.when(is_dup).then(pl.col("_kept")).otherwise("duplicate_of").alias("duplicate_of"),
-        ).select(list(PLANNED_SCHEMA))  # fmt: skip
-        return PlannedBatch(planned=out.cast(_SCHEMA), original=batch.original)
-
-
-def _last_rows(planned: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    frames = [
-        p.filter(pl.col("status") == "valid").select("phone_number", "row_number") for p in planned
-    ]
-    if not frames:
-        return pl.DataFrame(schema={"phone_number": pl.String, "_kept": pl.Int64})
-    return pl.concat(frames).group_by("phone_number").agg(pl.col("row_number").max().alias("_kept"))
-
-
 def plan_batches(
     *, batches: Iterable[pl.DataFrame], mapping: ColumnMapping, options: InputOptions
 ) -> Iterator[PlannedBatch]:
@@ -282,22 +221,22 @@ def plan_batches(
     """
     with UniqueParser(
         default_region=options.default_region, require_mobile=options.require_mobile,
-        threshold=_POOL_THRESHOLD, cache_limit=_CACHE_LIMIT,
+        threshold=options.pool_threshold, cache_limit=_CACHE_LIMIT,
     ) as parser:  # fmt: skip
         planner = _Planner(mapping, options, parser)
         if options.keep == "first":
-            dedup = _Dedup("first")
+            dedup = Dedup("first")
             for pb in _planned(planner, batches):
                 yield dedup.apply(pb)
             return
         if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
-            kept = _last_rows(pb.planned for pb in _planned(planner, batches))
-            dedup = _Dedup("last", kept)
+            kept = last_rows(pb.planned for pb in _planned(planner, batches))
+            dedup = Dedup("last", kept)
             for pb in _planned(planner, batches):
                 yield dedup.apply(pb)
             return
         held = list(_planned(planner, batches))
-        dedup = _Dedup("last", _last_rows(pb.planned for pb in held))
+        dedup = Dedup("last", last_rows(pb.planned for pb in held))
         for pb in held:
             yield dedup.apply(pb)
 

@@ -63,6 +63,7 @@ class InputOptions:
     invalid_email: Literal["fail", "drop"] = "fail"
     keep: Literal["first", "last"] = "first"
     batch_size: int = 50_000
+    pool_threshold: int = 20_000  # new unique values in a batch before worker processes help
 
 
 @dataclass(frozen=True, slots=True)

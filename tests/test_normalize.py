@@ -306,10 +306,8 @@ def test_pool_gives_exactly_the_sequential_results() -> None:
     assert not multiprocessing.active_children()  # no worker left behind
 
 
-def test_plan_batches_with_pool_equals_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_batches_with_pool_equals_sequential() -> None:
     import multiprocessing
-
-    from importer import normalize
 
     phones, emails = _generated_values(1500)
     rows = [
@@ -319,8 +317,7 @@ def test_plan_batches_with_pool_equals_sequential(monkeypatch: pytest.MonkeyPatc
     colmap = ColumnMapping(phone="p", email="e", name=("n",))
     kw: dict[str, object] = {"default_region": "ID", "batch_size": 700}
     sequential = _plan(rows, ["p", "e", "n"], colmap, **kw)
-    monkeypatch.setattr(normalize, "_POOL_THRESHOLD", 0)
-    pooled = _plan(rows, ["p", "e", "n"], colmap, **kw)
+    pooled = _plan(rows, ["p", "e", "n"], colmap, **kw, pool_threshold=0)
     assert pooled.equals(sequential)
     assert set(sequential["status"]) == {"valid", "invalid", "duplicate_in_file"}
     assert not multiprocessing.active_children()
