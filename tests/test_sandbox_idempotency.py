@@ -83,7 +83,9 @@ def _post_later(
 
 
 def test_in_progress_is_409_after_the_wait() -> None:
-    with running(latency_ms=400, idempotency_wait_s=0.05) as sb:
+    # the second request starts 0.15 s in, well inside the first one's 1.5 s: a loaded machine
+    # cannot make them miss each other
+    with running(latency_ms=1500, idempotency_wait_s=0.05) as sb:
         url = sb.base_url + contacts_path(sb)
         body = {"phone_number": phone(1)}
         with ThreadPoolExecutor(2) as pool:
@@ -98,7 +100,7 @@ def test_in_progress_is_409_after_the_wait() -> None:
 
 
 def test_in_progress_waits_then_replays() -> None:
-    with running(latency_ms=300, idempotency_wait_s=5) as sb:
+    with running(latency_ms=1500, idempotency_wait_s=5) as sb:
         url = sb.base_url + contacts_path(sb)
         body = {"phone_number": phone(1)}
         with ThreadPoolExecutor(2) as pool:
