@@ -11,50 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_server() -> tuple[subprocess.Popen[str], str, str]:
-    """Launch the sandbox and parse its announced base URL and key."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer.sandbox",
-            "--write-per-minute",
-            "10000000",
-            "--read-per-minute",
-            "10000000",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    found: dict[str, str] = {}
-    deadline = time.monotonic() + 20
-    while len(found) < 2 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        key, _, value = line.strip().partition("=")
-        if key in ("KIRIM_BASE_URL", "KIRIM_API_KEY"):
-            found[key] = value
-    if len(found) < 2:
-        proc.kill()
-        raise SystemExit("sandbox did not start")
-    return proc, found["KIRIM_BASE_URL"], found["KIRIM_API_KEY"]
+from common import Sandbox
 
 
 async def drive(
@@ -99,26 +60,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=50.0)
     args = parser.parse_args()
-    proc, base_url, token = start_server()
-    try:
+    with Sandbox(unlimited=True) as box:
         done, elapsed, statuses = asyncio.run(
             drive(
-                base_url,
-                token,
+                box.base_url,
+                box.token,
                 requests=args.requests,
                 concurrency=args.concurrency,
                 max_seconds=args.max_seconds,
             )
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = usage.ru_utime + usage.ru_stime  # whole server process, start-up included
+    server_cpu = box.cpu_s  # whole server process, start-up included
     print(f"{'requests':>10} {'seconds':>8} {'req/s':>9} {'server CPU s':>13}  statuses")
     status_text = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
     print(f"{done:>10} {elapsed:>8.2f} {done / elapsed:>9.0f} {server_cpu:>13.2f}  {status_text}")
-    print(f"server exit code: {proc.returncode}")
     return 0 if set(statuses) == {201} else 1
 
 
