@@ -34,7 +34,11 @@ class Dedup:
             hit = valid.join(self.kept, on="phone_number", how="inner")
         else:
             earlier = (
-                pl.concat(self.seen)
+                # a linear scan of what was kept, against a hash set of this batch: cheaper
+                # than hashing everything kept so far for a join, batch after batch
+                pl.concat(self.seen).filter(
+                    pl.col("phone_number").is_in(valid["phone_number"].implode())
+                )
                 if self.seen
                 else pl.DataFrame(schema={"phone_number": pl.String, "_kept": pl.Int64})
             )
