@@ -101,14 +101,20 @@ class UniqueParser:
             return pending
         pool = self._start_pool()
         parts = max(self.workers, math.ceil(total / _CHUNK))
-        for i in range(parts):
-            ps = new_phones[i * len(new_phones) // parts : (i + 1) * len(new_phones) // parts]
-            es = new_emails[i * len(new_emails) // parts : (i + 1) * len(new_emails) // parts]
-            future = pool.submit(
-                parse_values, phones=ps, emails=es, default_region=self.default_region,
-                require_mobile=self.require_mobile,
-            )  # fmt: skip
-            pending.jobs.append((ps, es, future))
+        # a submit may start a worker process; one started with SIGINT blocked never sees a
+        # terminal's Ctrl-C, not even while it boots (the main process stops the run in order)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for i in range(parts):
+                ps = new_phones[i * len(new_phones) // parts : (i + 1) * len(new_phones) // parts]
+                es = new_emails[i * len(new_emails) // parts : (i + 1) * len(new_emails) // parts]
+                future = pool.submit(
+                    parse_values, phones=ps, emails=es, default_region=self.default_region,
+                    require_mobile=self.require_mobile,
+                )  # fmt: skip
+                pending.jobs.append((ps, es, future))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return pending
 
     def collect(self, pending: Pending) -> tuple[list[PhoneRow], list[EmailRow]]:
@@ -145,9 +151,7 @@ class UniqueParser:
     def _start_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_ignore_sigint
-            )
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         return self._pool
 
 
@@ -170,9 +174,3 @@ def _remember(cache: dict[str, _V], new: dict[str, _V], limit: int) -> None:
         cache.clear()
     if len(new) <= limit:
         cache.update(new)
-
-
-def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the main process, which stops the run in order (a
-    terminal sends SIGINT to the whole process group, workers included)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
