@@ -96,9 +96,7 @@ class Dispatcher:
         while (item := await self.queue.get()) is not None:
             job, state = item
             if self.stopped:
-                self.settle(
-                    state, _not_sent(job.row_number, "not_attempted", "the run stopped first")
-                )
+                self.settle(state, _stopped_first(job.row_number))
                 continue
             try:
                 sent = await self.upserter.handle(job)
@@ -124,9 +122,7 @@ class Dispatcher:
         while not self.queue.empty():
             if (item := self.queue.get_nowait()) is not None:
                 job, state = item
-                self.settle(
-                    state, _not_sent(job.row_number, "not_attempted", "the run stopped first")
-                )
+                self.settle(state, _stopped_first(job.row_number))
 
     def _triage(
         self, state: BatchState, rows: list[tuple[Any, ...]], account: str, run_id: int
@@ -145,7 +141,7 @@ class Dispatcher:
                     Sent(row, status, contact_id=entry.contact_id, request_id=entry.request_id),
                 )
             elif self.stopped:
-                self.settle(state, _not_sent(row, "not_attempted", "the run stopped first"))
+                self.settle(state, _stopped_first(row))
             elif limit is not None and self.sent_rows >= limit:
                 self.settle(state, _not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
             else:
@@ -213,3 +209,7 @@ class Dispatcher:
 
 def _not_sent(row: int, code: str, message: str) -> Sent:
     return Sent(row, Status.FAILED, error_code=code, error_message=message, retryable=True)
+
+
+def _stopped_first(row: int) -> Sent:
+    return _not_sent(row, "not_attempted", "the run stopped first")
