@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import os
 import resource
 import time
@@ -69,12 +70,8 @@ def main() -> int:
     for mode in ("pool", "seq"):
         if mode not in modes:
             continue
-        saved = normalize._POOL_THRESHOLD
-        normalize._POOL_THRESHOLD = saved if mode == "pool" else 1 << 62
-        try:
-            counts, wall, cpu, kids = _timed(lambda: _plan(opts))
-        finally:
-            normalize._POOL_THRESHOLD = saved
+        mode_opts = opts if mode == "pool" else dataclasses.replace(opts, pool_threshold=1 << 62)
+        counts, wall, cpu, kids = _timed(lambda: _plan(mode_opts))
         rows.append([f"plan {mode}", sum(counts.values()), wall, cpu, kids])
         print(f"[plan_profile] plan {mode}: {dict(sorted(counts.items()))}", flush=True)
     if "cli" in modes:

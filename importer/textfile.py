@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ from importer.records import InputError, InputOptions, SourceInfo
 TextFormat = Literal["csv", "tsv"]
 _DELIMITERS = (",", ";", "\t", "|")
 _CHUNK = 1 << 20
+_SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())  # what str.strip() strips
 
 
 def open_text(*, path: Path, fmt: TextFormat, options: InputOptions) -> Opened:
@@ -46,7 +48,8 @@ def open_text(*, path: Path, fmt: TextFormat, options: InputOptions) -> Opened:
             while chunk := src.read(_CHUNK):
                 dst.write(chunk)
     try:
-        names, delimiter, rows = _check_text(path, target, delimiter, fmt)
+        delimiter = delimiter or _sniff(target, fmt)
+        names, rows = _quick_check(path, target, delimiter) or _check_text(path, target, delimiter)
     except BaseException:
         if tmpdir:
             tmpdir.cleanup()
@@ -148,20 +151,82 @@ def _detect_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-def _check_text(
-    path: Path, target: Path, delimiter: str | None, fmt: TextFormat
-) -> tuple[list[str], str, int]:
-    """One streaming pass over the (UTF-8) text: header, field counts, rows. Bounded memory."""
+def _sniff(target: Path, fmt: TextFormat) -> str:
+    """The delimiter, from the first non-blank line."""
+    with target.open(encoding="utf-8-sig", newline="") as f:
+        first = next((line for line in f if line.strip()), "")
+    return "\t" if fmt == "tsv" and "\t" in first else _detect_delimiter(first)
+
+
+def _plain_bytes(target: Path) -> bool:
+    """No quote, no unit separator (``_quick_check`` reads lines with it), no lone CR."""
+    with target.open("rb") as f:
+        carry = b""
+        while chunk := f.read(_CHUNK):
+            chunk = carry + chunk
+            carry = b"\r" if chunk.endswith(b"\r") else b""
+            chunk = chunk[: len(chunk) - len(carry)]
+            lone_cr = b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")
+            if b'"' in chunk or b"\x1f" in chunk or lone_cr:
+                return False
+        return not carry
+
+
+def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], int] | None:
+    """The check pass for a file with no quoting at all (most exports), in polars.
+
+    Every non-blank line must hold as many delimiters as the header line. Returns
+    ``(names, rows)``, or None when the careful pass must decide (quotes, a bad line, an
+    empty column name): that pass names the line and keeps every message the same.
+    """
+    if not _plain_bytes(target):
+        return None
+    with target.open(encoding="utf-8-sig", newline="") as f:
+        lines = enumerate(f, start=1)
+        at, first = next(((i, s) for i, s in lines if s.replace(delimiter, "").strip()), (0, ""))
+    if not at:
+        return None
+    raw = first.rstrip("\r\n").split(delimiter)
+    if not all(cell.strip() for cell in raw):
+        return None  # empty header cells: the careful pass checks their columns
+    shapes = _shapes(target, delimiter)
+    if set(shapes) != {len(raw) - 1}:
+        return None
+    names = check_headers(path=path, raw=raw, where=lambda i: f"line {at}, column {i + 1}")
+    return names, shapes[len(raw) - 1] - 1
+
+
+def _shapes(target: Path, delimiter: str) -> Counter[int]:
+    """How many non-blank lines hold each count of delimiters, read in bounded blocks."""
+    found: Counter[int] = Counter()
+    with target.open("rb") as f:
+        rest = b""
+        while chunk := f.read(_CHUNK * 16):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            found.update(_shapes_of(data[:cut], delimiter))
+            rest = data[cut:]
+    found.update(_shapes_of(rest, delimiter))
+    return found
+
+
+def _shapes_of(block: bytes, delimiter: str) -> dict[int, int]:
+    if not block:
+        return {}
+    line = pl.col("line")
+    lines = pl.read_csv(
+        block, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
+        new_columns=["line"], raise_if_empty=False,
+    )  # fmt: skip
+    blank = line.str.strip_chars(_SPACE + delimiter) == ""  # as the careful pass: str.strip()
+    counts = lines.filter(~blank).group_by(line.str.count_matches(delimiter, literal=True)).len()
+    return dict(zip(counts["line"], counts["len"], strict=True))
+
+
+def _check_text(path: Path, target: Path, delimiter: str) -> tuple[list[str], int]:
+    """The careful check pass, with the csv module: header, field counts, rows. Bounded memory."""
     csv.field_size_limit(1 << 30)
     with target.open(encoding="utf-8-sig", newline="") as f:
-        if delimiter is None:
-            first = ""
-            for line in f:
-                if line.strip():
-                    first = line
-                    break
-            delimiter = "\t" if fmt == "tsv" and "\t" in first else _detect_delimiter(first)
-            f.seek(0)
         reader = csv.reader(f, delimiter=delimiter, quotechar='"', strict=False)
         header: list[str] | None = None
         header_line = 0
@@ -197,4 +262,4 @@ def _check_text(
         return f"line {header_line}, column {i + 1}"
 
     names = check_headers(path=path, raw=header, where=where)
-    return empty_named(path=path, names=names, has_data=has_data, where=where), delimiter, rows
+    return empty_named(path=path, names=names, has_data=has_data, where=where), rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import polars as pl
@@ -201,3 +202,46 @@ def test_failures_csv_fed_back_drops_report_columns(tmp_path: Path) -> None:
 def test_row_number_header_is_reserved(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"a\.csv: line 1, column 2: the column name 'row_number'"):
         _open(_write(tmp_path, "a.csv", b"Phone,row_number\n1,2\n"))
+
+
+def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
+    """The polars check pass for unquoted files gives what the csv-module pass gives, or
+    declines; seeded random files of ragged, blank and whitespace lines."""
+    from importer import textfile
+
+    rng = random.Random(5)
+    cells = ["", " ", "x", "y z", "\u00a0", "+62812", "a@b.id", "\t"]
+    quick_taken = 0
+    for n in range(300):
+        width = rng.randint(1, 4)
+        lines = [",".join(f"h{i}" for i in range(width))]
+        for _ in range(rng.randint(0, 6)):
+            cols = width if rng.random() < 0.8 else rng.randint(1, width + 1)
+            lines.append(",".join(rng.choice(cells) for _ in range(cols)))
+        if rng.random() < 0.3:
+            lines.insert(0, rng.choice(["", " ", ",,"]))
+        end = rng.choice(["\n", "\r\n"])
+        path = _write(tmp_path, f"f{n}.csv", (end.join(lines) + end).encode())
+        try:
+            careful: tuple[list[str], int] | str = textfile._check_text(path, path, ",")
+        except InputError as exc:
+            careful = str(exc)
+        try:
+            quick = textfile._quick_check(path, path, ",")
+        except InputError as exc:
+            assert str(exc) == careful, lines
+            continue
+        if quick is not None:
+            quick_taken += 1
+            assert quick == careful, lines
+    assert quick_taken > 100  # the quick pass is really exercised
+
+
+def test_quick_check_declines_quotes_and_lone_cr(tmp_path: Path) -> None:
+    from importer import textfile
+
+    for data in (b'a,b\n"1",2\n', b"a,b\r1,2\r", b"a,\n1,\n"):
+        path = _write(tmp_path, "a.csv", data)
+        assert textfile._quick_check(path, path, ",") is None
+    path = _write(tmp_path, "b.csv", b"\n a , b \r\n1,2\r\n\r\n,\r\n3,4\r\n")
+    assert textfile._quick_check(path, path, ",") == (["a", "b"], 2)
