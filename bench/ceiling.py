@@ -12,7 +12,8 @@ ratio is to the bare loop of the same latency, measured in the same invocation.
 
 Then the client-setup comparison behind "which httpx setup": N POSTs at concurrency 64 from
 this process against one sandbox (0 ms) with httpx's default transport, httpx over
-``httpx_aiohttp.AiohttpTransport`` (what the importer uses), and bare aiohttp; req/s and the
+``httpx_aiohttp.AiohttpTransport`` (the adapter measured first), httpx over
+``importer.transport.AiohttpTransport`` (what the importer uses), and bare aiohttp; req/s and the
 client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not
 installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
 """
@@ -66,10 +67,14 @@ async def httpx_loop(
     headers = {"Authorization": f"Bearer {box.token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     kwargs: dict[str, Any] = {"limits": limits}
-    if transport == "aiohttp":
+    if transport == "httpx_aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
         kwargs = {"transport": AiohttpTransport(limits=limits)}
+    elif transport == "ours":
+        from importer.transport import AiohttpTransport as Ours
+
+        kwargs = {"transport": Ours(max_connections=concurrency)}
     statuses: Counter[int] = Counter()
     it = iter(items)
     async with httpx.AsyncClient(
@@ -134,7 +139,7 @@ def ceiling(rows_n: int, latencies: list[int], concurrency: int, seed: int) -> N
 
 
 def setups(n: int, seed: int, concurrency: int = 64) -> None:
-    all_bodies = list(bodies(n * 4, seed=seed + 100))
+    all_bodies = list(bodies(n * 5, seed=seed + 100))
     out: list[list[Any]] = []
     with Sandbox(unlimited=True, latency_ms="0") as box:
         items = encoded(box.account(), all_bodies)
@@ -142,7 +147,8 @@ def setups(n: int, seed: int, concurrency: int = 64) -> None:
         asyncio.run(bare_aiohttp(box, warm, concurrency))
         runs: list[tuple[str, Callable[[list[tuple[bytes, str]]], Any]]] = [
             ("httpx default (httpcore)", lambda it: httpx_loop(box, it, concurrency, "default")),
-            ("httpx + AiohttpTransport", lambda it: httpx_loop(box, it, concurrency, "aiohttp")),
+            ("httpx + httpx_aiohttp", lambda it: httpx_loop(box, it, concurrency, "httpx_aiohttp")),
+            ("httpx + importer.transport", lambda it: httpx_loop(box, it, concurrency, "ours")),
             ("bare aiohttp", lambda it: bare_aiohttp(box, it, concurrency)),
         ]
         for i, (name, make) in enumerate(runs):

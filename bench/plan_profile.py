@@ -71,7 +71,7 @@ def main() -> int:
         if mode not in modes:
             continue
         mode_opts = opts if mode == "pool" else dataclasses.replace(opts, pool_threshold=1 << 62)
-        counts, wall, cpu, kids = _timed(lambda: _plan(mode_opts))
+        counts, wall, cpu, kids = _timed(lambda o=mode_opts: _plan(o))  # type: ignore[misc]
         rows.append([f"plan {mode}", sum(counts.values()), wall, cpu, kids])
         print(f"[plan_profile] plan {mode}: {dict(sorted(counts.items()))}", flush=True)
     if "cli" in modes:

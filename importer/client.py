@@ -1,9 +1,10 @@
 """Talking to Kirim: one HTTP call in, one ``Reply`` value out; never an exception per row.
 
-``KirimClient`` wraps an ``httpx.AsyncClient``. Its ``transport=`` is the seam: production
-uses the aiohttp transport (see the README's Performance section for why), tests may pass
-``httpx.MockTransport``. Every call, success or failure, comes back as a ``Reply``; transport
-failures (timeouts, resets, dropped connections) become a ``Reply`` with ``status=0``.
+``KirimClient`` sends ``httpx.Request`` objects to an httpx transport. Its ``transport=`` is
+the seam: production uses ``transport.AiohttpTransport`` (see the README's Performance
+section for why), tests may pass ``httpx.MockTransport``. Every call, success or failure,
+comes back as a ``Reply``; transport failures (timeouts, resets, dropped connections) become
+a ``Reply`` with ``status=0``.
 
 ``Reply.verdict`` sorts every answer into what the importer does next, following the table
 in kirim-api.md:
@@ -29,6 +30,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+
+from importer.transport import AiohttpTransport
 
 USER_AGENT = "kirim-import"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -87,7 +90,23 @@ def idempotency_key(*, account: str, body: dict[str, Any]) -> str:
     return f"kimp-{digest[:48]}"
 
 
-def _int_header(headers: httpx.Headers, name: str) -> int | None:
+_WANTED = frozenset(
+    {"x-request-id", "retry-after", "x-ratelimit-remaining", "x-ratelimit-limit",
+     "idempotent-replayed"}
+)  # fmt: skip
+
+
+def _wanted_headers(response: httpx.Response) -> dict[str, str]:
+    """The headers a ``Reply`` carries, in one pass (the first of repeated ones)."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in response.headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        if name in _WANTED and name not in found:
+            found[name] = raw_value.decode("latin-1").strip()
+    return found
+
+
+def _int_header(headers: dict[str, str], name: str) -> int | None:
     value = headers.get(name)
     try:
         return int(float(value)) if value is not None else None
@@ -95,7 +114,7 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: dict[str, str]) -> float | None:
     value = headers.get("retry-after")
     try:
         return max(float(value), 0.0) if value is not None else None
@@ -112,7 +131,7 @@ def reply_from(response: httpx.Response) -> Reply:
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         error = {}
-    headers = response.headers
+    headers = _wanted_headers(response)
     return Reply(
         status=response.status_code,
         data=payload.get("data") if isinstance(payload, dict) else None,
@@ -131,13 +150,7 @@ def reply_from(response: httpx.Response) -> Reply:
 
 def default_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
     """httpx's API over aiohttp's connection pool: measured several times faster here."""
-    from httpx_aiohttp import AiohttpTransport
-
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
-    return transport
+    return AiohttpTransport(max_connections=max_connections)
 
 
 class KirimClient:

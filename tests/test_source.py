@@ -227,10 +227,9 @@ def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
         except InputError as exc:
             careful = str(exc)
         try:
-            quick = textfile._quick_check(path, path, ",")
+            quick: tuple[list[str], int] | str | None = textfile._quick_check(path, path, ",")
         except InputError as exc:
-            assert str(exc) == careful, lines
-            continue
+            quick = str(exc)
         if quick is not None:
             quick_taken += 1
             assert quick == careful, lines
