@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import phonenumbers
@@ -321,3 +322,54 @@ def test_plan_batches_with_pool_equals_sequential() -> None:
     assert pooled.equals(sequential)
     assert set(sequential["status"]) == {"valid", "invalid", "duplicate_in_file"}
     assert not multiprocessing.active_children()
+
+
+def _shapes_of(number: phonenumbers.PhoneNumber, rng: random.Random) -> list[str]:
+    """Plain-digit spellings of ``number`` and near misses, as cells arrive after phone_key."""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    national = "".join(
+        ch
+        for ch in phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        if ch.isdigit()
+    )
+    digits = e164[1:]
+    cc = str(number.country_code)
+    nsn = digits[len(cc) :]
+    return [
+        e164, national, digits, "00" + digits, "0" + nsn, nsn, cc + "0" + nsn, "+" + cc + "0" + nsn,
+        national[:-1], national + str(rng.randrange(10)), e164[:-1], e164 + str(rng.randrange(10)),
+        national[:1] + str(rng.randrange(10)) + national[2:],
+    ]  # fmt: skip
+
+
+def test_quick_phone_path_equals_phonenumbers_parse() -> None:
+    """Every region's example numbers of every type, spelled every plain way and mangled,
+    and seeded random digits: the quick path gives exactly what phonenumbers.parse gives."""
+    from importer.phones import _quick_parse
+
+    rng = random.Random(11)
+    texts: set[tuple[str, str | None]] = set()
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (
+            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.VOIP,
+        ):  # fmt: skip
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                for text in _shapes_of(example, rng):
+                    texts.update({(text, region), (text, "ID")})
+    for region in ("ID", "US", "GB", "IN", "AU", "DE", "IT", "AR", "MX", "BR", "RU", "CN", "SG"):
+        for _ in range(150):
+            lead = rng.choice(["", "0", "00", "+", "+62", "62", "1", "8"])
+            body = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 15)))
+            texts.add((lead + body, region))
+    quick = 0
+    for text, region in sorted(texts, key=lambda t: (t[0], t[1] or "")):
+        mobile = rng.random() < 0.5
+        fast = parse_phone(text, default_region=region, require_mobile=mobile)
+        slow = parse_phone(text, default_region=region, require_mobile=mobile, quick=False)
+        assert fast == slow, (text, region, mobile)
+        plus = text.startswith(("+", "00"))
+        quick += _quick_parse("+" + text[2:] if text.startswith("00") else text,
+                              None if plus else region) is not None  # fmt: skip
+    assert quick > len(texts) // 4  # the quick path is really exercised
