@@ -96,13 +96,12 @@ def parse_phone(
             None, None, None,
         )  # fmt: skip
     number = _quick_parse(to_parse, region) if quick else None
-    kind = phonenumbers.number_type(number) if number is not None else PhoneNumberType.UNKNOWN
-    if number is None or kind == PhoneNumberType.UNKNOWN:  # not taken, or invalid: parse() says why
+    if number is None:
         try:
             number = phonenumbers.parse(to_parse, region)
         except NumberParseException as exc:
             return _parse_error(exc, region, source)
-        kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not is_valid_number
+    kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not is_valid_number
     owner = phonenumbers.region_code_for_number(number) or region
     if kind == PhoneNumberType.UNKNOWN:
         return _invalid(number, region, owner, source)
@@ -125,8 +124,10 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
     neither starts with the region's international prefix or country code, nor needs a
     prefix transform, and whose national prefix (if any) leaves a possible, well-formed
     national number. Anything else, a leading zero after the prefix included, returns None.
-    Validity, type, region and formatting stay with phonenumbers. Results equal ``parse``'s
-    over every region's example numbers and seeded random digits (tests/test_normalize.py).
+    Each step is the one ``parse`` takes for such a text, so the number is the same whether
+    it is valid or not; validity, type, region, reasons and formatting stay with
+    phonenumbers. Results equal ``parse``'s over every region's example numbers, spelled
+    every plain way and mangled, and seeded random digits (tests/test_normalize.py).
     """
     if not _PLAIN.fullmatch(text):
         return None

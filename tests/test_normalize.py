@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from pathlib import Path
 
 import phonenumbers
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.emails import check_email
-from importer.normalize import metadata_expr, plan_batches
+from importer.normalize import clean_text, full_name, has_controls, metadata_expr, plan_batches
 from importer.phones import parse_phone
 from importer.records import PLANNED_SCHEMA, ColumnMapping, InputOptions
 
@@ -137,7 +138,8 @@ def test_metadata_matches_json_dumps(cells: dict[str, str]) -> None:
     columns = ("b", "a", "Kota", "é x", '"q"')
     schema = dict.fromkeys(columns, pl.String)
     frame = pl.DataFrame({c: [cells.get(c)] for c in columns}, schema=schema)
-    got = frame.select(metadata_expr(columns)).item()
+    got = frame.select(metadata_expr(columns, controls=has_controls(frame, columns))).item()
+    assert got == frame.select(metadata_expr(columns)).item()
     kept = {k: v.strip() for k, v in cells.items() if v.strip()}
     expected = json.dumps(kept, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert got == (expected if kept else None)
@@ -373,3 +375,20 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
         quick += _quick_parse("+" + text[2:] if text.startswith("00") else text,
                               None if plus else region) is not None  # fmt: skip
     assert quick > len(texts) // 4  # the quick path is really exercised
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from(" \t\n\r\x00\x1f\x7f\x85\xa0\u2003\u200bab\u00e9"),
+                        max_size=7), min_size=1, max_size=3))  # fmt: skip
+def test_names_are_cleaned_like_python_would(cells: list[str]) -> None:
+    """Control characters become spaces, whitespace runs collapse, ends are trimmed."""
+
+    def reference(value: str) -> str | None:
+        spaced = "".join(" " if unicodedata.category(c) == "Cc" else c for c in value)
+        return " ".join(spaced.split()) or None
+
+    columns = tuple(f"n{i}" for i in range(len(cells)))
+    frame = pl.DataFrame({c: [v] for c, v in zip(columns, cells, strict=True)})
+    assert frame.select(clean_text(pl.col("n0"))).item() == reference(cells[0])
+    parts = [r for r in map(reference, cells) if r]
+    assert frame.select(full_name(columns)).item() == (" ".join(parts) or None)
