@@ -17,7 +17,7 @@ from typing import NamedTuple
 import polars as pl
 
 from importer.formula import restore_expr
-from importer.records import FAILURE_COLUMNS, InputError, SourceInfo
+from importer.records import FAILURE_COLUMNS, SOURCE_ROW, InputError, SourceInfo
 
 DROP = "\x00empty"  # placeholder name prefix for a column the reader drops
 _LOOKS_LIKE_DATA = re.compile(r"^\+?[\d\s().\-/]{6,}$|^[^\s@]+@[^\s@]+\.[^\s@]+$")
@@ -59,13 +59,19 @@ def check_headers(*, path: Path, raw: list[str], where: Where) -> list[str]:
         seen[name] = i
     if not seen:
         raise InputError(f"{path}: the header line has no column names")
-    if all(c in seen for c in FAILURE_COLUMNS):
-        return [f"{DROP}{i}" if n in FAILURE_COLUMNS else n for i, n in enumerate(names)]
-    if "row_number" in seen:
-        raise InputError(
-            f"{path}: {where(seen['row_number'])}: the column name 'row_number' is reserved "
-            "for the importer's own row numbers; rename the column"
-        )
+    if all(c in seen for c in FAILURE_COLUMNS):  # our failures.csv, fed back
+        carried = SOURCE_ROW in seen  # a retry's failures already name the first file's rows
+        return [
+            SOURCE_ROW if n == "row_number" and not carried
+            else f"{DROP}{i}" if n in FAILURE_COLUMNS else n
+            for i, n in enumerate(names)
+        ]  # fmt: skip
+    for reserved in ("row_number", SOURCE_ROW):
+        if reserved in seen:
+            raise InputError(
+                f"{path}: {where(seen[reserved])}: the column name {reserved!r} is reserved "
+                "for the importer's own row numbers; rename the column"
+            )
     return names
 
 

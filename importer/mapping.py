@@ -21,7 +21,7 @@ import tomllib
 import unicodedata
 from pathlib import Path
 
-from importer.records import ColumnMapping, InputError, InputOptions
+from importer.records import SOURCE_ROW, ColumnMapping, InputError, InputOptions
 
 FIELDS = ("phone_number", "name", "email")
 
@@ -117,7 +117,7 @@ def resolve(
         chosen[field] = _mapped(field, value, columns)
         how[field] = "--map"
     used = {c for cols in chosen.values() for c in cols}
-    free = [c for c in columns if c not in used]
+    free = [c for c in columns if c not in used and c != SOURCE_ROW]
 
     if "phone_number" not in chosen:
         phone = _one("phone", "phone_number", free)

@@ -92,6 +92,9 @@ class ColumnMapping:
 # What report.py appends to the input's own columns in failures.csv. A file that has all four
 # is a failures.csv fed back: the source drops them, so they never become metadata.
 FAILURE_COLUMNS = ("row_number", "error_code", "error_message", "retryable")
+# A failures.csv fed back keeps its row_number as this column (never metadata), and each
+# later failures.csv carries it on, so every retry's results join back to the first file.
+SOURCE_ROW = "source_row"
 
 # The columns of PlannedBatch.planned, in order, with their polars types.
 PLANNED_SCHEMA: dict[str, type[pl.DataType]] = {

@@ -25,10 +25,11 @@ from typing import IO, Any
 import polars as pl
 
 from importer.formula import neutralise_expr
-from importer.records import FAILURE_COLUMNS, Sent, Status
+from importer.records import FAILURE_COLUMNS, SOURCE_ROW, Sent, Status
 
 RESULT_COLUMNS = (
     "row_number",
+    SOURCE_ROW,
     "status",
     "phone_number",
     "email",
@@ -97,7 +98,11 @@ class Report:
         self, *, planned: pl.DataFrame, original: pl.DataFrame, sent: Sequence[Sent] = ()
     ) -> None:
         """Account for one batch of rows, in input order."""
-        rows = _merge(planned, sent)
+        rows = _merge(planned, sent).with_columns(
+            original[SOURCE_ROW].cast(pl.Int64, strict=False).alias(SOURCE_ROW)
+            if SOURCE_ROW in original.columns
+            else pl.col("row_number").alias(SOURCE_ROW)
+        )
         self.counts.update(dict(rows.group_by("status").len().iter_rows()))
         problems = rows.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))

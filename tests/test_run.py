@@ -200,6 +200,16 @@ def test_limit_sends_a_canary_and_failures_csv_finishes_the_job(
     assert sandbox.creations_by_phone() == {phone(i): 1 for i in range(1, 11)}
     contact = next(c for c in sandbox.contacts() if c["phone_number"] == phone(9))
     assert contact["metadata"] == {"City": "Jakarta"}  # report columns are not metadata
+    # every retry's results name the rows of the FIRST file, however many retries deep
+    assert [r["source_row"] for r in results(first)] == [str(i) for i in range(1, 12)]
+    assert [r["source_row"] for r in results(second)] == [str(i) for i in range(4, 12)]
+    code, third = run(sandbox, second / "failures.csv", tmp_path, name="again")
+    assert code == 1
+    assert [(r["row_number"], r["source_row"], r["status"]) for r in results(third)] == [
+        ("1", "11", "invalid")
+    ]
+    with (third / "failures.csv").open(encoding="utf-8") as handle:
+        assert next(csv.reader(handle))[:5] == ["Phone", "Name", "Email", "City", "source_row"]
 
 
 def test_on_existing_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -195,13 +195,17 @@ def test_not_parquet(tmp_path: Path) -> None:
 def test_failures_csv_fed_back_drops_report_columns(tmp_path: Path) -> None:
     data = b"Phone,Name,row_number,error_code,error_message,retryable\n12,A,7,too_short,x,false\n"
     reader = _open(_write(tmp_path, "failures.csv", data))
-    assert reader.info.columns == ("Phone", "Name")
-    assert pl.concat(list(reader.batches())).rows() == [(1, "12", "A")]
+    assert reader.info.columns == ("Phone", "Name", "source_row")  # row_number, kept as such
+    assert pl.concat(list(reader.batches())).rows() == [(1, "12", "A", "7")]
+    again = b"Phone,source_row,row_number,error_code,error_message,retryable\n12,7,1,x,y,false\n"
+    reader = _open(_write(tmp_path, "failures2.csv", again))  # a retry's: the first file's row
+    assert pl.concat(list(reader.batches())).rows() == [(1, "12", "7")]
 
 
-def test_row_number_header_is_reserved(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"a\.csv: line 1, column 2: the column name 'row_number'"):
-        _open(_write(tmp_path, "a.csv", b"Phone,row_number\n1,2\n"))
+@pytest.mark.parametrize("name", ["row_number", "source_row"])
+def test_row_number_headers_are_reserved(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match=rf"a\.csv: line 1, column 2: the column name '{name}'"):
+        _open(_write(tmp_path, "a.csv", f"Phone,{name}\n1,2\n".encode()))
 
 
 def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
