@@ -159,10 +159,16 @@ def _sniff(target: Path, fmt: TextFormat) -> str:
 
 
 def _plain_bytes(target: Path) -> bool:
-    """No quote, no unit separator (``_quick_check`` reads lines with it), no lone CR."""
+    """No quote, no unit separator (``_quick_check`` reads lines with it), no lone CR, and no
+    byte-order mark but the file's first (polars drops one at the start of any block)."""
     with target.open("rb") as f:
-        carry = b""
+        carry, tail, at = b"", b"", 0  # at: the file offset where tail starts
         while chunk := f.read(_CHUNK):
+            window = tail + chunk  # a BOM that began in the tail spans the chunk boundary
+            if window.find(codecs.BOM_UTF8, 1 if at == 0 else 0) != -1:
+                return False
+            tail = window[-2:]
+            at += len(window) - len(tail)
             chunk = carry + chunk
             carry = b"\r" if chunk.endswith(b"\r") else b""
             chunk = chunk[: len(chunk) - len(carry)]
@@ -189,7 +195,10 @@ def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], i
     raw = first.rstrip("\r\n").split(delimiter)
     if not all(cell.strip() for cell in raw):
         return None  # empty header cells: the careful pass checks their columns
-    shapes = _shapes(target, delimiter)
+    try:
+        shapes = _shapes(target, delimiter)
+    except pl.exceptions.PolarsError:
+        return None  # whatever polars cannot read as lines, the careful pass judges
     if set(shapes) != {len(raw) - 1}:
         return None
     names = check_headers(path=path, raw=raw, where=lambda i: f"line {at}, column {i + 1}")

@@ -243,8 +243,17 @@ def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
 def test_quick_check_declines_quotes_and_lone_cr(tmp_path: Path) -> None:
     from importer import textfile
 
-    for data in (b'a,b\n"1",2\n', b"a,b\r1,2\r", b"a,\n1,\n"):
+    bom = b"\xef\xbb\xbf"
+    for data in (
+        b'a,b\n"1",2\n',
+        b"a,b\r1,2\r",
+        b"a,\n1,\n",
+        b"a\n1\n" + bom,
+        b"a,b\n" + bom + b",",
+    ):
         path = _write(tmp_path, "a.csv", data)
         assert textfile._quick_check(path, path, ",") is None
-    path = _write(tmp_path, "b.csv", b"\n a , b \r\n1,2\r\n\r\n,\r\n3,4\r\n")
-    assert textfile._quick_check(path, path, ",") == (["a", "b"], 2)
+    path = _write(tmp_path, "b.csv", bom + b"\n a , b \r\n1,2\r\n\r\n,\r\n3,4\r\n")
+    assert textfile._quick_check(path, path, ",") == (["a", "b"], 2)  # a leading BOM is fine
+    path = _write(tmp_path, "c.csv", b"a\n" + b"1\n" * (1 << 20) + bom + b"\n")  # past 1 chunk
+    assert textfile._quick_check(path, path, ",") is None
