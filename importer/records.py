@@ -1,6 +1,7 @@
 """Records shared by the pipeline's stages: frozen, typed, and free of behaviour.
 
-Every stage module imports from here; this module imports no other stage.
+The stages that pass options, rows or errors import from here; this module imports no other
+stage.
 
 Whole-run problems are exceptions; per-row outcomes are values (``Status`` plus
 an error code on the row). The exception tree::
