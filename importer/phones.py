@@ -66,21 +66,11 @@ def parse_phone(
     text = (raw or "").strip()
     if not text:
         return PhoneResult(None, "missing_phone", "is empty", None, None, None)
-    plain = _PLAIN.fullmatch(text) is not None  # the usual cell: none of the checks below apply
-    if not plain and _SCIENTIFIC.fullmatch(text):
-        return PhoneResult(
-            None, "scientific_notation",
-            "is in scientific notation (a spreadsheet turned the phone into a number and lost "
-            "digits); fix the cell, stored as text",
-            None, None, None,
-        )  # fmt: skip
-    compact = text if plain else _SEPARATORS.sub("", text)
-    if not plain and (len(text) > MAX_LEN or not any(ch.isdigit() for ch in compact)):
-        return PhoneResult(None, "not_a_number", "is not a phone number", None, None, None)
-    if not plain and _LETTERS.search(compact):
-        return PhoneResult(
-            None, "not_a_number", "is not a phone number (it contains letters)", None, None, None
-        )
+    compact = text
+    if not _PLAIN.fullmatch(text):  # the usual cell is plain digits: none of this applies
+        compact = _SEPARATORS.sub("", text)
+        if refused := _not_a_phone(text, compact):
+            return refused
     region: str | None
     if compact.startswith("+"):
         source, region, to_parse = "plus_sign", None, text
@@ -111,6 +101,24 @@ def parse_phone(
         return PhoneResult(None, "not_mobile", problem, owner, source, type_name)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return PhoneResult(e164, None, None, owner, source, type_name)
+
+
+def _not_a_phone(text: str, compact: str) -> PhoneResult | None:
+    """Why ``text`` (``compact``: without separators) cannot be a phone number, if it cannot."""
+    if _SCIENTIFIC.fullmatch(text):
+        return PhoneResult(
+            None, "scientific_notation",
+            "is in scientific notation (a spreadsheet turned the phone into a number and lost "
+            "digits); fix the cell, stored as text",
+            None, None, None,
+        )  # fmt: skip
+    if len(text) > MAX_LEN or not any(ch.isdigit() for ch in compact):
+        return PhoneResult(None, "not_a_number", "is not a phone number", None, None, None)
+    if _LETTERS.search(compact):
+        return PhoneResult(
+            None, "not_a_number", "is not a phone number (it contains letters)", None, None, None
+        )
+    return None
 
 
 def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:

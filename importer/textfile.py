@@ -158,26 +158,6 @@ def _sniff(target: Path, fmt: TextFormat) -> str:
     return "\t" if fmt == "tsv" and "\t" in first else _detect_delimiter(first)
 
 
-def _plain_bytes(target: Path) -> bool:
-    """No quote, no unit separator (``_quick_check`` reads lines with it), no lone CR, and no
-    byte-order mark but the file's first (polars drops one at the start of any block)."""
-    with target.open("rb") as f:
-        carry, tail, at = b"", b"", 0  # at: the file offset where tail starts
-        while chunk := f.read(_CHUNK):
-            window = tail + chunk  # a BOM that began in the tail spans the chunk boundary
-            if window.find(codecs.BOM_UTF8, 1 if at == 0 else 0) != -1:
-                return False
-            tail = window[-2:]
-            at += len(window) - len(tail)
-            chunk = carry + chunk
-            carry = b"\r" if chunk.endswith(b"\r") else b""
-            chunk = chunk[: len(chunk) - len(carry)]
-            lone_cr = b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")
-            if b'"' in chunk or b"\x1f" in chunk or lone_cr:
-                return False
-        return not carry
-
-
 def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], int] | None:
     """The check pass for a file with no quoting at all (most exports), in polars.
 
@@ -185,8 +165,6 @@ def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], i
     ``(names, rows)``, or None when the careful pass must decide (quotes, a bad line, an
     empty column name): that pass names the line and keeps every message the same.
     """
-    if not _plain_bytes(target):
-        return None
     with target.open(encoding="utf-8-sig", newline="") as f:
         lines = enumerate(f, start=1)
         at, first = next(((i, s) for i, s in lines if s.replace(delimiter, "").strip()), (0, ""))
@@ -199,24 +177,40 @@ def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], i
         shapes = _shapes(target, delimiter)
     except pl.exceptions.PolarsError:
         return None  # whatever polars cannot read as lines, the careful pass judges
-    if set(shapes) != {len(raw) - 1}:
+    if shapes is None or set(shapes) != {len(raw) - 1}:
         return None
     names = check_headers(path=path, raw=raw, where=lambda i: f"line {at}, column {i + 1}")
     return names, shapes[len(raw) - 1] - 1
 
 
-def _shapes(target: Path, delimiter: str) -> Counter[int]:
-    """How many non-blank lines hold each count of delimiters, read in bounded blocks."""
+def _shapes(target: Path, delimiter: str) -> Counter[int] | None:
+    """How many non-blank lines hold each count of delimiters, read in blocks of whole lines;
+    None as soon as a block is not ``_plain``."""
     found: Counter[int] = Counter()
     with target.open("rb") as f:
         rest = b""
+        at_start = True
         while chunk := f.read(_CHUNK * 16):
             data = rest + chunk
             cut = data.rfind(b"\n") + 1
-            found.update(_shapes_of(data[:cut], delimiter))
-            rest = data[cut:]
+            block, rest = data[:cut], data[cut:]
+            if not _plain(block, at_start=at_start):
+                return None
+            at_start = at_start and not block
+            found.update(_shapes_of(block, delimiter))
+    if not _plain(rest, at_start=at_start):
+        return None
     found.update(_shapes_of(rest, delimiter))
     return found
+
+
+def _plain(block: bytes, *, at_start: bool) -> bool:
+    """No quote, no unit separator (lines are read with it as the separator), no lone CR, and
+    no byte-order mark but the file's first (polars drops one at the start of any block).
+    ``block`` holds whole lines (the last one maybe without its newline)."""
+    lone_cr = b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
+    bom = block.find(codecs.BOM_UTF8, 1 if at_start else 0) != -1
+    return not (b'"' in block or b"\x1f" in block or lone_cr or bom)
 
 
 def _shapes_of(block: bytes, delimiter: str) -> dict[int, int]:
