@@ -20,6 +20,7 @@ from phonenumbers import (
     COUNTRY_CODE_TO_REGION_CODE,
     NumberParseException,
     PhoneMetadata,
+    PhoneNumberDesc,
     PhoneNumberType,
     ValidationResult,
 )
@@ -128,14 +129,16 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
     ``parse`` costs ~25 us, mostly on generic input handling a plain digit string does not
     need; the number it builds depends only on the region's metadata as followed here
     (public ``PhoneMetadata`` fields). Only plain shapes are taken: ``+`` and a known
-    geographic country code with no national prefix after it, or a national number that
-    neither starts with the region's international prefix or country code, nor needs a
-    prefix transform, and whose national prefix (if any) leaves a possible, well-formed
-    national number. Anything else, a leading zero after the prefix included, returns None.
-    Each step is the one ``parse`` takes for such a text, so the number is the same whether
-    it is valid or not; validity, type, region, reasons and formatting stay with
-    phonenumbers. Results equal ``parse``'s over every region's example numbers, spelled
-    every plain way and mangled, and seeded random digits (tests/test_normalize.py).
+    geographic country code with no national prefix after it; the region's country code
+    without its ``+`` when ``parse`` would read it so (``_reads_without_plus``), again with no
+    national prefix after it; or a national number that neither starts with the region's
+    international prefix nor needs a prefix transform, and whose national prefix (if any)
+    leaves a possible, well-formed national number. Anything else, a leading zero after the
+    prefix included, returns None. Each step is the one ``parse`` takes for such a text, so
+    the number is the same whether it is valid or not; validity, type, region, reasons and
+    formatting stay with phonenumbers. Results equal ``parse``'s over every region's example
+    numbers, spelled every plain way and mangled, and seeded random digits
+    (tests/test_normalize.py).
     """
     if not _PLAIN.fullmatch(text):
         return None
@@ -149,10 +152,18 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
         meta = PhoneMetadata.metadata_for_region(region) if region else None
         if meta is None or _matches_at_start(meta.international_prefix, text):
             return None
-        if text.startswith(str(meta.country_code)):
-            return None  # maybe the country code without its +: parse weighs that
         code, nsn = meta.country_code or 0, text
         npfp = meta.national_prefix_for_parsing
+        prefix = str(code)
+        if text.startswith(prefix):  # maybe the country code without its +: weighed as parse does
+            rest = text[len(prefix) :]
+            if _matches_at_start(npfp, rest) or meta.general_desc is None:
+                return None
+            without = _reads_without_plus(text, rest, meta.general_desc)
+            if without is None:
+                return None
+            if without:
+                npfp, nsn = None, rest  # nothing left to strip: checked just above
         found = _compiled(npfp).match(nsn) if npfp else None
         if found is not None:
             general = meta.general_desc
@@ -169,6 +180,20 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
     if not code or not 2 <= len(nsn) <= 17 or nsn[0] == "0":
         return None
     return phonenumbers.PhoneNumber(country_code=code, national_number=int(nsn))
+
+
+def _reads_without_plus(text: str, rest: str, general: PhoneNumberDesc) -> bool | None:
+    """Whether ``parse`` reads ``text`` as the region's country code, without its ``+``,
+    followed by ``rest``: when ``text`` does not fit the region's number pattern and ``rest``
+    does, or ``text`` is too long for the region. None: the metadata is not plain enough."""
+    pattern, lengths = general.national_number_pattern, general.possible_length
+    if not pattern or not lengths or list(lengths) != sorted(lengths):
+        return None
+    whole = _compiled(pattern).fullmatch(text) is not None
+    if not whole and _compiled(pattern).fullmatch(rest) is not None:
+        return True
+    size = len(text)
+    return size > lengths[-1] and size not in (general.possible_length_local_only or ())
 
 
 def _country_code(digits: str) -> tuple[int, str]:

@@ -365,16 +365,20 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
             lead = rng.choice(["", "0", "00", "+", "+62", "62", "1", "8"])
             body = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 15)))
             texts.add((lead + body, region))
-    quick = 0
+    quick = without_plus = 0
     for text, region in sorted(texts, key=lambda t: (t[0], t[1] or "")):
         mobile = rng.random() < 0.5
         fast = parse_phone(text, default_region=region, require_mobile=mobile)
         slow = parse_phone(text, default_region=region, require_mobile=mobile, quick=False)
         assert fast == slow, (text, region, mobile)
         plus = text.startswith(("+", "00"))
-        quick += _quick_parse("+" + text[2:] if text.startswith("00") else text,
-                              None if plus else region) is not None  # fmt: skip
+        took = _quick_parse("+" + text[2:] if text.startswith("00") else text,
+                            None if plus else region) is not None  # fmt: skip
+        quick += took
+        code = str(phonenumbers.country_code_for_region(region or "ZZ"))
+        without_plus += took and not plus and text.startswith(code)
     assert quick > len(texts) // 4  # the quick path is really exercised
+    assert without_plus > 500  # ... and its country-code-without-plus reading too
 
 
 @settings(max_examples=300, deadline=None)
