@@ -13,8 +13,8 @@ ratio is to the bare loop of the same latency, measured in the same invocation.
 Then the client-setup comparison behind "which httpx setup": N POSTs at concurrency 64 from
 this process against one sandbox (0 ms) with httpx's default transport, httpx over
 ``httpx_aiohttp.AiohttpTransport`` (the adapter measured first), httpx over
-``importer.transport.AiohttpTransport`` (what the importer uses), and bare aiohttp; req/s and the
-client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not
+``importer.transport.HttpTransport`` (the importer's: asyncio + httptools), and bare aiohttp;
+req/s and the client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not
 installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
 """
 
@@ -49,9 +49,7 @@ async def bare_aiohttp(
 
         async def worker() -> None:
             for body, key in it:
-                async with session.post(
-                    url, data=body, headers={"Idempotency-Key": key}
-                ) as resp:
+                async with session.post(url, data=body, headers={"Idempotency-Key": key}) as resp:
                     await resp.read()
                     statuses[resp.status] += 1
 
@@ -72,7 +70,7 @@ async def httpx_loop(
 
         kwargs = {"transport": AiohttpTransport(limits=limits)}
     elif transport == "ours":
-        from importer.transport import AiohttpTransport as Ours
+        from importer.transport import HttpTransport as Ours
 
         kwargs = {"transport": Ours(max_connections=concurrency)}
     statuses: Counter[int] = Counter()

@@ -1,7 +1,7 @@
 """Talking to Kirim: one HTTP call in, one ``Reply`` value out; never an exception per row.
 
 ``KirimClient`` sends ``httpx.Request`` objects to an httpx transport. Its ``transport=`` is
-the seam: production uses ``transport.AiohttpTransport`` (see the README's Performance
+the seam: production uses ``transport.HttpTransport`` (see the README's Performance
 section for why), tests may pass ``httpx.MockTransport``. Every call, success or failure,
 comes back as a ``Reply``; transport failures (timeouts, resets, dropped connections) become
 a ``Reply`` with ``status=0``.
@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import aiohttp
 import httpx
 
-from importer.transport import AiohttpTransport
+from importer.transport import HttpTransport
 
 USER_AGENT = "kirim-import"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -149,8 +148,8 @@ def reply_from(response: httpx.Response) -> Reply:
 
 
 def default_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
-    """httpx's API over aiohttp's connection pool: measured several times faster here."""
-    return AiohttpTransport(max_connections=max_connections)
+    """httpx's API over our lean HTTP/1.1 pool: measured several times faster here."""
+    return HttpTransport(max_connections=max_connections)
 
 
 class KirimClient:
@@ -219,7 +218,7 @@ class KirimClient:
                 await response.aread()
             finally:
                 await response.aclose()
-        except (TimeoutError, httpx.TransportError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, httpx.TransportError, OSError) as exc:
             return Reply(
                 status=0,
                 error_type="transport_error",

@@ -97,6 +97,7 @@ class Journal:
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
+        self._buffered: set[str] = set()  # the phones in _buffer
         self.run_id = 0
         self.resumed = False
 
@@ -129,7 +130,8 @@ class Journal:
 
     def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         """The journal's entries for these phones (any state), by phone."""
-        self.flush()
+        if not self._buffered.isdisjoint(phones):  # an outcome still buffered is newer
+            self.flush()
         found: dict[str, Entry] = {}
         for start in range(0, len(phones), 500):
             chunk = phones[start : start + 500]
@@ -171,6 +173,7 @@ class Journal:
     def record(self, outcome: Outcome) -> None:
         """Note a row's final answer; written with the next batch."""
         self._buffer.append(outcome)
+        self._buffered.add(outcome.phone)
         if len(self._buffer) >= self._flush_every:
             self.flush()
 
@@ -201,6 +204,7 @@ class Journal:
         )
         self._db.execute("COMMIT")
         self._buffer.clear()
+        self._buffered.clear()
 
     def close(self) -> None:
         self.flush()

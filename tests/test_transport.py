@@ -1,17 +1,20 @@
-"""The aiohttp transport against raw loopback servers: answers, and each network fault named."""
+"""The HTTP/1.1 transport against raw loopback servers: answers, and each network fault named."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import socket
-from collections.abc import Awaitable, Callable
+import ssl
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+import trustme
 
 from importer.client import KirimClient
-from importer.transport import AiohttpTransport
+from importer.transport import HttpTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -27,7 +30,7 @@ async def _serve(handler: Handler, call: Callable[[str], Awaitable[httpx.Respons
 
 
 async def _send(url: str, *, read_s: float = 5.0) -> httpx.Response:
-    transport = AiohttpTransport(max_connections=4)
+    transport = HttpTransport(max_connections=4)
     timeout = {"connect": 5.0, "read": read_s, "write": 5.0, "pool": 5.0}
     try:
         request = httpx.Request("POST", url, content=b'{"a":1}', extensions={"timeout": timeout})
@@ -114,3 +117,219 @@ def test_the_client_names_the_fault_in_its_reply() -> None:
     reply = asyncio.run(go())
     assert getattr(reply, "status", None) == 0
     assert getattr(reply, "error_code", None) == "ConnectError"
+
+
+# --- the pool: keep-alive, framing, limits -------------------------------------------------
+
+
+def _answer(body: bytes, *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 200 OK", b"Content-Length: " + str(len(body)).encode(), *extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def _many(url: str, count: int, *, transport: HttpTransport) -> list[httpx.Response]:
+    timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    out = []
+    for i in range(count):
+        request = httpx.Request("POST", url, content=b"%d" % i, extensions={"timeout": timeout})
+        out.append(await transport.handle_async_request(request))
+    return out
+
+
+def test_a_keep_alive_connection_is_reused_and_a_closing_one_is_not() -> None:
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while not reader.at_eof():
+            try:
+                body = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            close = body == b"1"  # the second request's answer closes its connection
+            writer.write(_answer(b"n" + body, *([b"Connection: close"] if close else [])))
+            await writer.drain()
+            if close:
+                break
+        writer.close()
+
+    async def call(url: str) -> list[httpx.Response]:
+        transport = HttpTransport(max_connections=4)
+        try:
+            return await _many(url, 3, transport=transport)
+        finally:
+            await transport.aclose()
+
+    responses = asyncio.run(_serve(handler, call))  # type: ignore[arg-type]
+    assert [r.content for r in responses] == [b"n0", b"n1", b"n2"]  # type: ignore[union-attr]
+    assert len(connections) == 2  # requests 0 and 1 shared one; 2 needed a new one
+
+
+def test_chunked_and_close_delimited_answers_are_read_whole() -> None:
+    answers = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+    ]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(answers.pop(0))
+        await writer.drain()
+        writer.close()
+
+    async def call(url: str) -> list[httpx.Response]:
+        transport = HttpTransport(max_connections=1)
+        try:
+            return await _many(url, 2, transport=transport)
+        finally:
+            await transport.aclose()
+
+    responses = asyncio.run(_serve(handler, call))
+    assert [r.content for r in responses] == [b"abcde", b"until the end"]  # type: ignore[union-attr]
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(_answer(b"ok"))  # says keep-alive, then closes anyway
+        await writer.drain()
+        writer.close()
+
+    async def call(url: str) -> list[httpx.Response]:
+        transport = HttpTransport(max_connections=1)
+        try:
+            first = await _many(url, 1, transport=transport)
+            await asyncio.sleep(0.05)  # the close reaches the client while the connection idles
+            return first + await _many(url, 1, transport=transport)
+        finally:
+            await transport.aclose()
+
+    responses = asyncio.run(_serve(handler, call))
+    assert [r.status_code for r in responses] == [200, 200]  # type: ignore[union-attr]
+
+
+def test_requests_beyond_the_pool_wait_for_a_free_connection_or_time_out() -> None:
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while True:
+            try:
+                body = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            await asyncio.sleep(0.2)
+            writer.write(_answer(body))
+            await writer.drain()
+        writer.close()
+
+    async def send(transport: HttpTransport, url: str, i: int, pool: float) -> bytes:
+        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": pool}
+        request = httpx.Request("POST", url, content=b"%d" % i, extensions={"timeout": timeout})
+        return (await transport.handle_async_request(request)).content
+
+    async def call(url: str) -> object:
+        transport = HttpTransport(max_connections=2)
+        try:
+            waited = await asyncio.gather(*(send(transport, url, i, 5.0) for i in range(6)))
+            late = await asyncio.gather(
+                *(send(transport, url, i, 0.01) for i in range(3)), return_exceptions=True
+            )
+            return waited, late
+        finally:
+            await transport.aclose()
+
+    waited, late = asyncio.run(_serve(handler, call))  # type: ignore[misc]
+    assert sorted(waited) == [b"0", b"1", b"2", b"3", b"4", b"5"]
+    assert len(connections) == 2
+    assert [type(x) for x in late].count(httpx.PoolTimeout) == 1  # two got a connection
+
+
+def test_a_malformed_answer_is_remote_protocol_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 abc nonsense\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        asyncio.run(_serve(handler, _send))
+
+
+def test_a_reset_connection_is_read_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST instead of FIN
+
+    with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        asyncio.run(_serve(handler, _send))
+
+
+# --- HTTPS ---------------------------------------------------------------------------------
+
+
+def _tls_server(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def _serve_tls(server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext | None) -> object:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            body = await _read_request(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        writer.write(_answer(b"secret " + body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ssl)
+    port = server.sockets[0].getsockname()[1]
+    transport = HttpTransport(max_connections=1, ssl_context=client_ssl)
+    try:
+        return (await _many(f"https://127.0.0.1:{port}/v1/me", 1, transport=transport))[0]
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+def test_https_verifies_the_server_certificate() -> None:
+    ca = trustme.CA()
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    response = asyncio.run(_serve_tls(_tls_server(ca), trusting))
+    assert getattr(response, "content", None) == b"secret 0"
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(_serve_tls(_tls_server(ca), None))  # httpx's default trust: certifi's CAs
+
+
+def test_a_streamed_request_body_goes_as_one_chunk() -> None:
+    got: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(_answer(b"ok"))
+        await writer.drain()
+        writer.close()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"a":'
+        yield b"1}"
+
+    async def call(url: str) -> httpx.Response:
+        transport = HttpTransport(max_connections=1)
+        try:
+            request = httpx.Request("POST", url, content=parts())
+            return await transport.handle_async_request(request)
+        finally:
+            await transport.aclose()
+
+    response = asyncio.run(_serve(handler, call))
+    assert getattr(response, "content", None) == b"ok"
+    head, _, body = got[0].partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == b'7\r\n{"a":1}\r\n0\r\n\r\n'
