@@ -163,6 +163,8 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
             if without is None:
                 return None
             if without:
+                if phonenumbers.region_code_for_country_code(code) != region:
+                    return None  # parse goes on with the metadata of the code's main region
                 npfp, nsn = None, rest  # nothing left to strip: checked just above
         found = _compiled(npfp).match(nsn) if npfp else None
         if found is not None:
