@@ -15,13 +15,20 @@ Timeouts come from the request's ``timeout`` extension; errors are httpx's own::
      │    ├── ConnectTimeout   no connection within the "connect" timeout
      │    └── ReadTimeout      no whole answer within the "read" timeout (the request MAY
      │                         have landed)
-     └── httpx.NetworkError
-          ├── ConnectError     refused, unreachable, DNS, TLS handshake: nothing was sent
-          ├── ReadError        the connection was reset while the answer was due
-          └── RemoteProtocolError  the server closed the connection early or sent bad HTTP
+     ├── httpx.NetworkError
+     │    ├── ConnectError     refused, unreachable, DNS, TLS handshake: nothing was sent
+     │    └── ReadError        the connection was reset while the answer was due
+     ├── httpx.ProtocolError
+     │    └── RemoteProtocolError  the server closed the connection early, or sent bad HTTP
+     │                             or a body its Content-Encoding does not decode
+     └── httpx.UnsupportedProtocol  a URL neither http:// nor https://
 
-A keep-alive connection the server closes just as a request goes out fails with one of the
-last two; ``Sender`` retries those with the same idempotency key, so nothing is doubled.
+A reused keep-alive connection that closes before any byte of its answer (the server timed
+it out as the request went) is the one failure retried here: once, on a new connection. The
+request may have been read, so this relies on what every Kirim write carries, an idempotency
+key (a PATCH sets fields, so a repeat changes nothing). Every other failure goes up, and
+``Sender`` retries it with the same key. Interim ``1xx`` answers are skipped; the answer to a
+``HEAD`` ends with its headers.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self._framed = False  # the answer says where it ends (Content-Length or chunked)
         self._headers_done = False
         self._answered = False  # a byte of the current answer arrived
+        self._head = False  # the current request is a HEAD: its answer has no body
         self.closed = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------
@@ -64,8 +72,8 @@ class _Connection(asyncio.Protocol):
         self._answered = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"malformed HTTP answer: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed HTTP answer: {exc!r}"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,6 +91,11 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._waiter is None:  # an answer nobody asked for: this connection is spent
+            self.close()
+        self._reset()
+
+    def _reset(self) -> None:
         self._reason, self._headers, self._body = b"", [], []
         self._framed = self._headers_done = False
 
@@ -92,32 +105,48 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         lower = name.lower()
-        if lower == b"content-length" or (lower == b"transfer-encoding" and b"chunked" in value):
+        if lower == b"content-length" or (
+            lower == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
             self._framed = True
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
+        if self._head and not self._interim():  # no body follows, whatever the headers say
+            self._complete(keep=False)
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._waiter is not None and self._interim():
+            self._reset()  # 100 Continue, 103 Early Hints: the final answer follows
+            return
+        self._complete(keep=not self.closed and self._parser.should_keep_alive())
+
+    def _interim(self) -> bool:
+        return 100 <= self._parser.get_status_code() < 200
+
+    def _complete(self, *, keep: bool) -> None:
         waiter, self._waiter = self._waiter, None
         self._cancel_timer()
         if waiter is None or waiter.done():
             self.close()  # an answer nobody asked for: this connection cannot be trusted
             return
-        keep = not self.closed and self._parser.should_keep_alive()
         answer = (self._parser.get_status_code(), self._reason, self._headers,
                   b"".join(self._body), keep)  # fmt: skip
         waiter.set_result(answer)
 
     # --- used by the pool ---------------------------------------------------------------
-    def send(self, data: bytes, *, read_s: float | None) -> asyncio.Future[_Answer]:
+    def send(self, data: bytes, *, head: bool, read_s: float | None) -> asyncio.Future[_Answer]:
         assert self._transport is not None
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
-        self._answered = False
+        self._answered, self._head = False, head
+        self._reset()  # nothing of this answer arrived yet
+        if self.closed:  # lost before the request went out: it may go on another connection
+            self._fail(_Unanswered("the connection closed before the request was sent"))
+            return self._waiter
         if read_s is not None:
             self._timer = loop.call_later(read_s, self._timed_out)
         self._transport.write(data)
@@ -166,6 +195,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
         self._idle: dict[tuple[bytes, bytes, int], list[_Connection]] = {}
         self._ssl = ssl_context
         self._open: set[_Connection] = set()
+        self._closed = False
 
     async def _connect(self, request: httpx.Request, timeout: dict[str, float]) -> _Connection:
         scheme, host, port = request.url.raw_scheme, request.url.raw_host, request.url.port
@@ -175,6 +205,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
         if scheme == b"https":
             tls = self._ssl = self._ssl or httpx.create_ssl_context()
         loop = asyncio.get_running_loop()
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed", request=request)
         try:
             async with asyncio.timeout(timeout.get("connect")):
                 _, conn = await loop.create_connection(
@@ -184,6 +216,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout("no connection within the timeout", request=request) from exc
         except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+        if self._closed:  # closed while this connection was being made
+            conn.close()
+            raise httpx.ConnectError("the transport is closed", request=request)
         self._open.add(conn)
         return conn
 
@@ -208,13 +243,12 @@ class HttpTransport(httpx.AsyncBaseTransport):
         data = _encode(request, await request.aread())
         while idle:
             conn = idle.pop()
-            if conn.closed:
-                self._open.discard(conn)
-                continue
-            try:
-                return await self._roundtrip(conn, request, data, timeout, idle)
-            except _Unanswered:  # the server closed this idle connection as we reused it: the
-                continue  # request was not read, so it goes again on another connection
+            if not conn.closed:
+                try:
+                    return await self._roundtrip(conn, request, data, timeout, idle)
+                except _Unanswered:  # closed by the server as we reused it (the keep-alive
+                    break  # race): once more on a new connection; the key makes it harmless
+            self._open.discard(conn)
         conn = await self._connect(request, timeout)
         return await self._roundtrip(conn, request, data, timeout, idle)
 
@@ -226,8 +260,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         timeout: dict[str, float],
         idle: list[_Connection],
     ) -> httpx.Response:
+        head = request.method == "HEAD"
         try:
-            status, reason, headers, body, keep = await conn.send(data, read_s=timeout.get("read"))
+            answer = await conn.send(data, head=head, read_s=timeout.get("read"))
         except httpx.TransportError as exc:
             self._open.discard(conn)
             exc.request = request
@@ -236,7 +271,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
             conn.close()
             self._open.discard(conn)
             raise
-        if keep:
+        status, reason, headers, body, keep = answer
+        if keep and not self._closed:
             idle.append(conn)
         else:
             conn.close()
@@ -244,11 +280,15 @@ class HttpTransport(httpx.AsyncBaseTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if reason:
             extensions["reason_phrase"] = reason
-        return httpx.Response(
-            status, headers=headers, content=body, request=request, extensions=extensions
-        )
+        try:  # httpx decodes any Content-Encoding right here
+            return httpx.Response(
+                status, headers=headers, content=body, request=request, extensions=extensions
+            )
+        except httpx.DecodingError as exc:
+            raise httpx.RemoteProtocolError(f"undecodable answer: {exc}", request=request) from exc
 
     async def aclose(self) -> None:
+        self._closed = True
         for conn in self._open:
             conn.close()
         self._open.clear()

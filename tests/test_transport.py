@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
 import ssl
@@ -333,3 +334,126 @@ def test_a_streamed_request_body_goes_as_one_chunk() -> None:
     head, _, body = got[0].partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
     assert body == b'7\r\n{"a":1}\r\n0\r\n\r\n'
+
+
+# --- found in review: each of these once gave a wrong answer --------------------------------
+
+
+def test_a_reused_connection_closed_without_an_answer_never_replays_the_last_one() -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = await _read_request(reader)
+        seen.append(body)
+        if body == b"0":  # a 204 has no body and no Content-Length: ended by its headers
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                await _read_request(reader)  # request 1 arrives here...
+        else:
+            writer.write(_answer(b"own " + body))
+            await writer.drain()
+        writer.close()  # ...and is dropped unanswered: it must go again, not get the 204
+
+    async def call(url: str) -> list[httpx.Response]:
+        transport = HttpTransport(max_connections=1)
+        try:
+            return await _many(url, 2, transport=transport)
+        finally:
+            await transport.aclose()
+
+    responses = asyncio.run(_serve(handler, call))
+    assert [(r.status_code, r.content) for r in responses] == [(204, b""), (200, b"own 1")]  # type: ignore[union-attr]
+    assert seen == [b"0", b"1"]  # once on the closed connection (not read), once anew
+
+
+def test_a_connection_dropped_unanswered_twice_fails_instead_of_trying_every_idle_one() -> None:
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                body = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            received.append(body)
+            if body == b"drop":
+                break
+            writer.write(_answer(body))
+            await writer.drain()
+        writer.close()
+
+    async def send(transport: HttpTransport, url: str, body: bytes) -> httpx.Response:
+        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+        request = httpx.Request("POST", url, content=body, extensions={"timeout": timeout})
+        return await transport.handle_async_request(request)
+
+    async def call(url: str) -> object:
+        transport = HttpTransport(max_connections=4)
+        try:
+            await asyncio.gather(*(send(transport, url, b"warm") for _ in range(4)))
+            return await send(transport, url, b"drop")
+        except httpx.RemoteProtocolError as exc:
+            return exc
+        finally:
+            await transport.aclose()
+
+    outcome = asyncio.run(_serve(handler, call))
+    assert isinstance(outcome, httpx.RemoteProtocolError)
+    assert received.count(b"drop") == 2  # the reused connection, then one new one
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (  # an interim answer, then the final one
+            b"HTTP/1.1 100 Continue\r\n\r\n" + _answer(b"final"),
+            (200, b"final"),
+        ),
+        (  # a chunked answer cut short, its coding spelled in capitals
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nabc",
+            httpx.RemoteProtocolError,
+        ),
+        (  # a body that says gzip and is not
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+            httpx.RemoteProtocolError,
+        ),
+    ],
+    ids=["100-continue", "chunked-capitals-truncated", "bad-gzip"],
+)
+def test_odd_answers(answer: bytes, expected: object) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    if isinstance(expected, tuple):
+        response = asyncio.run(_serve(handler, _send))
+        assert (getattr(response, "status_code", None), getattr(response, "content", None)) == (
+            expected
+        )
+    else:
+        with pytest.raises(expected):  # type: ignore[call-overload]
+            asyncio.run(_serve(handler, _send))
+
+
+def test_the_answer_to_a_head_ends_with_its_headers() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")  # and no body
+        await writer.drain()
+        await reader.read()
+
+    async def call(url: str) -> httpx.Response:
+        transport = HttpTransport(max_connections=1)
+        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+        try:
+            request = httpx.Request("HEAD", url, extensions={"timeout": timeout})
+            return await transport.handle_async_request(request)
+        finally:
+            await transport.aclose()
+
+    response = asyncio.run(_serve(handler, call))
+    assert getattr(response, "status_code", None) == 200
+    assert getattr(response, "content", None) == b""
