@@ -219,11 +219,13 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         raise UsageError("--timeout must be positive")
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
-    key = os.environ.get("KIRIM_API_KEY", "")
+    key = os.environ.get("KIRIM_API_KEY", "").strip()  # a CRLF .env file leaves a \r
     base_url = args.base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
     if not args.sandbox:
         if not key:
             raise UsageError("set KIRIM_API_KEY to your Kirim API key (or use --sandbox)")
+        if not key.isascii() or not key.isprintable() or " " in key:
+            raise UsageError("KIRIM_API_KEY holds spaces or control characters; set the key alone")
         base_url = check_base_url(base_url)
     directory = report_dir(args, "run")
     return RunOptions(

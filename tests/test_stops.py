@@ -60,6 +60,25 @@ def test_no_key_is_a_usage_error(
     assert exc.value.code == 2
 
 
+def test_a_key_is_trimmed_and_one_with_a_line_break_inside_is_refused_unshown(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    file = contacts_file(tmp_path / "in.csv", 2)
+    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token + "\r\n")  # from a CRLF .env file
+    assert main(argv(sandbox, file, tmp_path)) == 0
+    broken = sandbox.token[:8] + "\r\nX-Injected: 1"
+    monkeypatch.setenv("KIRIM_API_KEY", broken)
+    with pytest.raises(SystemExit) as exc:
+        main(argv(sandbox, file, tmp_path / "again"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "control characters" in err
+    assert sandbox.token[:8] not in err
+
+
 def test_plain_http_is_refused_except_to_loopback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
