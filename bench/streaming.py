@@ -10,9 +10,9 @@
    pass and the first batch's validation all count). The run is stopped with SIGTERM at
    ``--run-cap`` seconds (the importer drains and writes its report); peak RSS is the
    child's ``ru_maxrss`` from ``wait4``, which covers the whole life of the process.
-   A full 5M-row run at ~650 creates/s would take over 2 hours, so this is the memory of
-   the check pass over the whole file plus the pipeline in steady state, not of a finished
-   5M import.
+   A full 5M-row run at ~3,000 creates/s would take about half an hour, so this is the
+   memory of the check pass over the whole file plus the pipeline in steady state, not of a
+   finished 5M import.
 2. ``plan`` on each ``--plan-rows`` file, to the end: the whole read + validate + de-duplicate
    + report pipeline over every row, without the network. 5M rows take ~6 min (phone parsing
    dominates), so they are opt-in: ``--plan-rows 100000,1000000,5000000``.

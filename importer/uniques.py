@@ -1,6 +1,6 @@
 """Phones and emails are parsed once per UNIQUE value: a bounded cache and a process pool.
 
-A phone costs ~19 us (``phones``' quick path; ~46 us through ``phonenumbers.parse``), so
+A phone costs ~12-30 us (``phones``' quick path; ~46 us through ``phonenumbers.parse``), so
 planning a big file is mostly that. ``UniqueParser``
 remembers results across batches (bounded), and when a batch brings more than
 ``threshold`` values it has not seen it parses them in a pool of worker processes, in
