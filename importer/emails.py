@@ -14,8 +14,9 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_FAST = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
-_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+FAST_SHAPE = rf"({_ATOM}(?:\.{_ATOM})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})"  # (local)@(domain)
+SPECIAL_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)  # left to email-validator, like "--"
+_FAST = re.compile(FAST_SHAPE)
 
 
 def _fast(text: str) -> str | None:
@@ -23,7 +24,7 @@ def _fast(text: str) -> str | None:
     if match is None or len(text) > 254 or len(match[1]) > 64 or len(match[2]) > 253:
         return None
     domain = match[2].lower()
-    if "--" in domain or any(domain == d or domain.endswith("." + d) for d in _SPECIAL):
+    if "--" in domain or any(domain == d or domain.endswith("." + d) for d in SPECIAL_DOMAINS):
         return None  # IDNA hyphen rules and special-use names: let email-validator say
     return f"{match[1]}@{domain}"
 
