@@ -137,6 +137,15 @@ async def _many(url: str, count: int, *, transport: HttpTransport) -> list[httpx
     return out
 
 
+async def _fresh_many(url: str, count: int, max_connections: int) -> list[httpx.Response]:
+    """``count`` requests in turn through a new transport, closed afterwards."""
+    transport = HttpTransport(max_connections=max_connections)
+    try:
+        return await _many(url, count, transport=transport)
+    finally:
+        await transport.aclose()
+
+
 def test_a_keep_alive_connection_is_reused_and_a_closing_one_is_not() -> None:
     connections: list[int] = []
 
@@ -154,14 +163,7 @@ def test_a_keep_alive_connection_is_reused_and_a_closing_one_is_not() -> None:
                 break
         writer.close()
 
-    async def call(url: str) -> list[httpx.Response]:
-        transport = HttpTransport(max_connections=4)
-        try:
-            return await _many(url, 3, transport=transport)
-        finally:
-            await transport.aclose()
-
-    responses = asyncio.run(_serve(handler, call))  # type: ignore[arg-type]
+    responses = asyncio.run(_serve(handler, lambda url: _fresh_many(url, 3, 4)))  # type: ignore[arg-type]
     assert [r.content for r in responses] == [b"n0", b"n1", b"n2"]  # type: ignore[union-attr]
     assert len(connections) == 2  # requests 0 and 1 shared one; 2 needed a new one
 
@@ -178,14 +180,7 @@ def test_chunked_and_close_delimited_answers_are_read_whole() -> None:
         await writer.drain()
         writer.close()
 
-    async def call(url: str) -> list[httpx.Response]:
-        transport = HttpTransport(max_connections=1)
-        try:
-            return await _many(url, 2, transport=transport)
-        finally:
-            await transport.aclose()
-
-    responses = asyncio.run(_serve(handler, call))
+    responses = asyncio.run(_serve(handler, lambda url: _fresh_many(url, 2, 1)))
     assert [r.content for r in responses] == [b"abcde", b"until the end"]  # type: ignore[union-attr]
 
 
@@ -355,14 +350,7 @@ def test_a_reused_connection_closed_without_an_answer_never_replays_the_last_one
             await writer.drain()
         writer.close()  # ...and is dropped unanswered: it must go again, not get the 204
 
-    async def call(url: str) -> list[httpx.Response]:
-        transport = HttpTransport(max_connections=1)
-        try:
-            return await _many(url, 2, transport=transport)
-        finally:
-            await transport.aclose()
-
-    responses = asyncio.run(_serve(handler, call))
+    responses = asyncio.run(_serve(handler, lambda url: _fresh_many(url, 2, 1)))
     assert [(r.status_code, r.content) for r in responses] == [(204, b""), (200, b"own 1")]  # type: ignore[union-attr]
     assert seen == [b"0", b"1"]  # once on the closed connection (not read), once anew
 
