@@ -14,15 +14,9 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from importer.cells import fast_email
 from importer.emails import check_email
-from importer.normalize import (
-    clean_text,
-    fast_email,
-    full_name,
-    has_controls,
-    metadata_expr,
-    plan_batches,
-)
+from importer.normalize import clean_text, full_name, has_controls, metadata_expr, plan_batches
 from importer.phones import parse_phone
 from importer.records import PLANNED_SCHEMA, ColumnMapping, InputOptions
 
@@ -308,7 +302,7 @@ _KEY_TEXT = st.text(alphabet=st.sampled_from("0123456789 ().-/\u00a0+\t#x,"), ma
 @given(st.lists(_KEY_TEXT | st.from_regex(r"(\+|00)?[1-9][\d \-().]{2,16}", fullmatch=True),
                 min_size=1, max_size=20))  # fmt: skip
 def test_phone_key_parses_exactly_like_the_cell(raws: list[str]) -> None:
-    from importer.normalize import phone_key
+    from importer.cells import phone_key
 
     keys = pl.Series(raws, dtype=pl.String).to_frame("r").select(phone_key(pl.col("r")))
     for raw, key in zip(raws, keys["r"].to_list(), strict=True):
