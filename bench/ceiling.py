@@ -14,8 +14,8 @@ Then the client-setup comparison behind "which httpx setup": N POSTs at concurre
 this process against one sandbox (0 ms) with httpx's default transport, httpx over
 ``httpx_aiohttp.AiohttpTransport`` (the adapter measured first), httpx over
 ``importer.transport.HttpTransport`` (the importer's: asyncio + httptools), and bare aiohttp;
-req/s and the client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not
-installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
+req/s and the client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2``
+is not installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
 """
 
 from __future__ import annotations

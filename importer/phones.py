@@ -142,6 +142,7 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
     """
     if not _PLAIN.fullmatch(text):
         return None
+    nsn: str | None
     if text[0] == "+":
         code, nsn = _country_code(text[1:])
         owner = phonenumbers.region_code_for_country_code(code) if code else None
@@ -152,36 +153,40 @@ def _quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | No
         meta = PhoneMetadata.metadata_for_region(region) if region else None
         if meta is None or _matches_at_start(meta.international_prefix, text):
             return None
-        code, nsn = meta.country_code or 0, text
-        npfp = meta.national_prefix_for_parsing
-        prefix = str(code)
-        if text.startswith(prefix):  # maybe the country code without its +: weighed as parse does
-            rest = text[len(prefix) :]
-            if _matches_at_start(npfp, rest) or meta.general_desc is None:
-                return None
-            without = _reads_without_plus(text, rest, meta.general_desc)
-            if without is None:
-                return None
-            if without:
-                if phonenumbers.region_code_for_country_code(code) != region:
-                    return None  # parse goes on with the metadata of the code's main region
-                npfp, nsn = None, rest  # nothing left to strip: checked just above
-        found = _compiled(npfp).match(nsn) if npfp else None
-        if found is not None:
-            general = meta.general_desc
-            nsn = nsn[found.end() :]
-            if (
-                meta.national_prefix_transform_rule
-                or general is None
-                or not general.national_number_pattern
-                or not _compiled(general.national_number_pattern).fullmatch(nsn)
-                or len(nsn) not in general.possible_length
-                or len(nsn) in (general.possible_length_local_only or ())
-            ):
-                return None
-    if not code or not 2 <= len(nsn) <= 17 or nsn[0] == "0":
+        code, nsn = meta.country_code or 0, _national_number(text, meta, region)
+    if nsn is None or not code or not 2 <= len(nsn) <= 17 or nsn[0] == "0":
         return None
     return phonenumbers.PhoneNumber(country_code=code, national_number=int(nsn))
+
+
+def _national_number(text: str, meta: PhoneMetadata, region: str | None) -> str | None:
+    """The national number ``parse`` reads from ``text`` (no ``+``) for ``region``, or None
+    when that reading is not certain."""
+    npfp, prefix = meta.national_prefix_for_parsing, str(meta.country_code)
+    if text.startswith(prefix):  # maybe the country code without its +: weighed as parse does
+        rest = text[len(prefix) :]
+        if _matches_at_start(npfp, rest) or meta.general_desc is None:
+            return None
+        without = _reads_without_plus(text, rest, meta.general_desc)
+        if without is None:
+            return None
+        if without:  # parse goes on with the metadata of the code's main region
+            main = phonenumbers.region_code_for_country_code(meta.country_code or 0)
+            return rest if main == region else None
+    found = _compiled(npfp).match(text) if npfp else None
+    if found is None:
+        return text
+    general, nsn = meta.general_desc, text[found.end() :]
+    if (
+        meta.national_prefix_transform_rule
+        or general is None
+        or not general.national_number_pattern
+        or not _compiled(general.national_number_pattern).fullmatch(nsn)
+        or len(nsn) not in general.possible_length
+        or len(nsn) in (general.possible_length_local_only or ())
+    ):
+        return None
+    return nsn
 
 
 def _reads_without_plus(text: str, rest: str, general: PhoneNumberDesc) -> bool | None:

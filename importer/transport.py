@@ -105,10 +105,7 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        lower = name.lower()
-        if lower == b"content-length" or (
-            lower == b"transfer-encoding" and b"chunked" in value.lower()
-        ):
+        if name.lower() == b"content-length" or _chunked(name, value):
             self._framed = True
 
     def on_headers_complete(self) -> None:
@@ -175,13 +172,18 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+def _chunked(name: bytes, value: bytes) -> bool:
+    """Whether a header says the body is chunked (names and codings are case-insensitive)."""
+    return name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
+
+
 def _encode(request: httpx.Request, body: bytes) -> bytes:
     """The request as bytes on the wire. httpx already set Host and Content-Length."""
     lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), request.url.raw_path)]
     chunked = False
     for name, value in request.headers.raw:
         lines.append(b"%s: %s\r\n" % (name, value))
-        chunked = chunked or (name.lower() == b"transfer-encoding" and b"chunked" in value)
+        chunked = chunked or _chunked(name, value)
     if chunked:  # a streamed body, read whole above: sent as one chunk
         body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
     lines += (b"\r\n", body)
@@ -202,12 +204,12 @@ class HttpTransport(httpx.AsyncBaseTransport):
         scheme, host, port = request.url.raw_scheme, request.url.raw_host, request.url.port
         if scheme not in (b"http", b"https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed", request=request)
         tls = None
         if scheme == b"https":
             tls = self._ssl = self._ssl or httpx.create_ssl_context()
         loop = asyncio.get_running_loop()
-        if self._closed:
-            raise httpx.ConnectError("the transport is closed", request=request)
         try:
             async with asyncio.timeout(timeout.get("connect")):
                 _, conn = await loop.create_connection(

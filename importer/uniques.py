@@ -1,8 +1,8 @@
 """Phones and emails are parsed once per UNIQUE value: a bounded cache and a process pool.
 
 A phone costs ~12-30 us (``phones``' quick path; ~46 us through ``phonenumbers.parse``), so
-planning a big file is mostly that. ``UniqueParser``
-remembers results across batches (bounded), and when a batch brings more than
+planning a big file is mostly that (plain emails never come here: ``cells.fast_email``).
+``UniqueParser`` remembers results across batches (bounded), and when a batch brings more than
 ``threshold`` values it has not seen it parses them in a pool of worker processes, in
 chunks, while the caller goes on reading and finishing other batches (``submit`` returns at
 once, ``collect`` waits). Fewer values are parsed in this process, at ``submit``: small files

@@ -30,11 +30,23 @@ async def _serve(handler: Handler, call: Callable[[str], Awaitable[httpx.Respons
         await server.wait_closed()
 
 
+def _request(
+    url: str,
+    content: bytes | None = None,
+    *,
+    method: str = "POST",
+    read: float = 5.0,
+    pool: float = 5.0,
+) -> httpx.Request:
+    """A request with the timeout extension a transport reads, as KirimClient sends it."""
+    timeout = {"connect": 5.0, "read": read, "write": 5.0, "pool": pool}
+    return httpx.Request(method, url, content=content, extensions={"timeout": timeout})
+
+
 async def _send(url: str, *, read_s: float = 5.0) -> httpx.Response:
     transport = HttpTransport(max_connections=4)
-    timeout = {"connect": 5.0, "read": read_s, "write": 5.0, "pool": 5.0}
     try:
-        request = httpx.Request("POST", url, content=b'{"a":1}', extensions={"timeout": timeout})
+        request = _request(url, b'{"a":1}', read=read_s)
         response = await transport.handle_async_request(request)
         await response.aread()
         return response
@@ -129,11 +141,9 @@ def _answer(body: bytes, *extra: bytes) -> bytes:
 
 
 async def _many(url: str, count: int, *, transport: HttpTransport) -> list[httpx.Response]:
-    timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
     out = []
     for i in range(count):
-        request = httpx.Request("POST", url, content=b"%d" % i, extensions={"timeout": timeout})
-        out.append(await transport.handle_async_request(request))
+        out.append(await transport.handle_async_request(_request(url, b"%d" % i)))
     return out
 
 
@@ -220,9 +230,7 @@ def test_requests_beyond_the_pool_wait_for_a_free_connection_or_time_out() -> No
         writer.close()
 
     async def send(transport: HttpTransport, url: str, i: int, pool: float) -> bytes:
-        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": pool}
-        request = httpx.Request("POST", url, content=b"%d" % i, extensions={"timeout": timeout})
-        return (await transport.handle_async_request(request)).content
+        return (await transport.handle_async_request(_request(url, b"%d" % i, pool=pool))).content
 
     async def call(url: str) -> object:
         transport = HttpTransport(max_connections=2)
@@ -372,9 +380,7 @@ def test_a_connection_dropped_unanswered_twice_fails_instead_of_trying_every_idl
         writer.close()
 
     async def send(transport: HttpTransport, url: str, body: bytes) -> httpx.Response:
-        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
-        request = httpx.Request("POST", url, content=body, extensions={"timeout": timeout})
-        return await transport.handle_async_request(request)
+        return await transport.handle_async_request(_request(url, body))
 
     async def call(url: str) -> object:
         transport = HttpTransport(max_connections=4)
@@ -435,10 +441,8 @@ def test_the_answer_to_a_head_ends_with_its_headers() -> None:
 
     async def call(url: str) -> httpx.Response:
         transport = HttpTransport(max_connections=1)
-        timeout = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
         try:
-            request = httpx.Request("HEAD", url, extensions={"timeout": timeout})
-            return await transport.handle_async_request(request)
+            return await transport.handle_async_request(_request(url, method="HEAD"))
         finally:
             await transport.aclose()
 
