@@ -242,11 +242,13 @@ def importer_run(
     timeout_s: float | None = None,
     watch: Callable[[int, float], bool] | None = None,
     sample_rss_every: float = 0.0,
+    program: Sequence[str] = ("-m", "importer"),
 ) -> RunResult:
-    """``python -m importer run FILE`` against ``box``; reads the report's summary.json."""
+    """``python -m importer run FILE`` (or ``python *program* run FILE``) against ``box``;
+    reads the report's summary.json."""
     report = workdir / "report"
     argv = [
-        PY, "-m", "importer", "run", str(file),
+        PY, *program, "run", str(file),
         "--base-url", box.base_url,
         "--report-dir", str(report),
         "--state", str(state_db or workdir / "journal.sqlite"),
@@ -290,9 +292,7 @@ def encoded(account: str, items: Sequence[dict[str, Any]]) -> list[tuple[bytes, 
     """(canonical JSON bytes, Idempotency-Key) per body, with the importer's own scheme."""
     from importer.client import canonical_json, idempotency_key
 
-    return [
-        (canonical_json(b).encode(), idempotency_key(account=account, body=b)) for b in items
-    ]
+    return [(canonical_json(b).encode(), idempotency_key(account=account, body=b)) for b in items]
 
 
 # --- output --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from importer.journal import KEY_TTL_S, Journal
+from importer.journal import KEY_TTL_S, Entry, Journal, JournalError
 from importer.progress import Progress
 from importer.records import PLANNED_SCHEMA, PlannedBatch, RunOptions, Sent, Status
 from importer.report import Report
@@ -107,6 +107,8 @@ class Dispatcher:
                 )
                 raise
             self.settle(state, sent, job.phone)
+            if (why := self.journal.failure) is not None:
+                self.stop(why)
             if (reply := self.upserter.stop_reply) is not None:
                 self.stop(
                     f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}"
@@ -125,10 +127,14 @@ class Dispatcher:
                 self.settle(state, _stopped_first(job.row_number))
 
     def _triage(
-        self, state: BatchState, rows: list[tuple[Any, ...]], account: str, run_id: int
+        self,
+        state: BatchState,
+        rows: list[tuple[Any, ...]],
+        entries: dict[str, Entry],
+        account: str,
+        run_id: int,
     ) -> list[Job]:
         """Settle the rows that need no request; return jobs for the others."""
-        entries = self.journal.entries([r[1] for r in rows])
         now, mode, limit = self.journal.now(), self.options.on_existing, self.options.limit
         jobs: list[Job] = []
         for row, phone, name, email, meta in rows:
@@ -176,12 +182,34 @@ class Dispatcher:
             rows = list(valid.select(*_SEND_COLUMNS).iter_rows())
             state.waiting = len(rows)
             for start in range(0, len(rows), _CHUNK):
-                jobs = self._triage(state, rows[start : start + _CHUNK], account, run_id)
-                if jobs:  # journalled just before they are queued, a chunk per commit
-                    self.journal.intend((j.phone, j.key) for j in jobs)
-                for job in jobs:
+                for job in await self._journalled(
+                    state, rows[start : start + _CHUNK], account, run_id
+                ):
                     await self.queue.put((job, state))
             self._drain()
+
+    async def _journalled(
+        self, state: BatchState, rows: list[tuple[Any, ...]], account: str, run_id: int
+    ) -> list[Job]:
+        """Triage a chunk and journal its jobs ``pending``, one commit, before they are
+        queued. If the journal fails, the run stops and these rows are not sent."""
+        try:
+            entries = await self.journal.entries([r[1] for r in rows])
+        except JournalError as exc:
+            self.stop(str(exc))
+            for row in rows:
+                self.settle(state, _stopped_first(row[0]))
+            return []
+        jobs = self._triage(state, rows, entries, account, run_id)
+        if jobs:
+            try:
+                await self.journal.intend((j.phone, j.key) for j in jobs)
+            except JournalError as exc:
+                self.stop(str(exc))
+                for job in jobs:
+                    self.settle(state, _stopped_first(job.row_number))
+                return []
+        return jobs
 
     def add_unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
         """After a stop: every row never read gets its status, cheaply, from the raw file."""

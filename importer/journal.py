@@ -16,18 +16,31 @@ in small batches). A rerun then knows, per phone:
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
 organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
 disk before it returns, so neither a killed process nor a power cut loses an intent.
+
+All SQLite work runs on one thread of the journal's own, in the order it was asked for, so
+the event loop goes on sending while a commit waits for the disk: ``intend`` and ``entries``
+are awaited (an intent is durable before its request leaves), a batch of outcomes is not. A
+failed commit there surfaces as ``failure``, and as ``JournalError`` from the next call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+from importer.records import ImporterError
 
 KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
 
+# A rowid table: rows sit in the order they were intended, so the outcomes of a batch
+# rewrite a few adjacent pages instead of one random page each. (Journals made before 0.2
+# have the same columns WITHOUT ROWID, keyed the same way; every statement works on both.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,9 +54,33 @@ CREATE TABLE IF NOT EXISTS contacts (
     outcome TEXT, contact_id TEXT, http_status INTEGER, error_code TEXT,
     request_id TEXT, updated_at REAL NOT NULL,
     needs_lookup INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (org, account, phone)
-) WITHOUT ROWID;
+    UNIQUE (org, account, phone)
+);
 """
+_INTEND = (
+    "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
+    " SET state='pending', run_id=excluded.run_id, updated_at=excluded.updated_at,"
+    " sent_at=CASE WHEN idem_key=excluded.idem_key AND state='pending'"
+    "              THEN sent_at ELSE excluded.sent_at END,"
+    " needs_lookup=CASE WHEN state='done' OR (state='pending' AND idem_key!=excluded.idem_key)"
+    "              THEN 1 ELSE needs_lookup END,"
+    " idem_key=excluded.idem_key"
+)
+_RECORD = (
+    "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
+    " request_id=?, updated_at=?, needs_lookup=0 WHERE org=? AND account=? AND phone=?"
+)
+_ENTRIES = (  # only "?" marks are formatted in
+    "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
+    " needs_lookup FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
+)
+
+T = TypeVar("T")
+
+
+class JournalError(ImporterError):
+    """SQLite could not read or write the journal (locked, unwritable, full, damaged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,34 +116,81 @@ class Journal:
         account: str,
         clock: Callable[[], float] = time.time,
         flush_every: int = 500,
+        busy_timeout_s: float = 5.0,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(contacts)")}
-        if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
-            self._db.execute(
-                "ALTER TABLE contacts ADD COLUMN needs_lookup INTEGER NOT NULL DEFAULT 0"
-            )
         self._org = org
         self._account = account
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
         self._buffered: set[str] = set()  # the phones in _buffer
+        self._flushes: list[Future[None]] = []
+        self._failure: JournalError | None = None
+        self._closed = False
         self.run_id = 0
         self.resumed = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        try:
+            self._db = self._wait(self._open, busy_timeout_s)
+        except BaseException:
+            self._thread.shutdown()
+            raise
 
-    def now(self) -> float:
-        """The journal's clock (wall time: key ages are compared across runs)."""
-        return self._clock()
+    # --- on the journal's thread ----------------------------------------------------------
 
-    def start_run(self, *, fingerprint: str) -> int:
-        """Resume the unfinished run of this same import, or begin a new one."""
+    def _guard(self, work: Callable[..., T], *args: Any) -> T:
+        try:
+            return work(*args)
+        except sqlite3.Error as exc:
+            failure = JournalError(f"the journal {self.path}: {exc}")
+        except JournalError as exc:
+            failure = exc
+        if self._failure is None:  # one failure is enough: nothing later is trusted to it
+            self._failure = failure
+        raise failure
+
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"the journal {self.path}: {exc.strerror}") from None
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut
+            db.executescript(_SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(contacts)")}
+            if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
+                db.execute(
+                    "ALTER TABLE contacts ADD COLUMN needs_lookup INTEGER NOT NULL DEFAULT 0"
+                )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(sql, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _select(self, phones: list[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for start in range(0, len(phones), 500):
+            chunk = phones[start : start + 500]
+            query = _ENTRIES.format(marks=",".join("?" * len(chunk)))
+            for r in self._db.execute(query, (self._org, self._account, *chunk)):
+                found[r[0]] = Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
+        return found
+
+    def _start(self, fingerprint: str) -> None:
         row = self._db.execute(
             "SELECT run_id FROM runs WHERE fingerprint=? AND org=? AND account=? "
             "AND finished_at IS NULL ORDER BY run_id DESC LIMIT 1",
@@ -120,92 +204,109 @@ class Journal:
                 (fingerprint, self._org, self._account, self._clock()),
             )
             self.run_id, self.resumed = int(cur.lastrowid or 0), False
+
+    # --- from the event loop ----------------------------------------------------------------
+
+    def _submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        if self._closed:
+            raise JournalError(f"the journal {self.path} is closed")
+        return self._thread.submit(self._guard, work, *args)
+
+    def _wait(self, work: Callable[..., T], *args: Any) -> T:
+        return self._submit(work, *args).result()
+
+    async def _await(self, work: Callable[..., T], *args: Any) -> T:
+        if self._failure is not None:
+            raise self._failure
+        return await asyncio.wrap_future(self._submit(work, *args))
+
+    @property
+    def failure(self) -> str | None:
+        """Why a batch of outcomes could not be written, once one could not."""
+        return None if self._failure is None else str(self._failure)
+
+    def now(self) -> float:
+        """The journal's clock (wall time: key ages are compared across runs)."""
+        return self._clock()
+
+    def start_run(self, *, fingerprint: str) -> int:
+        """Resume the unfinished run of this same import, or begin a new one."""
+        self._wait(self._start, fingerprint)
         return self.run_id
 
     def finish_run(self) -> None:
         self.flush()
-        self._db.execute(
-            "UPDATE runs SET finished_at=? WHERE run_id=?", (self._clock(), self.run_id)
+        self._wait(
+            self._db.execute,
+            "UPDATE runs SET finished_at=? WHERE run_id=?",
+            (self._clock(), self.run_id),
         )
 
-    def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
+    async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         """The journal's entries for these phones (any state), by phone."""
         if not self._buffered.isdisjoint(phones):  # an outcome still buffered is newer
-            self.flush()
-        found: dict[str, Entry] = {}
-        for start in range(0, len(phones), 500):
-            chunk = phones[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = (  # only "?" marks are formatted in
-                "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
-                f" needs_lookup FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
-            )
-            rows = self._db.execute(query, (self._org, self._account, *chunk))
-            for r in rows:
-                found[r[0]] = Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
-        return found
+            self._flush_soon()
+        return await self._await(self._select, list(phones))
 
-    def intend(self, items: Iterable[tuple[str, str]]) -> None:
-        """Mark (phone, key) pairs as about to be sent; durable before this returns.
+    async def intend(self, items: Iterable[tuple[str, str]]) -> None:
+        """Mark (phone, key) pairs as about to be sent; durable when this returns.
 
         A phone already pending under the same key keeps its first ``sent_at``: the key's
         age on the server counts from its first use. One pending under another key (the row
         was edited), or already done, is marked ``needs_lookup``: it may exist under a key
         this row no longer has, and that fact survives until a final answer is recorded.
         """
-        now = self._clock()
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT INTO contacts"
-            " (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
-            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
-            " SET state='pending', run_id=excluded.run_id, updated_at=excluded.updated_at,"
-            " sent_at=CASE WHEN idem_key=excluded.idem_key AND state='pending'"
-            "              THEN sent_at ELSE excluded.sent_at END,"
-            " needs_lookup=CASE WHEN state='done'"
-            "                   OR (state='pending' AND idem_key!=excluded.idem_key)"
-            "              THEN 1 ELSE needs_lookup END,"
-            " idem_key=excluded.idem_key",
-            [(self._org, self._account, p, k, now, self.run_id, now) for p, k in items],
-        )
-        self._db.execute("COMMIT")
+        now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
+        rows = [(org, account, p, k, now, run_id, now) for p, k in items]
+        await self._await(self._write, _INTEND, rows)
 
     def record(self, outcome: Outcome) -> None:
-        """Note a row's final answer; written with the next batch."""
+        """Note a row's final answer; written with the next batch, without waiting for it."""
         self._buffer.append(outcome)
         self._buffered.add(outcome.phone)
         if len(self._buffer) >= self._flush_every:
-            self.flush()
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._buffer or self._failure is not None:
+            return
+        now, org, account = self._clock(), self._org, self._account
+        rows = [
+            (o.state, o.outcome, o.contact_id, o.http_status, o.error_code, o.request_id, now,
+             org, account, o.phone)
+            for o in self._buffer
+        ]  # fmt: skip
+        self._buffer, self._buffered = [], set()
+        done = self._submit(self._write, _RECORD, rows)
+        done.add_done_callback(self._settled)
+        self._flushes = [f for f in self._flushes if not f.done()] + [done]
+
+    def _settled(self, done: Future[None]) -> None:
+        exc = done.exception()
+        if exc is not None and self._failure is None:
+            self._failure = (
+                exc
+                if isinstance(exc, JournalError)
+                else JournalError(f"the journal {self.path}: {exc!r}")
+            )
 
     def flush(self) -> None:
-        if not self._buffer:
-            return
-        now = self._clock()
-        rows = [
-            (
-                o.state,
-                o.outcome,
-                o.contact_id,
-                o.http_status,
-                o.error_code,
-                o.request_id,
-                now,
-                self._org,
-                self._account,
-                o.phone,
-            )
-            for o in self._buffer
-        ]
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
-            " request_id=?, updated_at=?, needs_lookup=0 WHERE org=? AND account=? AND phone=?",
-            rows,
-        )
-        self._db.execute("COMMIT")
-        self._buffer.clear()
-        self._buffered.clear()
+        """Write every outcome noted so far; raises ``JournalError`` if any batch failed."""
+        self._flush_soon()
+        flushes, self._flushes = self._flushes, []
+        for done in flushes:
+            done.exception()  # wait for it
+        if self._failure is not None:
+            raise self._failure
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        """Write what is buffered and let go of the file; raises ``JournalError`` if an
+        outcome could not be written (the rows stay ``pending``: a rerun checks them)."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._thread.submit(self._db.close).result()
+            self._thread.shutdown()

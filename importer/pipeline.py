@@ -11,6 +11,7 @@ input order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import signal
 import time
@@ -22,7 +23,7 @@ import phonenumbers
 from importer import __version__, mapping, normalize, source
 from importer.client import KirimClient, Verdict
 from importer.dispatch import Dispatcher
-from importer.journal import Journal
+from importer.journal import Journal, JournalError
 from importer.limiter import Sleep, TokenBucket
 from importer.progress import Progress, setup_logging
 from importer.records import (
@@ -149,9 +150,11 @@ async def run(
     err: TextIO,
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Sleep = asyncio.sleep,
+    journal_type: type[Journal] = Journal,
 ) -> int:
     """Import the file; returns the exit code. Raises ``InputError`` or ``StopRun`` (pre-flight)
-    before anything is written to Kirim."""
+    before anything is written to Kirim. ``transport``, ``sleep`` and ``journal_type`` are
+    seams for tests and benchmarks."""
     started = time.monotonic()
     the_plan = prepare(options.input)
     logger = setup_logging(stream=err, secrets=(options.api_key,), verbose=options.verbose)
@@ -179,8 +182,13 @@ async def run(
             reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True),
             sleep=sleep,
         )
-        journal = Journal(options.state, org=org, account=account)
-        run_id = journal.start_run(fingerprint=fingerprint(options, account))
+        journal = journal_type(options.state, org=org, account=account)
+        try:
+            run_id = journal.start_run(fingerprint=fingerprint(options, account))
+        except JournalError:
+            with contextlib.suppress(JournalError):
+                journal.close()
+            raise
         if journal.resumed:
             print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
         report = Report(directory=options.report_dir, dry_run=False)
@@ -206,14 +214,18 @@ async def run(
             if work.stopped and the_plan.reread is not None:
                 work.add_unread(the_plan.reread(), phone_column=the_plan.mapping.phone)
         except BaseException:
-            journal.close()
+            with contextlib.suppress(JournalError):  # the first exception is the story
+                journal.close()
             report.abandon()
             progress.close()
             raise
         progress.close()
-        if work.stopped is None:
-            journal.finish_run()
-        journal.close()
+        try:
+            if work.stopped is None:
+                journal.finish_run()
+            journal.close()
+        except JournalError as exc:  # the report still tells; the rows it missed stay pending
+            work.stop(str(exc))
     stats = RunStats(
         requests_sent=sender.stats.requests,
         http_429=sender.stats.http_429,

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 
-from importer.journal import Journal, Outcome
+from importer.journal import Entry, Journal, Outcome
+
+
+def intend(journal: Journal, items: Iterable[tuple[str, str]]) -> None:
+    asyncio.run(journal.intend(items))
+
+
+def entries(journal: Journal, phones: list[str]) -> dict[str, Entry]:
+    return asyncio.run(journal.entries(phones))
 
 
 def open_journal(
@@ -18,23 +28,23 @@ def test_intent_is_durable_before_any_outcome(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
     j = open_journal(db)
     j.start_run(fingerprint="f")
-    j.intend([("+6281", "k1"), ("+6282", "k2")])
+    intend(j, [("+6281", "k1"), ("+6282", "k2")])
     # a crash here: nothing closed, nothing flushed
     other = open_journal(db)
-    entries = other.entries(["+6281", "+6282", "+6283"])
-    assert {p: e.state for p, e in entries.items()} == {"+6281": "pending", "+6282": "pending"}
-    assert entries["+6281"].idem_key == "k1"
+    found = entries(other, ["+6281", "+6282", "+6283"])
+    assert {p: e.state for p, e in found.items()} == {"+6281": "pending", "+6282": "pending"}
+    assert found["+6281"].idem_key == "k1"
 
 
 def test_outcomes_are_batched_and_flushed_on_close(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
     j = open_journal(db)
     j.start_run(fingerprint="f")
-    j.intend([("+6281", "k1")])
+    intend(j, [("+6281", "k1")])
     j.record(Outcome("+6281", "done", "created", contact_id="ctc_1"))
-    assert open_journal(db).entries(["+6281"])["+6281"].state == "pending"  # not yet flushed
+    assert entries(open_journal(db), ["+6281"])["+6281"].state == "pending"  # not yet flushed
     j.close()
-    entry = open_journal(db).entries(["+6281"])["+6281"]
+    entry = entries(open_journal(db), ["+6281"])["+6281"]
     assert (entry.state, entry.outcome, entry.contact_id) == ("done", "created", "ctc_1")
 
 
@@ -57,11 +67,11 @@ def test_entries_are_scoped_by_organisation_and_account(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
     a = open_journal(db, org="org_a", account="1000001")
     a.start_run(fingerprint="f")
-    a.intend([("+6281", "k")])
+    intend(a, [("+6281", "k")])
     a.close()
-    assert open_journal(db, org="org_b", account="1000001").entries(["+6281"]) == {}
-    assert open_journal(db, org="org_a", account="1000002").entries(["+6281"]) == {}
-    assert open_journal(db, org="org_a", account="1000001").entries(["+6281"]) != {}
+    assert entries(open_journal(db, org="org_b", account="1000001"), ["+6281"]) == {}
+    assert entries(open_journal(db, org="org_a", account="1000002"), ["+6281"]) == {}
+    assert entries(open_journal(db, org="org_a", account="1000001"), ["+6281"]) != {}
 
 
 def test_a_repeated_intent_with_the_same_key_keeps_its_first_send_time(tmp_path: Path) -> None:
@@ -69,17 +79,17 @@ def test_a_repeated_intent_with_the_same_key_keeps_its_first_send_time(tmp_path:
     now = [1_000.0]
     j = open_journal(db, now=now)
     j.start_run(fingerprint="f")
-    j.intend([("+6281", "k")])
+    intend(j, [("+6281", "k")])
     now[0] = 50_000.0
-    j.intend([("+6281", "k")])
-    assert j.entries(["+6281"])["+6281"].sent_at == 1_000.0
-    j.intend([("+6281", "other-key")])
-    assert j.entries(["+6281"])["+6281"].sent_at == 50_000.0
+    intend(j, [("+6281", "k")])
+    assert entries(j, ["+6281"])["+6281"].sent_at == 1_000.0
+    intend(j, [("+6281", "other-key")])
+    assert entries(j, ["+6281"])["+6281"].sent_at == 50_000.0
 
 
 def test_many_phones_are_looked_up_in_chunks(tmp_path: Path) -> None:
     j = open_journal(tmp_path / "j.sqlite")
     j.start_run(fingerprint="f")
     phones = [f"+62812{i:07d}" for i in range(1_234)]
-    j.intend((p, "k" + p) for p in phones)
-    assert len(j.entries(phones)) == 1_234
+    intend(j, [(p, "k" + p) for p in phones])
+    assert len(entries(j, phones)) == 1_234

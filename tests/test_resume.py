@@ -112,7 +112,7 @@ def run(fake: FakeKirim, file: Path, tmp: Path, mode: str, name: str) -> tuple[i
 
 def states(tmp: Path, phones: list[str]) -> dict[str, str]:
     journal = Journal(tmp / "j.sqlite", org=ORG, account=ACCOUNT)
-    return {p: e.state for p, e in journal.entries(phones).items()}
+    return {p: e.state for p, e in asyncio.run(journal.entries(phones)).items()}
 
 
 def test_lost_answers_leave_rows_pending_and_a_rerun_replays_them(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             metadata='{"City":"Jakarta"}',
         )
         job = make_job(row_number=i, account=ACCOUNT, body=body, lookup=True)
-        journal.intend([(job.phone, job.key)])
+        asyncio.run(journal.intend([(job.phone, job.key)]))
     journal.close()
     fake.contacts[phone(3)] = {"id": "ctc_theirs", "phone_number": phone(3)}
     code, rerun = run(fake, file, tmp_path, "skip", "rerun")
@@ -213,3 +213,67 @@ def test_a_pending_row_whose_key_may_have_expired_is_looked_up_first(tmp_path: P
     assert code == 0
     assert second["exists"] == 3
     assert fake.creations == {phone(i): 1 for i in range(1, 4)}
+
+
+class Impatient(Journal):
+    """The real journal, waiting 50 ms instead of 5 s for a lock (through the run's seam)."""
+
+    def __init__(self, path: Path, *, org: str, account: str) -> None:
+        super().__init__(path, org=org, account=account, busy_timeout_s=0.05)
+
+
+class LocksTheJournal(FakeKirim):
+    """After the nth create, another program takes the journal's write lock and keeps it."""
+
+    def __init__(self, journal: Path, n: int) -> None:
+        super().__init__()
+        self.journal, self.n = journal, n
+        self.lock: sqlite3.Connection | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = super().__call__(request)
+        if request.method == "POST" and len(self.creations) == self.n and self.lock is None:
+            self.lock = sqlite3.connect(self.journal, isolation_level=None)
+            self.lock.execute("BEGIN EXCLUSIVE")
+        return response
+
+
+def test_a_journal_that_fails_mid_run_stops_it_and_a_rerun_creates_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    fake = LocksTheJournal(tmp_path / "j.sqlite", n=10)
+    file = contacts_file(tmp_path / "in.csv", 40)
+    options = RunOptions(
+        input=InputOptions(path=file, batch_size=4),  # an intent commit every 4 rows
+        report_dir=tmp_path / "first",
+        state=tmp_path / "j.sqlite",
+        base_url="https://api.test/v1",
+        api_key="kdv_live_" + "k" * 24,
+        on_existing="create",
+        concurrency=2,
+    )
+    out = io.StringIO()
+    code = asyncio.run(
+        pipeline.run(
+            options=options,
+            out=out,
+            err=io.StringIO(),
+            transport=httpx.MockTransport(fake),
+            sleep=_no_sleep,
+            journal_type=Impatient,
+        )
+    )
+    assert code == 3
+    first = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert f"the journal {tmp_path / 'j.sqlite'}: database is locked" in first["stopped"]
+    assert first["rows_total"] == 40
+    assert 10 <= first["created"] < 40  # what was answered is reported, the rest not sent
+    assert first["created"] + first["failed"] == 40
+    assert sum(fake.creations.values()) == first["created"]
+    assert fake.lock is not None
+    fake.lock.execute("ROLLBACK")
+    code, rerun = run(fake, file, tmp_path, "create", "rerun")
+    assert code == 0
+    assert rerun["failed"] == 0
+    assert fake.creations == {phone(i): 1 for i in range(1, 41)}
+    fake.lock.close()

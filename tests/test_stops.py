@@ -152,6 +152,23 @@ def test_an_input_error_exits_2_and_sends_nothing(
     assert sum(sandbox.status_counts().values()) == 0
 
 
+def test_a_journal_that_cannot_be_opened_exits_2_before_any_create(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    file = contacts_file(tmp_path / "in.csv", 3)
+    (tmp_path / "state").mkdir()  # --state names a directory, not a file
+    code = main([*argv(sandbox, file, tmp_path), "--state", str(tmp_path / "state")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"the journal {tmp_path / 'state'}: unable to open database file" in err
+    assert "Traceback" not in err
+    assert sandbox.request_count("POST", ROUTE) == 0
+
+
 class StopAfter:
     """A Kirim double behind httpx's transport seam: answers 401 from the nth create on."""
 
