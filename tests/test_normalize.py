@@ -386,7 +386,7 @@ def _shapes_of(number: phonenumbers.PhoneNumber, rng: random.Random) -> list[str
 def test_quick_phone_path_equals_phonenumbers_parse() -> None:
     """Every region's example numbers of every type, spelled every plain way and mangled,
     and seeded random digits: the quick path gives exactly what phonenumbers.parse gives."""
-    from importer.phones import _quick_parse
+    from importer.phonefast import quick_parse
 
     rng = random.Random(11)
     texts: set[tuple[str, str | None]] = set()
@@ -394,6 +394,7 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
         for kind in (
             phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE,
             phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.VOIP,
+            phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.UAN,
         ):  # fmt: skip
             example = phonenumbers.example_number_for_type(region, kind)
             if example is not None:
@@ -414,7 +415,7 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
         assert fast == slow, (text, region, mobile)
         plus = text.startswith(("+", "00"))
         as_parsed = ("+" + text[2:] if text.startswith("00") else text, None if plus else region)
-        number = _quick_parse(*as_parsed)
+        number = quick_parse(*as_parsed)
         took = number is not None
         if took:  # the very number parse builds, not just the same verdict on it
             assert number == phonenumbers.parse(*as_parsed), (text, region)
@@ -423,6 +424,50 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
         without_plus += took and not plus and text.startswith(code)
     assert quick > len(texts) // 4  # the quick path is really exercised
     assert without_plus > 500  # ... and its country-code-without-plus reading too
+
+
+def test_number_type_equals_phonenumbers() -> None:
+    """Every region's (and non-geographic code's) example number of every type, its invalid
+    example, and each mangled (a digit changed, dropped, added): the same type as
+    ``phonenumbers.number_type`` gives, UNKNOWN (invalid) included."""
+    from importer.phonefast import number_type
+
+    rng = random.Random(5)
+    kinds = [v for k, v in vars(phonenumbers.PhoneNumberType).items() if k.isupper()]
+    examples = [
+        phonenumbers.example_number_for_type(region, kind)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for kind in kinds
+    ]
+    examples += [phonenumbers.invalid_example_number(r) for r in phonenumbers.SUPPORTED_REGIONS]
+    examples += [
+        phonenumbers.example_number_for_non_geo_entity(code)
+        for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    numbers: list[phonenumbers.PhoneNumber] = []
+    for example in filter(None, examples):
+        digits = str(example.national_number)
+        at = rng.randrange(len(digits))
+        tails = [  # the example's leading digits, then random ones to a random length
+            digits[: rng.randint(1, 3)] + "".join(rng.choices("0123456789", k=rng.randint(1, 12)))
+            for _ in range(4)
+        ]
+        for nsn in (
+            digits, digits[:at] + str(rng.randrange(10)) + digits[at + 1 :],
+            digits[:-1], digits + str(rng.randrange(10)), *tails,
+        ):  # fmt: skip
+            number = phonenumbers.PhoneNumber()
+            number.merge_from(example)
+            number.national_number = int(nsn)
+            numbers.append(number)
+    seen = set()
+    for number in numbers:
+        expected = phonenumbers.number_type(number)
+        owner = phonenumbers.region_code_for_number(number)
+        assert number_type(number, owner) == expected, number
+        seen.add(expected)
+    assert len(numbers) > 10_000
+    assert len(seen) >= 10  # every branch: each special type, fixed/mobile, both, unknown
 
 
 @settings(max_examples=300, deadline=None)
