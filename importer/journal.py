@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from importer.records import ImporterError
+from importer.records import JournalError
 
 KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
 
@@ -77,10 +77,6 @@ _ENTRIES = (  # only "?" marks are formatted in
 )
 
 T = TypeVar("T")
-
-
-class JournalError(ImporterError):
-    """SQLite could not read or write the journal (locked, unwritable, full, damaged)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
-"""Two of phonenumbers' own steps, redone from its public metadata for speed: reading a plain
-``+?digits`` text (``quick_parse``, in place of ``parse``) and telling a number's type
-(``number_type``). Each returns exactly what phonenumbers would, or None where it is not
-certain and phonenumbers must decide; tests/test_normalize.py holds both equal to
+"""Some of phonenumbers' own steps, redone from its public metadata for speed: reading a plain
+``+?digits`` text (``quick_parse``, in place of ``parse``), and a number's region and type
+(``region_and_type``). Each returns exactly what phonenumbers would (``quick_parse``: or None
+where it is not certain, and ``parse`` decides); tests/test_normalize.py holds both equal to
 phonenumbers over every region's example numbers, spelled every plain way and mangled.
 
 Why: a unique phone is most of ``plan``'s work. phonenumbers spends most of ``parse`` on
-generic input handling and most of ``number_type`` on compiling (from its cache) and running
-each pattern twice; a plain digit string and precompiled patterns need neither.
+generic input handling, and most of ``number_type`` on compiling (from its cache) and running
+each pattern twice, for shared codes (+1, +44, +61) after the region lookup has already typed
+the number once; a plain digit string and precompiled patterns need none of that.
 """
 
 from __future__ import annotations
@@ -144,17 +145,39 @@ _SPECIAL = (
 )  # fmt: skip
 
 
-def number_type(number: phonenumbers.PhoneNumber, owner: str | None) -> int:
-    """``phonenumbers.number_type(number)``, given ``owner`` =
-    ``phonenumbers.region_code_for_number(number)`` (which the caller needs anyway, and
-    ``number_type`` would look up again): the same checks in the same order, with each
-    pattern compiled once and run once."""
-    code, region = number.country_code or 0, owner or "ZZ"  # None finds no metadata either
-    meta = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-    if meta is None:
-        return PhoneNumberType.UNKNOWN
-    types = _types(meta)
+def region_and_type(number: phonenumbers.PhoneNumber) -> tuple[str | None, int]:
+    """``(phonenumbers.region_code_for_number(number), phonenumbers.number_type(number))``:
+    the same checks in the same order, with each pattern compiled once and run once, and the
+    national number's type worked out once (for a code that several regions share, finding
+    the region already types the number against it, and ``number_type`` would find the
+    region again)."""
+    code = number.country_code or 0
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
     nsn = phonenumbers.national_significant_number(number)
+    if regions is None:
+        owner = None
+    elif len(regions) == 1:
+        owner = regions[0]
+    else:
+        owner = None
+        for region in regions:
+            meta = PhoneMetadata.metadata_for_region(region.upper(), None)
+            if meta is None:
+                continue
+            if meta.leading_digits is not None:
+                if _compiled(meta.leading_digits).match(nsn):
+                    owner = region
+                    break
+            elif (kind := _type(nsn, meta)) != PhoneNumberType.UNKNOWN:
+                return region, kind  # the owner's own type: number_type would get the same
+    # None finds no metadata, like "ZZ"
+    meta = PhoneMetadata.metadata_for_region_or_calling_code(code, owner or "ZZ")
+    return owner, (PhoneNumberType.UNKNOWN if meta is None else _type(nsn, meta))
+
+
+def _type(nsn: str, meta: PhoneMetadata) -> int:
+    """phonenumbers' ``_number_type_helper(nsn, meta)``."""
+    types = _types(meta)
     if not _matches(nsn, types.general):
         return PhoneNumberType.UNKNOWN
     for kind, desc in types.special:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
-from importer.phonefast import number_type, quick_parse
+from importer.phonefast import quick_parse, region_and_type
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
@@ -56,8 +56,8 @@ def parse_phone(
 ) -> PhoneResult:
     """Normalise one cell; every outcome is a value, never an exception.
 
-    ``quick=False`` always goes through ``phonenumbers.parse`` and ``number_type`` (the
-    tests compare the two).
+    ``quick=False`` always goes through ``phonenumbers.parse``, ``region_code_for_number``
+    and ``number_type`` (the tests compare the two).
     """
     text = (raw or "").strip()
     if not text:
@@ -87,9 +87,10 @@ def parse_phone(
             number = phonenumbers.parse(to_parse, region)
         except NumberParseException as exc:
             return _parse_error(exc, region, source)
-    owner = phonenumbers.region_code_for_number(number)
-    # UNKNOWN exactly when not is_valid_number
-    kind = number_type(number, owner) if quick else phonenumbers.number_type(number)
+    if quick:  # kind is UNKNOWN exactly when not is_valid_number
+        owner, kind = region_and_type(number)
+    else:
+        owner, kind = phonenumbers.region_code_for_number(number), phonenumbers.number_type(number)
     owner = owner or region
     if kind == PhoneNumberType.UNKNOWN:
         return _invalid(number, region, owner, source)

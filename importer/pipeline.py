@@ -23,12 +23,13 @@ import phonenumbers
 from importer import __version__, mapping, normalize, source
 from importer.client import KirimClient, Verdict
 from importer.dispatch import Dispatcher
-from importer.journal import Journal, JournalError
+from importer.journal import Journal
 from importer.limiter import Sleep, TokenBucket
 from importer.progress import Progress, setup_logging
 from importer.records import (
     InputError,
     InputOptions,
+    JournalError,
     Plan,
     PlanOptions,
     RunOptions,

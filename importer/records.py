@@ -8,7 +8,9 @@ an error code on the row). The exception tree::
 
     ImporterError            anything that ends a command early, with a message for a person
     ├── InputError           the input file or the options cannot be used (exit 2, nothing sent)
-    └── StopRun              the server said no more can succeed: auth, account (exit 3)
+    ├── StopRun              the server said no more can succeed: auth, account (exit 3)
+    └── JournalError         SQLite cannot open, read or write the journal: exit 2 at the start
+                             (nothing sent); mid-run it stops the run like a StopRun (exit 3)
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class InputError(ImporterError):
 
 class StopRun(ImporterError):
     """The server answered something that means no further request can succeed."""
+
+
+class JournalError(ImporterError):
+    """SQLite could not open, read or write the journal (locked, unwritable, full, damaged)."""
 
 
 class Status(StrEnum):

@@ -426,11 +426,13 @@ def test_quick_phone_path_equals_phonenumbers_parse() -> None:
     assert without_plus > 500  # ... and its country-code-without-plus reading too
 
 
-def test_number_type_equals_phonenumbers() -> None:
+def test_region_and_type_equal_phonenumbers() -> None:
     """Every region's (and non-geographic code's) example number of every type, its invalid
-    example, and each mangled (a digit changed, dropped, added): the same type as
-    ``phonenumbers.number_type`` gives, UNKNOWN (invalid) included."""
-    from importer.phonefast import number_type
+    example, and each mangled (a digit changed, dropped, added; random digits after its
+    first ones): the same type as
+    ``phonenumbers.number_type`` gives, UNKNOWN (invalid) included, and the same region as
+    ``region_code_for_number``."""
+    from importer.phonefast import region_and_type
 
     rng = random.Random(5)
     kinds = [v for k, v in vars(phonenumbers.PhoneNumberType).items() if k.isupper()]
@@ -464,7 +466,7 @@ def test_number_type_equals_phonenumbers() -> None:
     for number in numbers:
         expected = phonenumbers.number_type(number)
         owner = phonenumbers.region_code_for_number(number)
-        assert number_type(number, owner) == expected, number
+        assert region_and_type(number) == (owner, expected), number
         seen.add(expected)
     assert len(numbers) > 10_000
     assert len(seen) >= 10  # every branch: each special type, fixed/mobile, both, unknown
