@@ -32,7 +32,8 @@ from common import DATA, Sandbox, bodies, importer_run, table, workdir
 from gen import ensure
 
 from importer.client import idempotency_key
-from importer.journal import Entry, Journal, Outcome
+from importer.journal import Journal
+from importer.records import Entry, Outcome
 
 BUDGET_US = 1e6 / 3000
 CHUNK = 256

@@ -17,9 +17,17 @@ from typing import Any
 
 import polars as pl
 
-from importer.journal import KEY_TTL_S, Entry, Journal
+from importer.journal import KEY_TTL_S, Journal
 from importer.progress import Progress
-from importer.records import PLANNED_SCHEMA, JournalError, PlannedBatch, RunOptions, Sent, Status
+from importer.records import (
+    PLANNED_SCHEMA,
+    Entry,
+    JournalError,
+    PlannedBatch,
+    RunOptions,
+    Sent,
+    Status,
+)
 from importer.report import Report
 from importer.sender import Sender
 from importer.upsert import Job, Upserter, make_body, make_job

@@ -26,15 +26,15 @@ failed commit there surfaces as ``failure``, and as ``JournalError`` from the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from importer.records import JournalError
+from importer.records import Entry, JournalError, Outcome
 
 KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
 
@@ -79,30 +79,6 @@ _ENTRIES = (  # only "?" marks are formatted in
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    phone: str
-    state: str
-    idem_key: str
-    sent_at: float
-    run_id: int
-    outcome: str | None
-    contact_id: str | None
-    request_id: str | None
-    needs_lookup: bool  # it may exist under an older key: only a lookup can tell
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    phone: str
-    state: str  # done | failed
-    outcome: str | None  # created | updated | exists, for done
-    contact_id: str | None = None
-    http_status: int | None = None
-    error_code: str | None = None
-    request_id: str | None = None
-
-
 class Journal:
     def __init__(
         self,
@@ -136,15 +112,24 @@ class Journal:
     # --- on the journal's thread ----------------------------------------------------------
 
     def _guard(self, work: Callable[..., T], *args: Any) -> T:
+        if self._failure is not None:  # one failure is enough: nothing queued behind it runs
+            raise JournalError(str(self._failure))
         try:
             return work(*args)
-        except sqlite3.Error as exc:
-            failure = JournalError(f"the journal {self.path}: {exc}")
-        except JournalError as exc:
-            failure = exc
-        if self._failure is None:  # one failure is enough: nothing later is trusted to it
+        except Exception as exc:  # a value SQLite cannot bind fails here too
+            raise self._fail(exc) from None
+
+    def _fail(self, exc: BaseException) -> JournalError:
+        """Note the journal's first failure; every later call raises it."""
+        what = str(exc) if isinstance(exc, sqlite3.Error) else repr(exc)
+        failure = (
+            exc
+            if isinstance(exc, JournalError)
+            else JournalError(f"the journal {self.path}: {what}")
+        )
+        if self._failure is None:
             self._failure = failure
-        raise failure
+        return failure
 
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
         try:
@@ -213,12 +198,12 @@ class Journal:
 
     async def _await(self, work: Callable[..., T], *args: Any) -> T:
         if self._failure is not None:
-            raise self._failure
+            raise JournalError(str(self._failure))
         return await asyncio.wrap_future(self._submit(work, *args))
 
     @property
     def failure(self) -> str | None:
-        """Why a batch of outcomes could not be written, once one could not."""
+        """Why the journal failed (a commit, a lookup), once it has: nothing more is written."""
         return None if self._failure is None else str(self._failure)
 
     def now(self) -> float:
@@ -226,17 +211,20 @@ class Journal:
         return self._clock()
 
     def start_run(self, *, fingerprint: str) -> int:
-        """Resume the unfinished run of this same import, or begin a new one."""
-        self._wait(self._start, fingerprint)
+        """Resume the unfinished run of this same import, or begin a new one (if that fails,
+        the journal is closed)."""
+        try:
+            self._wait(self._start, fingerprint)
+        except BaseException:
+            with contextlib.suppress(JournalError):
+                self.close()
+            raise
         return self.run_id
 
     def finish_run(self) -> None:
         self.flush()
-        self._wait(
-            self._db.execute,
-            "UPDATE runs SET finished_at=? WHERE run_id=?",
-            (self._clock(), self.run_id),
-        )
+        finish = "UPDATE runs SET finished_at=? WHERE run_id=?"
+        self._wait(self._db.execute, finish, (self._clock(), self.run_id))
 
     async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         """The journal's entries for these phones (any state), by phone."""
@@ -274,26 +262,17 @@ class Journal:
         ]  # fmt: skip
         self._buffer, self._buffered = [], set()
         done = self._submit(self._write, _RECORD, rows)
-        done.add_done_callback(self._settled)
         self._flushes = [f for f in self._flushes if not f.done()] + [done]
-
-    def _settled(self, done: Future[None]) -> None:
-        exc = done.exception()
-        if exc is not None and self._failure is None:
-            self._failure = (
-                exc
-                if isinstance(exc, JournalError)
-                else JournalError(f"the journal {self.path}: {exc!r}")
-            )
 
     def flush(self) -> None:
         """Write every outcome noted so far; raises ``JournalError`` if any batch failed."""
         self._flush_soon()
         flushes, self._flushes = self._flushes, []
         for done in flushes:
-            done.exception()  # wait for it
+            if (exc := done.exception()) is not None:  # waits for it
+                self._fail(exc)
         if self._failure is not None:
-            raise self._failure
+            raise JournalError(str(self._failure))
 
     def close(self) -> None:
         """Write what is buffered and let go of the file; raises ``JournalError`` if an

@@ -24,7 +24,7 @@ from phonenumbers import (
     PhoneNumberType,
 )
 
-_PLAIN = re.compile(r"\+?[0-9]{5,20}")
+PLAIN = re.compile(r"\+?[0-9]{5,20}")  # the texts quick_parse reads
 
 
 def quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -45,7 +45,7 @@ def quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | Non
     numbers, spelled every plain way and mangled, and seeded random digits
     (tests/test_normalize.py).
     """
-    if not _PLAIN.fullmatch(text):
+    if not PLAIN.fullmatch(text):
         return None
     nsn: str | None
     if text[0] == "+":

@@ -17,12 +17,11 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
-from importer.phonefast import quick_parse, region_and_type
+from importer.phonefast import PLAIN, quick_parse, region_and_type
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
 _LETTERS = re.compile(r"[^\W\d_]")
-_PLAIN = re.compile(r"\+?[0-9]{5,20}")
 MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
 
 TYPE_NAMES: dict[int, str] = {
@@ -63,7 +62,7 @@ def parse_phone(
     if not text:
         return PhoneResult(None, "missing_phone", "is empty", None, None, None)
     compact = text
-    if not _PLAIN.fullmatch(text):  # the usual cell is plain digits: none of this applies
+    if not PLAIN.fullmatch(text):  # the usual cell is plain digits: none of this applies
         compact = _SEPARATORS.sub("", text)
         if refused := _not_a_phone(text, compact):
             return refused

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import httpx
@@ -183,16 +184,15 @@ async def run(
             reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True),
             sleep=sleep,
         )
-        journal = journal_type(options.state, org=org, account=account)
+        report = Report(directory=options.report_dir, dry_run=False)
         try:
+            journal = journal_type(options.state, org=org, account=account)
             run_id = journal.start_run(fingerprint=fingerprint(options, account))
-        except JournalError:
-            with contextlib.suppress(JournalError):
-                journal.close()
+        except BaseException:
+            report.abandon()
             raise
         if journal.resumed:
             print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
-        report = Report(directory=options.report_dir, dry_run=False)
         progress = Progress(stream=err, total=the_plan.rows_total, logger=logger)
         upserter = Upserter(
             client=client,
@@ -221,12 +221,17 @@ async def run(
             progress.close()
             raise
         progress.close()
-        try:
-            if work.stopped is None:
-                journal.finish_run()
-            journal.close()
-        except JournalError as exc:  # the report still tells; the rows it missed stay pending
-            work.stop(str(exc))
+        with _signals_held():  # the last outcomes are being written: a Ctrl-C waits for them
+            try:
+                try:
+                    if work.stopped is None:
+                        journal.finish_run()
+                finally:
+                    journal.close()
+            except JournalError as exc:  # the report still tells; the rows it missed stay pending
+                if work.stopped is not None:
+                    logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)
+                work.stop(str(exc))
     stats = RunStats(
         requests_sent=sender.stats.requests,
         http_429=sender.stats.http_429,
@@ -269,8 +274,25 @@ async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) ->
                     break
         for task in workers:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        for ended in await asyncio.gather(*workers, return_exceptions=True):
+            if isinstance(ended, Exception):  # a bug: better a traceback than a row unreported
+                raise ended
         work.settle_queued()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM are noted by the event loop, not raised, until the block ends (it
+    blocks the loop, so nothing acts on them meanwhile; the run is ending anyway)."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, lambda: None)
+    try:
+        yield
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)

@@ -40,6 +40,34 @@ class JournalError(ImporterError):
     """SQLite could not open, read or write the journal (locked, unwritable, full, damaged)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A phone's line in the journal (``journal.Journal.entries``)."""
+
+    phone: str
+    state: str
+    idem_key: str
+    sent_at: float
+    run_id: int
+    outcome: str | None
+    contact_id: str | None
+    request_id: str | None
+    needs_lookup: bool  # it may exist under an older key: only a lookup can tell
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A row's final answer, as the journal records it."""
+
+    phone: str
+    state: str  # done | failed
+    outcome: str | None  # created | updated | exists, for done
+    contact_id: str | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    request_id: str | None = None
+
+
 class Status(StrEnum):
     """The one status every input row ends in."""
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from importer.client import KirimClient, Reply, Verdict, idempotency_key
-from importer.journal import Journal, Outcome
-from importer.records import Sent, Status
+from importer.journal import Journal
+from importer.records import Outcome, Sent, Status
 from importer.sender import Sender
 
 
@@ -113,8 +113,9 @@ class Upserter:
         )
 
     def _done(
-        self, job: Job, status: Status, reply: Reply, attempts: int, contact_id: str | None
+        self, job: Job, status: Status, reply: Reply, attempts: int, found_id: object
     ) -> Sent:
+        contact_id = _id_text(found_id)
         self._journal.record(
             Outcome(
                 job.phone,
@@ -173,3 +174,11 @@ class Upserter:
         # the update failed, but the contact exists: that much the journal keeps
         self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
         return self._failed(job, reply, attempts + n)
+
+
+def _id_text(value: object) -> str | None:
+    """The contact id Kirim sent, as text we can always store: a number spelled out, a lone
+    surrogate (``"\\ud800"`` in the JSON) replaced; anything but a string or number is no id."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value).encode("utf-8", "replace").decode("utf-8")

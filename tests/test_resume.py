@@ -7,9 +7,11 @@ exactly which answers get lost; sleeps go through the injected ``sleep``.
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +114,10 @@ def run(fake: FakeKirim, file: Path, tmp: Path, mode: str, name: str) -> tuple[i
 
 def states(tmp: Path, phones: list[str]) -> dict[str, str]:
     journal = Journal(tmp / "j.sqlite", org=ORG, account=ACCOUNT)
-    return {p: e.state for p, e in asyncio.run(journal.entries(phones)).items()}
+    try:
+        return {p: e.state for p, e in asyncio.run(journal.entries(phones)).items()}
+    finally:
+        journal.close()
 
 
 def test_lost_answers_leave_rows_pending_and_a_rerun_replays_them(tmp_path: Path) -> None:
@@ -277,3 +282,59 @@ def test_a_journal_that_fails_mid_run_stops_it_and_a_rerun_creates_nothing_twice
     assert rerun["failed"] == 0
     assert fake.creations == {phone(i): 1 for i in range(1, 41)}
     fake.lock.close()
+
+
+def test_a_journal_failure_seen_only_at_the_end_is_reported_and_the_journal_let_go(
+    tmp_path: Path,
+) -> None:
+    fake = LocksTheJournal(tmp_path / "j.sqlite", n=20)  # after the last create
+    file = contacts_file(tmp_path / "in.csv", 20)
+    options = RunOptions(
+        input=InputOptions(path=file),
+        report_dir=tmp_path / "first",
+        state=tmp_path / "j.sqlite",
+        base_url="https://api.test/v1",
+        api_key="kdv_live_" + "k" * 24,
+        on_existing="create",
+        concurrency=2,
+    )
+    run_it = pipeline.run(
+        options=options, out=io.StringIO(), err=io.StringIO(),
+        transport=httpx.MockTransport(fake), sleep=_no_sleep, journal_type=Impatient,
+    )  # fmt: skip
+    assert asyncio.run(run_it) == 3
+    first = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert first["created"] == 20  # all answered and reported, ...
+    assert "database is locked" in first["stopped"]  # ... but not journalled: said so
+    assert not [t for t in threading.enumerate() if t.name.startswith("journal")]
+    assert fake.lock is not None
+    fake.lock.execute("ROLLBACK")
+    fake.lock.close()
+    assert states(tmp_path, [phone(i) for i in range(1, 21)]) == {
+        phone(i): "pending" for i in range(1, 21)
+    }
+
+
+class NumericIds(FakeKirim):
+    """A server whose contact ids are JSON numbers, one of them beyond 64 bits."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = super().__call__(request)
+        if request.method == "POST" and response.status_code == 201:
+            number = len(self.creations)
+            big = 10**30 if number == 1 else number
+            return httpx.Response(
+                201, json={"data": {**json.loads(response.content)["data"], "id": big}}
+            )
+        return response
+
+
+def test_contact_ids_that_are_not_text_are_reported_and_journalled_as_text(
+    tmp_path: Path,
+) -> None:
+    fake = NumericIds()
+    code, summary = run(fake, contacts_file(tmp_path / "in.csv", 3), tmp_path, "create", "r")
+    assert (code, summary["created"]) == (0, 3)
+    with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
+        ids = [row["contact_id"] for row in csv.DictReader(handle)]
+    assert ids == [str(10**30), "2", "3"]
