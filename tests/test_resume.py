@@ -90,9 +90,18 @@ async def _no_sleep(seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-def run(fake: FakeKirim, file: Path, tmp: Path, mode: str, name: str) -> tuple[int, dict[str, Any]]:
+def run(
+    fake: FakeKirim,
+    file: Path,
+    tmp: Path,
+    mode: str,
+    name: str,
+    *,
+    batch_size: int = 50_000,
+    journal_type: type[Journal] = Journal,
+) -> tuple[int, dict[str, Any]]:
     options = RunOptions(
-        input=InputOptions(path=file),
+        input=InputOptions(path=file, batch_size=batch_size),
         report_dir=tmp / name,
         state=tmp / "j.sqlite",
         base_url="https://api.test/v1",
@@ -107,6 +116,7 @@ def run(fake: FakeKirim, file: Path, tmp: Path, mode: str, name: str) -> tuple[i
             err=io.StringIO(),
             transport=httpx.MockTransport(fake),
             sleep=_no_sleep,
+            journal_type=journal_type,
         )
     )
     return code, json.loads((tmp / name / "summary.json").read_text())
@@ -248,28 +258,9 @@ def test_a_journal_that_fails_mid_run_stops_it_and_a_rerun_creates_nothing_twice
 ) -> None:
     fake = LocksTheJournal(tmp_path / "j.sqlite", n=10)
     file = contacts_file(tmp_path / "in.csv", 40)
-    options = RunOptions(
-        input=InputOptions(path=file, batch_size=4),  # an intent commit every 4 rows
-        report_dir=tmp_path / "first",
-        state=tmp_path / "j.sqlite",
-        base_url="https://api.test/v1",
-        api_key="kdv_live_" + "k" * 24,
-        on_existing="create",
-        concurrency=2,
-    )
-    out = io.StringIO()
-    code = asyncio.run(
-        pipeline.run(
-            options=options,
-            out=out,
-            err=io.StringIO(),
-            transport=httpx.MockTransport(fake),
-            sleep=_no_sleep,
-            journal_type=Impatient,
-        )
-    )
+    # an intent commit every 4 rows
+    code, first = run(fake, file, tmp_path, "create", "first", batch_size=4, journal_type=Impatient)
     assert code == 3
-    first = json.loads((tmp_path / "first" / "summary.json").read_text())
     assert f"the journal {tmp_path / 'j.sqlite'}: database is locked" in first["stopped"]
     assert first["rows_total"] == 40
     assert 10 <= first["created"] < 40  # what was answered is reported, the rest not sent
@@ -289,21 +280,8 @@ def test_a_journal_failure_seen_only_at_the_end_is_reported_and_the_journal_let_
 ) -> None:
     fake = LocksTheJournal(tmp_path / "j.sqlite", n=20)  # after the last create
     file = contacts_file(tmp_path / "in.csv", 20)
-    options = RunOptions(
-        input=InputOptions(path=file),
-        report_dir=tmp_path / "first",
-        state=tmp_path / "j.sqlite",
-        base_url="https://api.test/v1",
-        api_key="kdv_live_" + "k" * 24,
-        on_existing="create",
-        concurrency=2,
-    )
-    run_it = pipeline.run(
-        options=options, out=io.StringIO(), err=io.StringIO(),
-        transport=httpx.MockTransport(fake), sleep=_no_sleep, journal_type=Impatient,
-    )  # fmt: skip
-    assert asyncio.run(run_it) == 3
-    first = json.loads((tmp_path / "first" / "summary.json").read_text())
+    code, first = run(fake, file, tmp_path, "create", "first", journal_type=Impatient)
+    assert code == 3
     assert first["created"] == 20  # all answered and reported, ...
     assert "database is locked" in first["stopped"]  # ... but not journalled: said so
     assert not [t for t in threading.enumerate() if t.name.startswith("journal")]
