@@ -3,8 +3,8 @@ batches out to the report in input order.
 
 Rows that need no request are settled on the spot: ``done`` in the journal (this run's
 outcome, or ``exists`` from an earlier run), past ``--limit``, or after a stop. The others
-are journalled ``pending`` in one commit per batch, then queued. A batch goes to the report
-when its last row settles, and only after every batch before it, so ``results.csv`` keeps
+are journalled ``pending`` in one commit per chunk of 256, then queued. A batch goes to the
+report when its last row settles, and only after every batch before it, so ``results.csv`` keeps
 the input's order while memory holds just the batches in flight.
 """
 

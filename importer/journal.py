@@ -8,7 +8,7 @@ in small batches). A rerun then knows, per phone:
 - ``done``: not sent again. In the run that did it, it keeps its outcome; in a later run it is
   ``exists``, without spending write budget (``--on-existing update`` still checks it).
 - ``pending``: may or may not have reached Kirim. In ``create`` mode it is re-sent with the
-  same key, so Kirim replays instead of creating; but when the key may have expired (24 h),
+  same key, so Kirim replays instead of creating; but when the key may have expired (23 h),
   or the row was pending or done under another key (``needs_lookup``, kept until a final
   answer), the phone is looked up first. In ``skip``/``update`` mode it is always looked up.
 - ``failed``, or absent: nothing was created by us; sent as new.
@@ -39,7 +39,7 @@ from importer.records import Entry, JournalError, Outcome
 KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
 
 # A rowid table: rows sit in the order they were intended, so the outcomes of a batch
-# rewrite a few adjacent pages instead of one random page each. (Journals made before 0.2
+# rewrite a few adjacent pages instead of one random page each. (Journals made by 0.1.0
 # have the same columns WITHOUT ROWID, keyed the same way; every statement works on both.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -87,7 +87,7 @@ class Upserter:
         if verdict is Verdict.STOP and self.stop_reply is None:
             self.stop_reply = reply
         retryable = verdict in (Verdict.RETRY, Verdict.STOP)
-        if create and not retryable:  # Kirim said no for good: nothing was created
+        if create and not retryable and 400 <= reply.status < 500:  # a no: nothing created
             self._journal.record(
                 Outcome(
                     job.phone,
@@ -99,8 +99,8 @@ class Upserter:
                 )
             )
         # else the row stays "pending" in the journal: the request may have created the
-        # contact (a lost answer, a 5xx after the write), so a rerun re-sends the same key or
-        # looks the phone up first; never sends it as new
+        # contact (a lost answer, any 5xx, an answer we cannot read), so a rerun re-sends the
+        # same key or looks the phone up first; never sends it as new
         return Sent(
             job.row_number,
             Status.FAILED,

@@ -316,3 +316,31 @@ def test_contact_ids_that_are_not_text_are_reported_and_journalled_as_text(
     with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
         ids = [row["contact_id"] for row in csv.DictReader(handle)]
     assert ids == [str(10**30), "2", "3"]
+
+
+class Answers507(FakeKirim):
+    """While ``broken``: creates the contact, then answers 507 (a 5xx that is not retried)."""
+
+    broken = True
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = super().__call__(request)
+        if request.method == "POST" and self.broken:
+            return httpx.Response(507, text="insufficient storage")
+        return response
+
+
+def test_a_5xx_that_is_not_retried_leaves_the_row_pending_and_a_rerun_creates_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    fake = Answers507()
+    file = contacts_file(tmp_path / "in.csv", 3)
+    code, first = run(fake, file, tmp_path, "create", "first")
+    assert (code, first["failed"]) == (1, 3)
+    assert states(tmp_path, [phone(i) for i in range(1, 4)]) == {
+        phone(i): "pending" for i in range(1, 4)
+    }
+    fake.broken = False
+    code, rerun = run(fake, file, tmp_path, "create", "rerun")
+    assert (code, rerun["failed"]) == (0, 0)
+    assert fake.creations == {phone(i): 1 for i in range(1, 4)}
