@@ -54,9 +54,6 @@ class NoJournal(Journal):
     def start_run(self, *, fingerprint: str) -> int:
         return self.run_id
 
-    def finish_run(self) -> None:
-        pass
-
     async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         return {}
 
@@ -66,7 +63,7 @@ class NoJournal(Journal):
     def record(self, outcome: Outcome) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, *, finished: bool = False) -> None:
         pass
 
 

@@ -201,23 +201,19 @@ class Dispatcher:
     ) -> list[Job]:
         """Triage a chunk and journal its jobs ``pending``, one commit, before they are
         queued. If the journal fails, the run stops and these rows are not sent."""
+        jobs: list[Job] | None = None
         try:
             entries = await self.journal.entries([r[1] for r in rows])
+            jobs = self._triage(state, rows, entries, account, run_id)
+            if jobs:
+                await self.journal.intend((j.phone, j.key) for j in jobs)
+            return jobs
         except JournalError as exc:
             self.stop(str(exc))
-            for row in rows:
-                self.settle(state, _stopped_first(row[0]))
+            unsent = [r[0] for r in rows] if jobs is None else [j.row_number for j in jobs]
+            for row in unsent:  # (rows triage settled are settled already)
+                self.settle(state, _stopped_first(row))
             return []
-        jobs = self._triage(state, rows, entries, account, run_id)
-        if jobs:
-            try:
-                await self.journal.intend((j.phone, j.key) for j in jobs)
-            except JournalError as exc:
-                self.stop(str(exc))
-                for job in jobs:
-                    self.settle(state, _stopped_first(job.row_number))
-                return []
-        return jobs
 
     def add_unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
         """After a stop: every row never read gets its status, cheaply, from the raw file."""

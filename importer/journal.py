@@ -96,7 +96,6 @@ class Journal:
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
-        self._buffered: set[str] = set()  # the phones in _buffer
         self._flushes: list[Future[None]] = []
         self._failure: JournalError | None = None
         self._closed = False
@@ -197,8 +196,6 @@ class Journal:
         return self._submit(work, *args).result()
 
     async def _await(self, work: Callable[..., T], *args: Any) -> T:
-        if self._failure is not None:
-            raise JournalError(str(self._failure))
         return await asyncio.wrap_future(self._submit(work, *args))
 
     @property
@@ -221,14 +218,10 @@ class Journal:
             raise
         return self.run_id
 
-    def finish_run(self) -> None:
-        self.flush()
-        finish = "UPDATE runs SET finished_at=? WHERE run_id=?"
-        self._wait(self._db.execute, finish, (self._clock(), self.run_id))
-
     async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         """The journal's entries for these phones (any state), by phone."""
-        if not self._buffered.isdisjoint(phones):  # an outcome still buffered is newer
+        wanted = set(phones)
+        if any(o.phone in wanted for o in self._buffer):  # an outcome still buffered is newer
             self._flush_soon()
         return await self._await(self._select, list(phones))
 
@@ -247,7 +240,6 @@ class Journal:
     def record(self, outcome: Outcome) -> None:
         """Note a row's final answer; written with the next batch, without waiting for it."""
         self._buffer.append(outcome)
-        self._buffered.add(outcome.phone)
         if len(self._buffer) >= self._flush_every:
             self._flush_soon()
 
@@ -260,7 +252,7 @@ class Journal:
              org, account, o.phone)
             for o in self._buffer
         ]  # fmt: skip
-        self._buffer, self._buffered = [], set()
+        self._buffer = []
         done = self._submit(self._write, _RECORD, rows)
         self._flushes = [f for f in self._flushes if not f.done()] + [done]
 
@@ -274,13 +266,17 @@ class Journal:
         if self._failure is not None:
             raise JournalError(str(self._failure))
 
-    def close(self) -> None:
-        """Write what is buffered and let go of the file; raises ``JournalError`` if an
-        outcome could not be written (the rows stay ``pending``: a rerun checks them)."""
+    def close(self, *, finished: bool = False) -> None:
+        """Write what is buffered (and, when ``finished``, mark the run finished: a rerun
+        starts a new one) and let go of the file. Raises ``JournalError`` if anything could
+        not be written; the rows stay ``pending`` then, and a rerun checks them."""
         if self._closed:
             return
         try:
             self.flush()
+            if finished:
+                finish = "UPDATE runs SET finished_at=? WHERE run_id=?"
+                self._wait(self._db.execute, finish, (self._clock(), self.run_id))
         finally:
             self._closed = True
             self._thread.submit(self._db.close).result()

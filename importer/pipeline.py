@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import httpx
@@ -221,13 +221,9 @@ async def run(
             progress.close()
             raise
         progress.close()
-        with _signals_held():  # the last outcomes are being written: a Ctrl-C waits for them
+        with _signals(lambda _: None):  # the last outcomes are being written: a Ctrl-C waits
             try:
-                try:
-                    if work.stopped is None:
-                        journal.finish_run()
-                finally:
-                    journal.close()
+                journal.close(finished=work.stopped is None)
             except JournalError as exc:  # the report still tells; the rows it missed stay pending
                 if work.stopped is not None:
                     logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)
@@ -251,17 +247,14 @@ async def run(
 async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) -> None:
     """Run the workers over the batches; a signal stops intake and lets in-flight rows finish."""
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
 
     def on_signal(signum: int) -> None:
         if work.stopped and work.stopped.startswith("interrupted"):
             raise SystemExit(130)  # a second Ctrl-C: leave now; the journal makes it safe
         work.stop(f"interrupted by {signal.Signals(signum).name}")
 
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
-    workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
-    try:
+    with _signals(on_signal):
+        workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
         await work.feed(the_plan.batches, account, run_id)
         for _ in workers:
             await work.queue.put(None)
@@ -278,19 +271,16 @@ async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) ->
             if isinstance(ended, Exception):  # a bug: better a traceback than a row unreported
                 raise ended
         work.settle_queued()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM are noted by the event loop, not raised, until the block ends (it
-    blocks the loop, so nothing acts on them meanwhile; the run is ending anyway)."""
+def _signals(handler: Callable[[int], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` (with the signal's number) until the block ends.
+    The event loop calls it, so while the block holds the loop, a signal only waits."""
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
-        loop.add_signal_handler(sig, lambda: None)
+        loop.add_signal_handler(sig, handler, sig)
     try:
         yield
     finally:

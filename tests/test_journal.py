@@ -70,8 +70,7 @@ def test_an_unfinished_run_is_resumed_and_a_finished_one_is_not(tmp_path: Path) 
     again = open_journal(db)
     assert again.start_run(fingerprint="f") == run
     assert again.resumed
-    again.finish_run()
-    again.close()
+    again.close(finished=True)
     third = open_journal(db)
     assert third.start_run(fingerprint="f") != run
     assert not third.resumed

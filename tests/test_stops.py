@@ -20,6 +20,13 @@ from tests.conftest import contacts_file, phone
 ROUTE = "/v1/{phone_number_id}/contacts"
 
 
+@pytest.fixture
+def keyed(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox, with its key exported in KIRIM_API_KEY as a user would."""
+    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    return sandbox
+
+
 def argv(box: Sandbox, file: Path, tmp: Path, *extra: str) -> list[str]:
     return [
         "run",
@@ -97,14 +104,13 @@ def test_plain_http_is_refused_except_to_loopback(
     ],
 )
 def test_account_checks(
-    sandbox: Sandbox,
+    keyed: Sandbox,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     account: str | None,
     message: str | None,
 ) -> None:
-    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    sandbox = keyed
     extra = ["--account", account] if account else []
     code = main(argv(sandbox, contacts_file(tmp_path / "in.csv", 2), tmp_path, *extra))
     if message is None:
@@ -136,12 +142,11 @@ def test_an_account_that_is_not_connected_stops_the_run(
 
 
 def test_an_input_error_exits_2_and_sends_nothing(
-    sandbox: Sandbox,
+    keyed: Sandbox,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    sandbox = keyed
     bad = tmp_path / "ragged.csv"
     bad.write_text("Phone,Name\n+6281200000001,A\n+6281200000002,B,extra\n", encoding="utf-8")
     code = main(argv(sandbox, bad, tmp_path))
@@ -153,12 +158,11 @@ def test_an_input_error_exits_2_and_sends_nothing(
 
 
 def test_a_journal_that_cannot_be_opened_exits_2_before_any_create(
-    sandbox: Sandbox,
+    keyed: Sandbox,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    sandbox = keyed
     file = contacts_file(tmp_path / "in.csv", 3)
     (tmp_path / "state").mkdir()  # --state names a directory, not a file
     code = main([*argv(sandbox, file, tmp_path), "--state", str(tmp_path / "state")])
@@ -262,12 +266,11 @@ def test_a_401_mid_run_stops_it_and_every_row_is_still_reported(
 
 
 def test_the_key_never_reaches_logs_or_reports(
-    sandbox: Sandbox,
+    keyed: Sandbox,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
+    sandbox = keyed
     file = contacts_file(tmp_path / "in.csv", 5, invalid=2)
     main(argv(sandbox, file, tmp_path, "-v"))
     captured = capsys.readouterr()
