@@ -16,7 +16,7 @@ import pytest
 
 from importer.sandbox import Sandbox, SandboxConfig
 from importer.sandbox.command import add_arguments, config_from_args
-from tests.sandbox_fixtures import client_for, contacts_path, phone, running
+from tests.sandbox.fixtures import client_for, contacts_path, phone, running
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from importer.sandbox import Sandbox
-from tests.sandbox_fixtures import assert_error, client_for, contacts_path, phone, running
+from tests.sandbox.fixtures import assert_error, client_for, contacts_path, phone, running
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.sandbox_fixtures import assert_error, client_for, contacts_path, phone, running
+from tests.sandbox.fixtures import assert_error, client_for, contacts_path, phone, running
 
 
 def test_write_bucket_drains_to_429_with_headers() -> None:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.sandbox_fixtures import assert_error, client_for, contacts_path, phone, running
+from tests.sandbox.fixtures import assert_error, client_for, contacts_path, phone, running
 
 
 def test_replay_returns_the_same_contact_once() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.sandbox_fixtures import client_for, contacts_path, phone, running
+from tests.sandbox.fixtures import client_for, contacts_path, phone, running
 
 
 def _send(http: httpx.Client, path: str, i: int, key: str | None) -> int:
