@@ -11,11 +11,9 @@ keep-alive, the same canonical bodies and idempotency keys). creates/s = created
 ratio is to the bare loop of the same latency, measured in the same invocation.
 
 Then the client-setup comparison behind "which httpx setup": N POSTs at concurrency 64 from
-this process against one sandbox (0 ms) with httpx's default transport, httpx over
-``httpx_aiohttp.AiohttpTransport`` (the adapter measured first), httpx over
-``importer.transport.HttpTransport`` (the importer's: asyncio + httptools), and bare aiohttp;
-req/s and the client's own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2``
-is not installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
+this process against one sandbox (0 ms) with httpx's default transport (httpcore), httpx over
+``httpx_aiohttp.AiohttpTransport`` (the importer's), and bare aiohttp; req/s and the client's
+own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
 """
 
 from __future__ import annotations
@@ -69,10 +67,6 @@ async def httpx_loop(
         from httpx_aiohttp import AiohttpTransport
 
         kwargs = {"transport": AiohttpTransport(limits=limits)}
-    elif transport == "ours":
-        from importer.transport import HttpTransport as Ours
-
-        kwargs = {"transport": Ours(max_connections=concurrency)}
     statuses: Counter[int] = Counter()
     it = iter(items)
     async with httpx.AsyncClient(
@@ -146,7 +140,6 @@ def setups(n: int, seed: int, concurrency: int = 64) -> None:
         runs: list[tuple[str, Callable[[list[tuple[bytes, str]]], Any]]] = [
             ("httpx default (httpcore)", lambda it: httpx_loop(box, it, concurrency, "default")),
             ("httpx + httpx_aiohttp", lambda it: httpx_loop(box, it, concurrency, "httpx_aiohttp")),
-            ("httpx + importer.transport", lambda it: httpx_loop(box, it, concurrency, "ours")),
             ("bare aiohttp", lambda it: bare_aiohttp(box, it, concurrency)),
         ]
         for i, (name, make) in enumerate(runs):

@@ -273,7 +273,7 @@ def importer_run(
 
 def bodies(file_rows: int, *, seed: int = 1, clean: bool = True) -> Iterator[dict[str, Any]]:
     """Create bodies for the valid, first-seen rows of the generated file, in file order:
-    ``{phone_number, email, name, metadata: {City}}`` like ``importer.upsert.make_body``."""
+    ``{phone_number, email, name, metadata: {City}}`` like ``importer.send.upsert.make_body``."""
     from gen import Generator
 
     for r in Generator(seed=seed, clean=clean).rows(file_rows):
@@ -290,7 +290,7 @@ def bodies(file_rows: int, *, seed: int = 1, clean: bool = True) -> Iterator[dic
 
 def encoded(account: str, items: Sequence[dict[str, Any]]) -> list[tuple[bytes, str]]:
     """(canonical JSON bytes, Idempotency-Key) per body, with the importer's own scheme."""
-    from importer.client import canonical_json, idempotency_key
+    from importer.send.client import canonical_json, idempotency_key
 
     return [(canonical_json(b).encode(), idempotency_key(account=account, body=b)) for b in items]
 

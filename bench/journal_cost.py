@@ -9,7 +9,7 @@
    - ``off``: the same run with a journal that keeps nothing (``NoJournal`` below, passed
      through ``pipeline.run``'s ``journal_type`` seam by this script run as the child).
    Cost = 1 - (on, disk) / off, from the best run of each.
-2. In process: ``importer.journal.Journal`` driven the way the dispatcher drives it, per
+2. In process: ``importer.send.journal.Journal`` driven the way the dispatcher drives it, per
    chunk of 256: ``await entries(...)``, ``await intend(...)`` (one commit), then
    ``record(...)`` per row (a commit every 500, on the journal's thread) and ``close``.
    It shows the SQLite work per row, which runs on the journal's own thread; an awaited
@@ -32,9 +32,9 @@ from typing import Any
 from common import DATA, Sandbox, bodies, importer_run, table, workdir
 from gen import ensure
 
-from importer.client import idempotency_key
-from importer.journal import Journal
-from importer.records import Entry, Outcome
+from importer.send.client import idempotency_key
+from importer.send.journal import Journal
+from importer.send.records import Entry, Outcome
 
 BUDGET_US = 1e6 / 3000
 CHUNK = 256
@@ -44,12 +44,8 @@ CHILD_FLAG = "--as-importer-without-journal"
 class NoJournal(Journal):
     """Journal off, for this benchmark only: answers at once and keeps nothing."""
 
-    def __init__(self, path: Path, *, org: str, account: str) -> None:  # no SQLite at all
-        self.path, self.run_id, self.resumed, self._clock = path, 1, False, time.time
-
-    @property
-    def failure(self) -> str | None:
-        return None
+    def __init__(self, path: Path, *, org: str, account: str, **seams: Any) -> None:
+        self.path, self.run_id, self.resumed, self._clock = path, 1, False, time.time  # no SQLite
 
     def start_run(self, *, fingerprint: str) -> int:
         return self.run_id

@@ -4,7 +4,7 @@
 
 Stages, each timed in this process (wall, and CPU seconds of this process and of the worker
 processes it waited for): ``read`` (``open_source`` and every batch), ``plan pool`` and
-``plan seq`` (``normalize.plan_batches`` drained, with worker processes as in ``plan``, and
+``plan seq`` (``rows.validate_batches`` drained, with worker processes as in ``plan``, and
 with them turned off), and ``plan+report`` (``python -m importer plan`` as a child process,
 what a person runs). Counts are printed so the modes can be checked to agree.
 """
@@ -24,8 +24,9 @@ from typing import Any
 from common import PY, run_child, table, workdir
 from gen import ensure
 
-from importer import mapping, normalize, source
-from importer.records import InputOptions
+from importer.options import InputOptions
+from importer.read import source
+from importer.validate import mapping, rows
 
 
 def _cpu() -> tuple[float, float]:
@@ -45,8 +46,8 @@ def _plan(opts: InputOptions) -> collections.Counter[str]:
     reader = source.open_source(options=opts)
     colmap = mapping.resolve(columns=reader.info.columns, options=opts)
     counts: collections.Counter[str] = collections.Counter()
-    for pb in normalize.plan_batches(batches=reader.batches(), mapping=colmap, options=opts):
-        counts.update(pb.planned["status"].to_list())
+    for pb in rows.validate_batches(batches=reader.batches(), mapping=colmap, options=opts):
+        counts.update(pb.rows["status"].to_list())
     return counts
 
 

@@ -25,19 +25,12 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from importer import __version__, pipeline
-from importer.mapping import load_mapping_file
-from importer.records import (
-    ImporterError,
-    InputError,
-    InputOptions,
-    MetadataPolicy,
-    PlanOptions,
-    RunOptions,
-    StopRun,
-)
+from importer.errors import ImporterError, InputError, StopRun
+from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
+from importer.validate.mapping import load_mapping_file
+from importer.validate.records import FIELDS
 
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
-FIELDS = ("phone_number", "name", "email")
 
 
 class UsageError(Exception):

@@ -1,11 +1,12 @@
 """The two jobs, wired from the stages: ``plan`` (no network) and ``run``.
 
 Both read and validate through ``prepare``, the one code path, so a plan never disagrees
-with the run it predicts. ``run`` then, before any write: checks the key (``GET /v1/me``,
-which also gives the write budget and the organisation the journal is keyed by) and the
-account (``GET /v1/accounts``); then streams batches through a pool of workers under the
-shared token bucket, journalling every row, and hands each finished batch to the report in
-input order.
+with the run it predicts. ``run`` then, before any write, checks the key and the account
+(``send.preflight``); then streams batches through a pool of workers under the shared token
+bucket, journalling every row, and hands each finished batch to the report in input order.
+Every resource of a run (the HTTP client, the report's files, the journal, the progress bar,
+the signal handlers) is entered on one ``AsyncExitStack``; the run's ``Stop`` alone says
+whether and why it ended early.
 """
 
 from __future__ import annotations
@@ -13,45 +14,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
 
 import httpx
 import phonenumbers
+import polars as pl
 
-from importer import __version__, mapping, normalize, source
-from importer.client import KirimClient, Verdict
-from importer.dispatch import Dispatcher
-from importer.journal import Journal
-from importer.limiter import Sleep, TokenBucket
+from importer import __version__
+from importer.errors import InputError, JournalError
+from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.progress import Progress, setup_logging
-from importer.records import (
-    InputError,
-    InputOptions,
-    JournalError,
-    Plan,
-    PlanOptions,
-    RunOptions,
-    StopRun,
-)
+from importer.read import source
 from importer.report import Report, RunStats
-from importer.sender import Sender, patiently
-from importer.upsert import Upserter
+from importer.send.client import KirimClient, Reply
+from importer.send.dispatch import Dispatcher
+from importer.send.journal import Journal
+from importer.send.limiter import TokenBucket
+from importer.send.preflight import preflight
+from importer.send.records import RowResult
+from importer.send.retry import Sender
+from importer.send.stop import Sleep, Stop, Why
+from importer.send.upsert import Upserter
+from importer.validate import mapping, rows
+from importer.validate.records import PreparedInput
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
+MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
 
 
-def prepare(options: InputOptions) -> Plan:
+def prepare(options: InputOptions) -> PreparedInput:
     """Open, map and validate the input; raises ``InputError`` before anything is sent."""
     reader = source.open_source(options=options)
     try:
         colmap = mapping.resolve(columns=reader.info.columns, options=options)
     except InputError as exc:  # mapping knows headers, not files: name the file here
         raise InputError(f"{options.path}: {exc}") from None
-    batches = normalize.plan_batches(batches=reader.batches(), mapping=colmap, options=options)
-    return Plan(
+    batches = rows.validate_batches(batches=reader.batches(), mapping=colmap, options=options)
+    return PreparedInput(
         source=reader.info,
         mapping=colmap,
         batches=iter(batches),
@@ -60,8 +63,8 @@ def prepare(options: InputOptions) -> Plan:
     )
 
 
-def header_lines(the_plan: Plan) -> list[str]:
-    info = the_plan.source
+def header_lines(prepared: PreparedInput) -> list[str]:
+    info = prepared.source
     how = ", ".join(
         f"{k}={v!r}"
         for k, v in (
@@ -76,61 +79,19 @@ def header_lines(the_plan: Plan) -> list[str]:
         f"{len(info.columns)} columns",
         "Mapping:",
     ]
-    return lines + [f"  {line}" for line in mapping.describe(the_plan.mapping)]
+    return lines + [f"  {line}" for line in mapping.describe(prepared.mapping)]
 
 
 def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
-    the_plan = prepare(options.input)
-    print("\n".join(header_lines(the_plan)), file=out)
-    report = Report(directory=options.report_dir, dry_run=True)
-    try:
-        for batch in the_plan.batches:
-            report.add_batch(planned=batch.planned, original=batch.original)
-    except BaseException:
-        report.abandon()
-        raise
+    prepared = prepare(options.input)
+    print("\n".join(header_lines(prepared)), file=out)
+    with Report(directory=options.report_dir, dry_run=True) as report:
+        for batch in prepared.batches:
+            report.add_batch(rows=batch.rows, original=batch.original)
     code = report.finish(stats=RunStats(), elapsed_s=time.monotonic() - started, extra=VERSIONS)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
-
-
-async def _preflight(
-    client: KirimClient, options: RunOptions, sleep: Sleep
-) -> tuple[str, dict[str, Any], str]:
-    """Check the key and the account before the first write: (org id, rate limits, account)."""
-    me = await patiently(client.me, sleep=sleep)
-    if me.verdict is not Verdict.OK or not isinstance(me.data, dict):
-        raise StopRun(
-            f"GET /v1/me failed: {me.status or 'no answer'} {me.error_code}: "
-            f"{me.error_message} (check KIRIM_API_KEY and the base URL)"
-        )
-    org = str(me.data.get("organization", {}).get("id", ""))
-    limits = me.data.get("rate_limits") or {}
-    accounts = await patiently(client.accounts, sleep=sleep)
-    if accounts.verdict is not Verdict.OK or not isinstance(accounts.data, list):
-        raise StopRun(f"GET /v1/accounts failed: {accounts.status} {accounts.error_code}")
-    rows = [a for a in accounts.data if isinstance(a, dict)]
-    listing = "; ".join(
-        f"{a.get('phone_number_id')} {a.get('phone_number')} ({a.get('status')})" for a in rows
-    )
-    connected = [a for a in rows if a.get("status") == "connected" and a.get("phone_number_id")]
-    if options.account is None:
-        if len(connected) != 1:
-            raise StopRun(
-                f"{len(connected)} connected accounts: choose one with --account. "
-                f"Accounts: {listing or 'none'}"
-            )
-        return org, limits, str(connected[0]["phone_number_id"])
-    match = [a for a in rows if str(a.get("phone_number_id")) == options.account]
-    if not match:
-        raise StopRun(f"account {options.account} not found. Accounts: {listing or 'none'}")
-    if match[0].get("status") not in ("connected", "degraded"):  # degraded still takes contacts
-        raise StopRun(f"account {options.account} is {match[0].get('status')}, not connected")
-    return org, limits, options.account
-
-
-MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
 
 
 def auto_concurrency(write_per_minute: float) -> int:
@@ -143,6 +104,48 @@ def auto_concurrency(write_per_minute: float) -> int:
 def fingerprint(options: RunOptions, account: str) -> str:
     what = f"{options.input.path.resolve()}\n{account}\n{options.on_existing}"
     return hashlib.sha256(what.encode()).hexdigest()
+
+
+class _Listener:
+    """What the dispatcher tells, passed on: to the progress bar, the log and the report."""
+
+    def __init__(self, progress: Progress, report: Report, logger: logging.Logger) -> None:
+        self._progress = progress
+        self._report = report
+        self._logger = logger
+
+    def rows_settled(self, status: str, n: int) -> None:
+        self._progress.advance(status, n)
+
+    def row_failed(self, result: RowResult, phone: str) -> None:
+        self._logger.warning(
+            "row %d %s failed: %s %s (%s)",
+            result.row_number,
+            phone,
+            result.http_status or "-",
+            result.error_code,
+            result.error_message,
+        )
+
+    def batch_done(
+        self, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult]
+    ) -> None:
+        self._report.add_batch(rows=rows, original=original, results=results)
+
+
+def _waiting(logger: logging.Logger) -> Callable[[float, Reply], None]:
+    """Tell a person about each long wait, once per wait rather than once per row."""
+    told_until = 0.0
+
+    def tell(seconds: float, reply: Reply) -> None:
+        nonlocal told_until
+        now = time.monotonic()
+        if now + seconds > told_until + 1.0:
+            told_until = now + seconds
+            why = f"{reply.status} {reply.error_code}" if reply.status else reply.error_code
+            logger.warning("waiting %.0f s before retrying (Kirim answered %s)", seconds, why)
+
+    return tell
 
 
 async def run(
@@ -158,110 +161,125 @@ async def run(
     before anything is written to Kirim. ``transport``, ``sleep`` and ``journal_type`` are
     seams for tests and benchmarks."""
     started = time.monotonic()
-    the_plan = prepare(options.input)
+    prepared = prepare(options.input)
     logger = setup_logging(stream=err, secrets=(options.api_key,), verbose=options.verbose)
-    print("\n".join(header_lines(the_plan)), file=out)
-    async with KirimClient(
-        base_url=options.base_url,
-        api_key=options.api_key,
-        transport=transport,
-        timeout_s=options.timeout_s,
-        max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
-    ) as client:
-        org, limits, account = await _preflight(client, options, sleep)
-        write_pm = float(limits.get("write_per_minute") or 60)
+    print("\n".join(header_lines(prepared)), file=out)
+    stop = Stop()
+    sender = Sender(stop=stop, sleep=sleep, on_wait=_waiting(logger))
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            KirimClient(
+                base_url=options.base_url,
+                api_key=options.api_key,
+                transport=transport,
+                timeout_s=options.timeout_s,
+                max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
+            )
+        )
+        found = await preflight(client=client, sender=sender, account=options.account)
+        write_pm = found.write_per_minute or 60.0
         if options.max_rate:
             write_pm = min(write_pm, options.max_rate)
-        read_pm = float(limits.get("read_per_minute") or write_pm * 10)
+        read_pm = found.read_per_minute or write_pm * 10
         concurrency = options.concurrency or auto_concurrency(write_pm)
         print(
-            f"Account {account}, organisation {org}: {write_pm:g} writes/min, "
+            f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
             f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}",
             file=out,
         )
-        sender = Sender(
-            writes=TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True),
-            reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True),
-            sleep=sleep,
+        report = stack.enter_context(Report(directory=options.report_dir, dry_run=False))
+        journal = journal_type(
+            options.state,
+            org=found.org,
+            account=found.account,
+            on_failure=lambda why: stop.request(Why.JOURNAL, why),
         )
-        report = Report(directory=options.report_dir, dry_run=False)
-        try:
-            journal = journal_type(options.state, org=org, account=account)
-            run_id = journal.start_run(fingerprint=fingerprint(options, account))
-        except BaseException:
-            report.abandon()
-            raise
+        run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
+        stack.enter_context(_closing(journal, stop, logger))
         if journal.resumed:
             print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
-        progress = Progress(stream=err, total=the_plan.rows_total, logger=logger)
+        progress = stack.enter_context(
+            contextlib.closing(Progress(stream=err, total=prepared.rows_total, logger=logger))
+        )
         upserter = Upserter(
             client=client,
             sender=sender,
+            writes=TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True, stop=stop),
+            reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True, stop=stop),
             journal=journal,
-            account=account,
+            account=found.account,
             on_existing=options.on_existing,
+            stop=stop,
         )
         work = Dispatcher(
             options=options,
             concurrency=concurrency,
-            report=report,
+            account=found.account,
+            run_id=run_id,
+            stop=stop,
             journal=journal,
-            sender=sender,
             upserter=upserter,
-            progress=progress,
+            listener=_Listener(progress, report, logger),
         )
-        try:
-            await _drive(work, the_plan, account, run_id)
-            if work.stopped and the_plan.reread is not None:
-                work.add_unread(the_plan.reread(), phone_column=the_plan.mapping.phone)
-        except BaseException:
-            with contextlib.suppress(JournalError):  # the first exception is the story
-                journal.close()
-            report.abandon()
-            progress.close()
-            raise
-        progress.close()
-        with _signals(lambda _: None):  # the last outcomes are being written: a Ctrl-C waits
-            try:
-                journal.close(finished=work.stopped is None)
-            except JournalError as exc:  # the report still tells; the rows it missed stay pending
-                if work.stopped is not None:
-                    logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)
-                work.stop(str(exc))
+        await _drive(work, prepared, stop)
+        if stop.requested and prepared.reread is not None:
+            work.unread(prepared.reread(), phone_column=prepared.mapping.phone)
     stats = RunStats(
         requests_sent=sender.stats.requests,
         http_429=sender.stats.http_429,
         retries=sender.stats.retries,
-        stopped=work.stopped,
+        stopped=stop.reason,
         ignore_codes=frozenset({"limit_reached"}),
     )
     code = report.finish(
         stats=stats,
         elapsed_s=time.monotonic() - started,
-        extra={**VERSIONS, "account": account, "journal": str(options.state)},
+        extra={**VERSIONS, "account": found.account, "journal": str(options.state)},
     )
     print(report.render(journal=options.state), file=out)
     return code
 
 
-async def _drive(work: Dispatcher, the_plan: Plan, account: str, run_id: int) -> None:
-    """Run the workers over the batches; a signal stops intake and lets in-flight rows finish."""
+@contextlib.contextmanager
+def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[None]:
+    """Close the journal when the run ends: after an error quietly (the first exception is
+    the story); else writing the last outcomes with signals held, and marking the run
+    finished unless it stopped early. A failure there stops the run (the rows it could not
+    record stay ``pending``, and a rerun checks them)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(JournalError):
+            journal.close()
+        raise
+    with _signals(lambda _: None):  # the last outcomes are being written: a Ctrl-C waits
+        try:
+            journal.close(finished=not stop.requested)
+        except JournalError as exc:
+            if stop.requested:
+                logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)
+            stop.request(Why.JOURNAL, str(exc))
+
+
+async def _drive(work: Dispatcher, prepared: PreparedInput, stop: Stop) -> None:
+    """Run the workers over the batches; a signal stops intake and lets in-flight rows finish
+    for at most ``drain_timeout_s``."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
-        if work.stopped and work.stopped.startswith("interrupted"):
+        if stop.why is Why.SIGNAL:
             raise SystemExit(130)  # a second Ctrl-C: leave now; the journal makes it safe
-        work.stop(f"interrupted by {signal.Signals(signum).name}")
+        stop.request(Why.SIGNAL, f"interrupted by {signal.Signals(signum).name}")
 
     with _signals(on_signal):
         workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
-        await work.feed(the_plan.batches, account, run_id)
+        await work.feed(prepared.batches)
         for _ in workers:
             await work.queue.put(None)
         pending, deadline = set(workers), None
         while pending:  # after a stop, in-flight requests get drain_timeout_s to finish
             _, pending = await asyncio.wait(pending, timeout=0.25)
-            if work.stopped:
+            if stop.requested:
                 deadline = deadline or loop.time() + work.options.drain_timeout_s
                 if loop.time() >= deadline:
                     break

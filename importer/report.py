@@ -1,7 +1,7 @@
 """The report: one object counts every row's outcome, writes the files, and picks the exit code.
 
-Rows arrive a batch at a time, in input order (``add_batch``), each batch being the planned
-rows plus what became of the ones that were sent. The report appends them to
+Rows arrive a batch at a time, in input order (``add_batch``), each batch being the validated
+rows plus what became of the ones that reached the sending stage. The report appends them to
 ``results.csv`` and ``failures.csv`` as it goes, so memory stays flat, and keeps the counts.
 ``finish`` writes ``summary.json`` and only then moves the three files into place, so a
 crash never leaves a half-written report that looks whole (the partial files keep a
@@ -25,7 +25,9 @@ from typing import IO, Any
 import polars as pl
 
 from importer.formula import neutralise_expr
-from importer.records import FAILURE_COLUMNS, SOURCE_ROW, Sent, Status
+from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
+from importer.send.records import RowResult
+from importer.validate.records import Status
 
 RESULT_COLUMNS = (
     "row_number",
@@ -95,23 +97,23 @@ class Report:
         return sum(self.counts.values())
 
     def add_batch(
-        self, *, planned: pl.DataFrame, original: pl.DataFrame, sent: Sequence[Sent] = ()
+        self, *, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult] = ()
     ) -> None:
         """Account for one batch of rows, in input order."""
-        rows = _merge(planned, sent).with_columns(
+        merged = _merge(rows, results).with_columns(
             original[SOURCE_ROW].cast(pl.Int64, strict=False).alias(SOURCE_ROW)
             if SOURCE_ROW in original.columns
             else pl.col("row_number").alias(SOURCE_ROW)
         )
-        self.counts.update(dict(rows.group_by("status").len().iter_rows()))
-        problems = rows.filter(pl.col("error_code").is_not_null())
+        self.counts.update(dict(merged.group_by("status").len().iter_rows()))
+        problems = merged.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
-        _append(self._results, rows.select(RESULT_COLUMNS), header=self._results_header)
+        _append(self._results, merged.select(RESULT_COLUMNS), header=self._results_header)
         self._results_header = False
-        is_failure = rows["status"].is_in([Status.INVALID.value, Status.FAILED.value])
+        is_failure = merged["status"].is_in([Status.INVALID.value, Status.FAILED.value])
         keep = [c for c in original.columns if c not in FAILURE_COLUMNS]
         failures = pl.concat(
-            [original.select(keep), rows.select(FAILURE_COLUMNS)], how="horizontal"
+            [original.select(keep), merged.select(FAILURE_COLUMNS)], how="horizontal"
         ).filter(is_failure)
         if failures.height or self._failures_header:
             _append(self._failures, failures, header=self._failures_header)
@@ -192,11 +194,20 @@ class Report:
         self._results.close()
         self._failures.close()
 
+    def __enter__(self) -> Report:
+        return self
 
-def _merge(planned: pl.DataFrame, sent: Sequence[Sent]) -> pl.DataFrame:
-    """The planned rows with the outcome of each sent row laid over them."""
-    if not sent:
-        return planned.with_columns(
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        """An exception leaves the partial files where they are, closed; otherwise the
+        files stay open for ``finish``."""
+        if exc_type is not None:
+            self.abandon()
+
+
+def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
+    """The validated rows with what became of each row that reached the sending stage."""
+    if not results:
+        return rows.with_columns(
             pl.lit(None, pl.String).alias("contact_id"),
             pl.lit(None, pl.Int64).alias("http_status"),
             pl.lit(None, pl.String).alias("request_id"),
@@ -223,12 +234,12 @@ def _merge(planned: pl.DataFrame, sent: Sequence[Sent]) -> pl.DataFrame:
                 s.replayed,
                 s.retryable,
             )
-            for s in sent
+            for s in results
         ],
         schema=_SENT_SCHEMA,
         orient="row",
     )
-    merged = planned.join(outcomes, on="row_number", how="left", maintain_order="left")
+    merged = rows.join(outcomes, on="row_number", how="left", maintain_order="left")
     return merged.with_columns(
         pl.coalesce("sent_status", "status").alias("status"),
         pl.coalesce("sent_error_code", "error_code").alias("error_code"),

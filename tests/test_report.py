@@ -9,13 +9,14 @@ from pathlib import Path
 import polars as pl
 
 from importer.formula import restore
-from importer.records import PLANNED_SCHEMA, Sent, Status
 from importer.report import Report, RunStats
+from importer.send.records import RowResult
+from importer.validate.records import VALIDATED_SCHEMA, Status
 
 
 def planned(rows: list[dict[str, object]]) -> pl.DataFrame:
-    full = [{k: r.get(k) for k in PLANNED_SCHEMA} for r in rows]
-    return pl.DataFrame(full, schema=PLANNED_SCHEMA)
+    full = [{k: r.get(k) for k in VALIDATED_SCHEMA} for r in rows]
+    return pl.DataFrame(full, schema=VALIDATED_SCHEMA)
 
 
 def test_plan_report_counts_add_up_and_cells_are_neutralised(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_plan_report_counts_add_up_and_cells_are_neutralised(tmp_path: Path) -> 
         }
     )
     report = Report(directory=tmp_path, dry_run=True)
-    report.add_batch(planned=rows, original=original)
+    report.add_batch(rows=rows, original=original)
     code = report.finish(stats=RunStats(), elapsed_s=0.5, extra={})
     assert code == 1  # one invalid row
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -79,10 +80,10 @@ def test_sent_outcomes_replace_the_planned_status(tmp_path: Path) -> None:
     )
     report = Report(directory=tmp_path, dry_run=False)
     report.add_batch(
-        planned=rows,
+        rows=rows,
         original=pl.DataFrame({"Phone": ["a", "b"]}),
-        sent=[
-            Sent(
+        results=[
+            RowResult(
                 2,
                 Status.FAILED,
                 http_status=400,
@@ -91,7 +92,9 @@ def test_sent_outcomes_replace_the_planned_status(tmp_path: Path) -> None:
                 attempts=1,
                 retryable=False,
             ),
-            Sent(1, Status.CREATED, contact_id="ctc_1", http_status=201, attempts=2, replayed=True),
+            RowResult(
+                1, Status.CREATED, contact_id="ctc_1", http_status=201, attempts=2, replayed=True
+            ),
         ],
     )
     assert report.finish(stats=RunStats(requests_sent=3), elapsed_s=1.0, extra={}) == 1
@@ -107,7 +110,7 @@ def test_sent_outcomes_replace_the_planned_status(tmp_path: Path) -> None:
 def test_files_appear_only_when_finished(tmp_path: Path) -> None:
     report = Report(directory=tmp_path, dry_run=True)
     report.add_batch(
-        planned=planned([{"row_number": 1, "status": "valid"}]),
+        rows=planned([{"row_number": 1, "status": "valid"}]),
         original=pl.DataFrame({"Phone": ["x"]}),
     )
     assert not (tmp_path / "results.csv").exists()  # a crash now leaves only .partial files
@@ -119,9 +122,9 @@ def test_files_appear_only_when_finished(tmp_path: Path) -> None:
 def test_exit_codes(tmp_path: Path) -> None:
     report = Report(directory=tmp_path, dry_run=False)
     report.add_batch(
-        planned=planned([{"row_number": 1, "status": "valid"}]),
+        rows=planned([{"row_number": 1, "status": "valid"}]),
         original=pl.DataFrame({"Phone": ["x"]}),
-        sent=[Sent(1, Status.FAILED, error_code="limit_reached", retryable=True)],
+        results=[RowResult(1, Status.FAILED, error_code="limit_reached", retryable=True)],
     )
     assert report.exit_code(RunStats(ignore_codes=frozenset({"limit_reached"}))) == 0
     assert report.exit_code(RunStats()) == 1

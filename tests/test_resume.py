@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from importer import pipeline
-from importer.journal import Journal
-from importer.records import InputOptions, RunOptions
+from importer.options import InputOptions, RunOptions
+from importer.send.journal import Journal
 from tests.conftest import contacts_file, phone
 
 ORG, ACCOUNT = "org_fake", "1000001"
@@ -179,7 +179,7 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             ACCOUNT,
         )
     )
-    from importer.upsert import make_body, make_job
+    from importer.send.upsert import make_body, row_key
 
     for i in (2, 3, 4):
         body = make_body(
@@ -188,8 +188,7 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             email=f"c{i}@example.com",
             metadata='{"City":"Jakarta"}',
         )
-        job = make_job(row_number=i, account=ACCOUNT, body=body, lookup=True)
-        asyncio.run(journal.intend([(job.phone, job.key)]))
+        asyncio.run(journal.intend([(phone(i), row_key(account=ACCOUNT, body=body))]))
     journal.close()
     fake.contacts[phone(3)] = {"id": "ctc_theirs", "phone_number": phone(3)}
     code, rerun = run(fake, file, tmp_path, "skip", "rerun")
@@ -233,8 +232,8 @@ def test_a_pending_row_whose_key_may_have_expired_is_looked_up_first(tmp_path: P
 class Impatient(Journal):
     """The real journal, waiting 50 ms instead of 5 s for a lock (through the run's seam)."""
 
-    def __init__(self, path: Path, *, org: str, account: str) -> None:
-        super().__init__(path, org=org, account=account, busy_timeout_s=0.05)
+    def __init__(self, path: Path, *, org: str, account: str, **seams: Any) -> None:
+        super().__init__(path, org=org, account=account, busy_timeout_s=0.05, **seams)
 
 
 class LocksTheJournal(FakeKirim):

@@ -13,7 +13,7 @@ import pytest
 
 from importer import pipeline
 from importer.cli import main
-from importer.records import InputOptions, RunOptions
+from importer.options import InputOptions, RunOptions
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import contacts_file, phone
 

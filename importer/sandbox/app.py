@@ -1,7 +1,12 @@
 """The aiohttp application: routing and the request pipeline shared by every endpoint.
 
-Pipeline, in order: request id -> auth (401, no token charged) -> rate-limit bucket of the
-method's class (429) -> for writes: body parsing, idempotency, latency, faults -> handler.
+Pipeline, in order: request id -> auth (401, no token charged) -> an injected 429 for writes
+when ``retry_after_s`` is set (no token charged) -> rate-limit bucket of the method's class
+(429) -> for contact creates: an injected 400 (``error_message``) or a misbehaving answer
+(``importer.sandbox.misbehave``), both before the body or the key is looked at -> for writes:
+body parsing, idempotency, latency, faults -> handler. Reads of ``/v1/me`` and
+``/v1/accounts`` may be answered with an injected body after their latency. The fault settings
+are read once per request (``importer.sandbox.faults``).
 
 Choices where the contract is silent:
 * An idempotent replay is a request like any other and consumes a rate-limit token (Stripe
@@ -25,7 +30,10 @@ from typing import Any
 from aiohttp import web
 
 from importer.sandbox import handlers as h
+from importer.sandbox import misbehave
+from importer.sandbox.bucket import Verdict
 from importer.sandbox.errors import ApiError, invalid
+from importer.sandbox.faults import FaultSettings, Misbehaviour
 from importer.sandbox.idempotency import MAX_KEY_LENGTH, Entry, fingerprint
 from importer.sandbox.ids import dumps, request_id
 from importer.sandbox.state import DROPPED, SandboxState
@@ -36,6 +44,10 @@ Handler = Callable[[SandboxState, web.Request, Any], h.Result]
 AioHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STATE_KEY: web.AppKey[SandboxState] = web.AppKey("sandbox_state", SandboxState)
+#: Set when the server begins to shut down, so endless bodies stop trickling at once.
+CLOSING_KEY: web.AppKey[asyncio.Event] = web.AppKey("sandbox_closing", asyncio.Event)
+#: Reads whose whole body a fault setting can replace, and that setting's name.
+BODY_OVERRIDES: dict[Handler, str] = {h.me: "me_body", h.accounts: "accounts_body"}
 
 
 def _run(
@@ -104,8 +116,26 @@ async def _claim(state: SandboxState, key: str, fp: str) -> Entry:
             ) from None
 
 
+def _throttled(peeked: Verdict, retry_after: str, headers: dict[str, str]) -> ApiError:
+    """The injected 429 (``retry_after_s``): the bucket's headers, but none remaining."""
+    headers.update(peeked.headers())
+    headers["X-RateLimit-Remaining"] = "0"
+    headers["Retry-After"] = retry_after
+    return ApiError(
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        f"rate limit of {peeked.limit}/min exceeded; retry after {retry_after}s",
+    )
+
+
 async def _write(
-    state: SandboxState, handler: Handler, request: web.Request, rid: str, headers: dict[str, str]
+    state: SandboxState,
+    handler: Handler,
+    request: web.Request,
+    rid: str,
+    headers: dict[str, str],
+    faults: FaultSettings,
 ) -> tuple[int, bytes]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
@@ -125,7 +155,9 @@ async def _write(
             return entry.status, entry.body
         headers["Idempotent-Replayed"] = "false"
     try:
-        plan = state.plan_write()
+        plan = state.plan_write(faults)
+        if plan.outcome is not None:
+            state.faults.count(plan.outcome)
         if plan.delay_s > 0.0:
             await asyncio.sleep(plan.delay_s)
         if plan.outcome == "fault":
@@ -143,9 +175,29 @@ async def _write(
     return status, payload
 
 
+async def _read(
+    state: SandboxState,
+    handler: Handler,
+    request: web.Request,
+    rid: str,
+    faults: FaultSettings,
+    override: str | None,
+) -> tuple[int, bytes]:
+    """A read (or an unmatched write) after its latency; ``override`` names the fault setting
+    whose body, when set, is served verbatim instead of the handler's."""
+    await state.read_delay()
+    replaced = None if override is None else faults.body(override)
+    if override is not None and replaced is not None:
+        state.faults.count(override)
+        return 200, replaced
+    return _run(handler, state, request, None, rid)
+
+
 def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
     """Wrap a handler in the shared pipeline; ``route`` names it in the statistics."""
     plain = handler is h.unmatched
+    creates = handler is h.create_contact
+    override = BODY_OVERRIDES.get(handler)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rid = request_id()
@@ -153,6 +205,9 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
         is_write = method in WRITE_METHODS
         bucket = state.write_bucket if is_write else state.read_bucket
         headers = {"X-Request-Id": rid, "Content-Type": "application/json"}
+        faults = state.faults.current
+        misbehaviour: Misbehaviour | None = None
+        status, payload = 500, b""
         try:
             if state.token_last4(request.headers.get("Authorization")) is None:
                 headers.update(bucket.peek().headers())
@@ -162,6 +217,10 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
                     "invalid_api_key",
                     "missing or invalid API key (expected 'Bearer kdv_live_...')",
                 )
+            retry_after = faults.retry_after_header
+            if is_write and retry_after is not None:
+                state.faults.count("retry_after")
+                raise _throttled(bucket.peek(), retry_after, headers)
             verdict = bucket.take()
             headers.update(verdict.headers())
             if not verdict.allowed:
@@ -172,17 +231,25 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
                     f"rate limit of {verdict.limit}/min exceeded; retry after "
                     f"{verdict.retry_after}s",
                 )
-            if is_write and not plain:
-                status, payload = await _write(state, handler, request, rid, headers)
-            else:
-                await state.read_delay()
-                status, payload = _run(handler, state, request, None, rid)
+            if creates and faults.error_message is not None:
+                state.faults.count("error_message")
+                raise invalid("invalid_field_value", faults.error_message)
+            misbehaviour = state.plan_create(faults) if creates else None
+            if misbehaviour is None and is_write and not plain:
+                status, payload = await _write(state, handler, request, rid, headers, faults)
+            elif misbehaviour is None:
+                status, payload = await _read(state, handler, request, rid, faults, override)
         except ApiError as err:
             status, payload = err.status, dumps(err.envelope(rid))
         except Exception:
             log.exception("sandbox handler crashed")
             crash = ApiError(500, "api_error", "internal_error", "unexpected sandbox error")
             status, payload = 500, dumps(crash.envelope(rid))
+        if misbehaviour is not None:
+            state.faults.count(misbehaviour)
+            state.store.count(method, route, 200)
+            closing = request.app[CLOSING_KEY]
+            return await misbehave.answer(misbehaviour, request, headers, faults, closing)
         state.store.count(method, route, status)
         if status == DROPPED:
             # The write took effect; now lose the connection without answering.
@@ -197,6 +264,31 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
 async def _state_view(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     return web.Response(body=dumps(state.stats()), headers={"Content-Type": "application/json"})
+
+
+async def _faults_view(request: web.Request) -> web.Response:
+    """``GET /_sandbox/faults``: the current settings; ``POST`` a JSON object of changes
+    (same names as ``FaultSettings``; applied as a whole or not at all) answers the new ones.
+    No auth, not counted, like ``/_sandbox/state``. Bad JSON, unknown names or values: 400."""
+    state = request.app[STATE_KEY]
+    json_type = {"Content-Type": "application/json"}
+    if request.method == "POST":
+        try:
+            changes = json.loads(await request.read())
+            if not isinstance(changes, dict):
+                raise ValueError("the body must be a JSON object of fault settings")
+            state.faults.update(**changes)
+        except ValueError as exc:
+            rid = request_id()
+            error = invalid("invalid_field_value", str(exc), param="body").envelope(rid)
+            return web.Response(
+                status=400, body=dumps(error), headers={**json_type, "X-Request-Id": rid}
+            )
+    return web.Response(body=dumps(state.faults.current.as_json()), headers=json_type)
+
+
+async def _closing(app: web.Application) -> None:
+    app[CLOSING_KEY].set()
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
@@ -216,7 +308,11 @@ def make_app(state: SandboxState) -> web.Application:
     """Build the aiohttp application serving ``state``."""
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE_KEY] = state
+    app[CLOSING_KEY] = asyncio.Event()
+    app.on_shutdown.append(_closing)
     app.router.add_get("/_sandbox/state", _state_view)
+    app.router.add_get("/_sandbox/faults", _faults_view)
+    app.router.add_post("/_sandbox/faults", _faults_view)
     for method, path, handler in ROUTES:
         if method == "GET":  # add_get also answers HEAD (the read class covers both)
             app.router.add_get(path, endpoint(state, path, handler))

@@ -1,4 +1,8 @@
-"""Command-line entry: ``python -m importer.sandbox`` and ``kirim-import sandbox``."""
+"""Command-line entry: ``python -m importer.sandbox`` and ``kirim-import sandbox``.
+
+The fault flags set the initial faults; a running sandbox takes changes (including the
+``me_body`` / ``accounts_body`` documents, which have no flag) at ``POST /_sandbox/faults``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sys
 
 from importer.sandbox.config import SandboxConfig, is_loopback, parse_latency
 from importer.sandbox.embed import serve
+from importer.sandbox.faults import DEFAULT_OVERSIZE_BYTES
 
 
 def _host(text: str) -> str:
@@ -31,6 +36,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox options to ``parser``."""
     parser.add_argument("--host", type=_host, default="127.0.0.1", help="loopback only")
@@ -46,6 +58,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_rate,
         default=0.0,
         help="share of writes that take effect, then 502 or drop the connection",
+    )
+    parser.add_argument(
+        "--html-rate",
+        type=_rate,
+        default=0.0,
+        help="share of contact creates -> 200 with an HTML block page (no effect)",
+    )
+    parser.add_argument(
+        "--oversize-rate",
+        type=_rate,
+        default=0.0,
+        help="share of contact creates -> 200 with a huge JSON-looking body (no effect)",
+    )
+    parser.add_argument(
+        "--oversize-bytes",
+        type=int,
+        default=DEFAULT_OVERSIZE_BYTES,
+        help=f"size of that body (default {DEFAULT_OVERSIZE_BYTES})",
+    )
+    parser.add_argument(
+        "--endless-rate",
+        type=_rate,
+        default=0.0,
+        help="share of contact creates -> 200 with a body that never ends (no effect)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="answer every write 429 with this Retry-After (no effect)",
+    )
+    parser.add_argument(
+        "--error-message",
+        default=None,
+        metavar="TEXT",
+        help="answer every contact create 400 invalid_field_value with this message",
     )
     parser.add_argument("--on-duplicate-phone", choices=("create", "conflict"), default="create")
     parser.add_argument("--seed", type=int, default=None)
@@ -63,6 +112,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         ambiguous_rate=args.ambiguous_rate,
         on_duplicate_phone=args.on_duplicate_phone,
         seed=args.seed,
+        html_rate=args.html_rate,
+        oversize_rate=args.oversize_rate,
+        oversize_bytes=args.oversize_bytes,
+        endless_rate=args.endless_rate,
+        retry_after_s=args.retry_after,
+        error_message=args.error_message,
     )
 
 

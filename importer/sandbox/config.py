@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from importer.sandbox.faults import DEFAULT_OVERSIZE_BYTES, FaultSettings
 
 AccountStatus = Literal["connected", "disconnected", "degraded", "onboarding"]
 DuplicatePolicy = Literal["create", "conflict"]
@@ -73,6 +75,15 @@ class SandboxConfig:
     ``ambiguous_rate`` the share that take effect and then answer 502 or lose the connection.
     ``seed`` drives latency and fault draws only; identifiers, the organisation and the token
     are always fresh (``secrets``) so every start is a new organisation.
+
+    The fault fields, from ``fault_rate`` to ``accounts_body``, are only the *initial*
+    ``FaultSettings`` (``initial_faults``): a running sandbox can change them (see
+    ``importer.sandbox.faults``), and this frozen config keeps the values it started with.
+    ``html_rate``, ``oversize_rate`` and ``endless_rate`` are shares of admitted contact
+    creates answered 200 with an HTML block page, a JSON-looking body of ``oversize_bytes``,
+    or a body that never ends; ``retry_after_s`` makes every write a 429 with that
+    ``Retry-After``; ``error_message`` makes every create a 400 carrying that message;
+    ``me_body`` / ``accounts_body`` replace the documents of ``/v1/me`` / ``/v1/accounts``.
     """
 
     host: str = "127.0.0.1"
@@ -86,6 +97,14 @@ class SandboxConfig:
     seed: int | None = None
     idempotency_wait_s: float = 30.0
     accounts: tuple[Account, ...] = field(default=DEFAULT_ACCOUNTS)
+    html_rate: float = 0.0
+    oversize_rate: float = 0.0
+    oversize_bytes: int = DEFAULT_OVERSIZE_BYTES
+    endless_rate: float = 0.0
+    retry_after_s: float | None = None
+    error_message: str | None = None
+    me_body: Any = None
+    accounts_body: Any = None
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host):
@@ -97,12 +116,7 @@ class SandboxConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.write_per_minute < 1 or self.read_per_minute < 1:
             raise ValueError("rate limits must be at least 1 request per minute")
-        for name in ("fault_rate", "ambiguous_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be within 0..1, got {value}")
-        if self.fault_rate + self.ambiguous_rate > 1.0:
-            raise ValueError("fault_rate + ambiguous_rate must not exceed 1")
+        self.initial_faults  # noqa: B018 (validates the fault fields)
         if self.on_duplicate_phone not in ("create", "conflict"):
             raise ValueError("on_duplicate_phone must be 'create' or 'conflict'")
         if self.idempotency_wait_s < 0:
@@ -112,6 +126,22 @@ class SandboxConfig:
             raise ValueError(f"latency_ms must satisfy 0 <= low <= high, got {self.latency_ms}")
         if not any(a.status == "connected" and a.phone_number_id for a in self.accounts):
             raise ValueError("at least one connected account with a phone_number_id is needed")
+
+    @property
+    def initial_faults(self) -> FaultSettings:
+        """The fault fields as the ``FaultSettings`` a new server starts with."""
+        return FaultSettings(
+            fault_rate=self.fault_rate,
+            ambiguous_rate=self.ambiguous_rate,
+            html_rate=self.html_rate,
+            oversize_rate=self.oversize_rate,
+            oversize_bytes=self.oversize_bytes,
+            endless_rate=self.endless_rate,
+            retry_after_s=self.retry_after_s,
+            error_message=self.error_message,
+            me_body=self.me_body,
+            accounts_body=self.accounts_body,
+        )
 
     @property
     def latency_range(self) -> tuple[float, float]:

@@ -1,9 +1,14 @@
 """Running the sandbox: an async server object, a ``serve`` coroutine for the CLI, and the
-thread-embedded ``Sandbox`` that tests and demos use as a context manager."""
+thread-embedded ``Sandbox`` that tests and demos use as a context manager.
+
+Each accepts an optional ``ssl.SSLContext`` (a server-side one, e.g. from ``trustme``): the
+server then speaks only TLS and its base URL starts with ``https://``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -13,6 +18,7 @@ from aiohttp import web
 
 from importer.sandbox.app import make_app
 from importer.sandbox.config import SandboxConfig
+from importer.sandbox.faults import FaultSettings
 from importer.sandbox.state import SandboxState
 
 #: How long shutdown waits for in-flight handlers (e.g. a request sleeping its latency).
@@ -20,21 +26,26 @@ SHUTDOWN_TIMEOUT_S = 0.5
 
 
 class SandboxServer:
-    """The aiohttp runner for one ``SandboxState``; start and close on the same loop."""
+    """The aiohttp runner for one ``SandboxState``; start and close on the same loop.
 
-    def __init__(self, state: SandboxState) -> None:
+    With ``ssl_context`` the server speaks TLS only.
+    """
+
+    def __init__(self, state: SandboxState, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = state
+        self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT/v1`` (valid once started)."""
+        """``http(s)://HOST:PORT/v1`` (valid once started)."""
         if self.port is None:
             raise RuntimeError("the sandbox server is not started")
         host = self.state.config.host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}/v1"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{shown}:{self.port}/v1"
 
     async def start(self) -> str:
         """Bind and listen; returns the base URL."""
@@ -45,7 +56,13 @@ class SandboxServer:
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.state.config.host, self.state.config.port, backlog=1024)
+        site = web.TCPSite(
+            runner,
+            self.state.config.host,
+            self.state.config.port,
+            backlog=1024,
+            ssl_context=self.ssl_context,
+        )
         try:
             await site.start()
         except BaseException:
@@ -68,14 +85,15 @@ async def serve(
     *,
     ready: Callable[[str, str], None] | None = None,
     stop: asyncio.Event | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> SandboxState:
     """Serve until ``stop`` is set (or the task is cancelled).
 
     ``ready(base_url, token)`` is called once the socket listens. Returns the state so a
-    caller can inspect what happened.
+    caller can inspect what happened. ``ssl_context`` serves HTTPS.
     """
     state = SandboxState(config)
-    server = SandboxServer(state)
+    server = SandboxServer(state, ssl_context=ssl_context)
     base_url = await server.start()
     try:
         if ready is not None:
@@ -91,13 +109,16 @@ class Sandbox:
 
     ``start()`` returns once the server listens; ``stop()`` shuts it down, joins the thread
     and closes the loop. Usable as a context manager. Identity (token, organisation) exists
-    from construction, the URL from ``start()``.
+    from construction, the URL from ``start()``. ``ssl_context`` (server side) serves HTTPS.
+    Faults can be changed while it runs with ``set_faults``.
     """
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.config = config if config is not None else SandboxConfig()
         self.state = SandboxState(self.config)
-        self._server = SandboxServer(self.state)
+        self._server = SandboxServer(self.state, ssl_context=ssl_context)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -158,11 +179,39 @@ class Sandbox:
     ) -> None:
         self.stop()
 
+    # -- faults ---------------------------------------------------------------------------
+
+    def set_faults(self, **changes: Any) -> FaultSettings:
+        """Change fault settings by name (``FaultSettings`` fields) while the sandbox runs.
+
+        Applied on the server's loop, so no request sees half a change; requests already in
+        flight keep the settings they started with. Validated as a whole: unknown names or
+        values out of range raise ``ValueError`` and change nothing. Returns the new settings.
+        Before ``start()`` or after ``stop()`` the change is applied directly.
+        """
+        loop = self._loop
+        if loop is None:
+            return self.state.faults.update(**changes)
+
+        async def apply() -> FaultSettings:
+            return self.state.faults.update(**changes)
+
+        return asyncio.run_coroutine_threadsafe(apply(), loop).result()
+
+    @property
+    def faults(self) -> FaultSettings:
+        """The fault settings in force now."""
+        return self.state.faults.current
+
+    def injected(self) -> dict[str, int]:
+        """Fault kind -> how many were injected (``importer.sandbox.faults.KINDS``)."""
+        return self.state.faults.injected()
+
     # -- identity -------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
+        """``http://127.0.0.1:PORT/v1`` (``https://`` with an ``ssl_context``)."""
         return self._server.base_url
 
     @property

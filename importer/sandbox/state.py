@@ -1,4 +1,5 @@
-"""Everything one sandbox instance holds: identity, buckets, data, idempotency, randomness."""
+"""Everything one sandbox instance holds: identity, buckets, data, idempotency, randomness,
+and the faults it injects (``importer.sandbox.faults``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from importer.sandbox.bucket import TokenBucket
 from importer.sandbox.config import USABLE_STATUSES, Account, SandboxConfig
 from importer.sandbox.errors import ApiError, not_found
+from importer.sandbox.faults import Faults, FaultSettings, Misbehaviour
 from importer.sandbox.idempotency import IdempotencyStore
 from importer.sandbox.ids import ulid
 from importer.sandbox.store import Store
@@ -57,6 +59,7 @@ class SandboxState:
         self.store = Store()
         self.idempotency = IdempotencyStore()
         self.rng = random.Random(config.seed)
+        self.faults = Faults(config.initial_faults)
         self.cursor_secret = secrets.token_bytes(16)
         self.accounts: dict[str, Account] = {
             a.phone_number_id: a for a in config.accounts if a.phone_number_id is not None
@@ -115,18 +118,35 @@ class SandboxState:
         if delay > 0.0:
             await asyncio.sleep(delay)
 
-    def plan_write(self) -> WritePlan:
-        """Draw latency and fault outcome for one admitted write."""
+    def plan_write(self, faults: FaultSettings) -> WritePlan:
+        """Draw latency and fault outcome for one admitted write under ``faults``."""
         delay = self._draw_delay()
-        cfg = self.config
-        if cfg.fault_rate <= 0.0 and cfg.ambiguous_rate <= 0.0:
+        if faults.fault_rate <= 0.0 and faults.ambiguous_rate <= 0.0:
             return WritePlan(delay, None, 0)
         roll = self.rng.random()
-        if roll < cfg.fault_rate:
+        if roll < faults.fault_rate:
             return WritePlan(delay, "fault", self.rng.choice((500, 502, 503)))
-        if roll < cfg.fault_rate + cfg.ambiguous_rate:
+        if roll < faults.fault_rate + faults.ambiguous_rate:
             return WritePlan(delay, "ambiguous", self.rng.choice((502, DROPPED)))
         return WritePlan(delay, None, 0)
+
+    def plan_create(self, faults: FaultSettings) -> Misbehaviour | None:
+        """Draw whether an admitted contact create is answered by a misbehaving middlebox.
+
+        No draw (so seeded sequences stay as they were) while all three rates are zero.
+        """
+        html, oversize = faults.html_rate, faults.oversize_rate
+        total = html + oversize + faults.endless_rate
+        if total <= 0.0:
+            return None
+        roll = self.rng.random()
+        if roll < html:
+            return "html"
+        if roll < html + oversize:
+            return "oversize"
+        if roll < total:
+            return "endless"
+        return None
 
     def stats(self) -> dict[str, Any]:
         """A JSON-able snapshot for ``GET /_sandbox/state`` and out-of-process tests."""
@@ -144,4 +164,6 @@ class SandboxState:
             ],
             "rate_limited": statuses.get(429, 0),
             "idempotency_keys": len(self.idempotency),
+            "faults": self.faults.current.as_json(),
+            "injected": self.faults.injected(),
         }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from importer.sandbox import Sandbox, SandboxConfig
 
@@ -21,13 +24,26 @@ def running(**config: Any) -> Iterator[Sandbox]:
         yield sb
 
 
-def client_for(sb: Sandbox, *, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """An httpx client on the sandbox base URL, authenticated with its token."""
+def client_for(
+    sb: Sandbox,
+    *,
+    token: str | None = None,
+    timeout: float = 10.0,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.Client:
+    """An httpx client on the sandbox base URL, authenticated with its token (``verify``: the
+    client-side TLS context trusting the sandbox's CA, for an HTTPS sandbox)."""
     return httpx.Client(
         base_url=sb.base_url,
         headers={"Authorization": f"Bearer {token or sb.token}"},
         timeout=timeout,
+        verify=verify,
     )
+
+
+def root_of(sb: Sandbox) -> str:
+    """The sandbox's origin (``/_sandbox/*`` lives there, outside ``/v1``)."""
+    return sb.base_url.removesuffix("/v1")
 
 
 def contacts_path(sb: Sandbox) -> str:
@@ -50,3 +66,9 @@ def assert_error(resp: httpx.Response, status: int, type_: str, code: str) -> di
     assert error["request_id"] == resp.headers["X-Request-Id"]
     assert error["request_id"].startswith("req_")
     return error
+
+
+def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Messages logged at ERROR or above so far (e.g. "sandbox handler crashed", aiohttp's
+    "Error handling request"): misbehaving on purpose must never look like a crash."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -1,0 +1,32 @@
+"""The exception tree: every whole-run problem, in one place.
+
+Per-row outcomes are values (a ``Status`` and an error code on the row), never exceptions.
+What ends a command early is one of these; ``str(exc)`` is the whole message for a person::
+
+    ImporterError            anything that ends a command early
+    ├── InputError           the input file or the options cannot be used (exit 2, nothing sent)
+    ├── StopRun              the server said no more can succeed: key, account, answers we
+    │                        cannot use before the first write (exit 3)
+    └── JournalError         SQLite cannot open, read or write the journal: exit 2 at the start
+                             (nothing sent); mid-run it stops the run like a StopRun (exit 3)
+
+``cli.main`` is the only place that turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ImporterError(Exception):
+    """A problem that ends the command; ``str(exc)`` is the whole message for a person."""
+
+
+class InputError(ImporterError):
+    """The input cannot be used: names the file, and the line, row or column where known."""
+
+
+class StopRun(ImporterError):
+    """The server answered something that means no further request can succeed."""
+
+
+class JournalError(ImporterError):
+    """SQLite could not open, read or write the journal (locked, unwritable, full, damaged)."""

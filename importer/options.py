@@ -1,0 +1,60 @@
+"""The frozen options of each command, built and checked by the CLI, read by every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MetadataPolicy = Literal["all", "none"] | tuple[str, ...]
+OnExisting = Literal["skip", "update", "create"]
+
+# Rows per batch read, validated, sent and reported together: memory holds a few of them.
+BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class InputOptions:
+    """How to read, map and validate one input file (shared by ``plan`` and ``run``)."""
+
+    path: Path
+    encoding: str | None = None  # None: detect (UTF-8 with or without BOM, else cp1252)
+    delimiter: str | None = None  # None: detect from the header line (, ; tab |)
+    sheet: str | None = None  # XLSX sheet name; None: the first sheet
+    field_map: Mapping[str, str] = field(default_factory=dict)  # API field -> header (--map)
+    metadata: MetadataPolicy = "all"  # which unmapped columns go to metadata
+    default_region: str | None = None  # ISO 3166 alpha-2, for national numbers only
+    require_mobile: bool = False
+    invalid_email: Literal["fail", "drop"] = "fail"
+    keep: Literal["first", "last"] = "first"
+    batch_size: int = BATCH_ROWS
+    pool_threshold: int = 20_000  # new unique values in a batch before worker processes help
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    """Everything ``kirim-import plan`` needs."""
+
+    input: InputOptions
+    report_dir: Path
+    write_per_minute: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``kirim-import run`` needs, checked by the CLI before it hands off."""
+
+    input: InputOptions
+    report_dir: Path
+    state: Path  # the SQLite journal
+    base_url: str
+    api_key: str = field(repr=False)  # never printed, logged or written
+    account: str | None = None
+    on_existing: OnExisting = "skip"
+    concurrency: int | None = None  # None: from the write rate (see pipeline.auto_concurrency)
+    max_rate: float | None = None  # writes per minute; None: what /v1/me says
+    limit: int | None = None  # send only the first N valid rows
+    timeout_s: float = 30.0
+    drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
+    verbose: bool = False

@@ -1,0 +1,27 @@
+"""What the reading stage hands on: what was detected about the file, and the column names
+the importer reserves for itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+# What the report appends to the input's own columns in failures.csv. A file that has all four
+# is a failures.csv fed back: the reader drops them, so they never become metadata.
+FAILURE_COLUMNS = ("row_number", "error_code", "error_message", "retryable")
+# A failures.csv fed back keeps its row_number as this column (never metadata), and each
+# later failures.csv carries it on, so every retry's results join back to the first file.
+SOURCE_ROW = "source_row"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What was detected about the input file."""
+
+    path: Path
+    format: Literal["csv", "tsv", "parquet", "xlsx"]
+    columns: tuple[str, ...]  # headers as the file has them (trimmed, BOM removed)
+    encoding: str | None = None  # text formats only
+    delimiter: str | None = None  # text formats only
+    sheet: str | None = None  # xlsx only

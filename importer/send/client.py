@@ -1,0 +1,259 @@
+"""Talking to Kirim: one HTTP call in, one ``Reply`` value out; never an exception per row.
+
+``KirimClient`` is an ``httpx.AsyncClient`` whose connections are aiohttp's, through
+``httpx_aiohttp`` (the adapter the OpenAI Python SDK ships as its fast option): httpx's API,
+its proxy rules and its TLS settings, with a connection pool that costs a seventh of httpcore's
+CPU per request (README, "Which HTTP stack"). Because the client builds its own transports,
+httpx reads ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` (and the lower-case
+forms), ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` exactly as its default client does. Tests pass
+``transport=`` (``httpx.MockTransport``, say), which, as in httpx, replaces all of that.
+
+Answers are read as a stream and capped (``MAX_ANSWER_BYTES``): a Kirim answer is a few KB,
+so anything past the cap is not Kirim's; the connection is dropped and the request counts as
+unanswered. Transport failures (timeouts, resets, refused TLS) become a ``Reply`` with
+``status=0``.
+
+``Reply.verdict`` sorts every answer into what the importer does next, following the table
+in kirim-api.md:
+
+- ``OK``: 2xx whose body has the shape the call expects (a contact with an ``id`` for a create
+  or an update, a list for a lookup, an object for ``/v1/me``).
+- ``RETRY``: 429, 500, 502, 503, 504, 409 ``idempotency_in_progress``, transport errors, and a
+  2xx we cannot read (an HTML page from a gateway, a cut body): the contact may or may not
+  exist, so the same request goes again with the same idempotency key.
+- ``EXISTS``: 409 ``conflict`` with any other code: the contact is already there.
+- ``ROW``: any other 4xx: final for this row, the run goes on.
+- ``STOP``: 401, 403, 404 ``resource_not_found`` on the account path, 422
+  ``account_not_connected``: nothing more can succeed, the run stops.
+- ``FAULT``: any other 5xx: not retried, and the contact may exist.
+
+The API key is sent only in the ``Authorization`` header and never appears in a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+USER_AGENT = "kirim-import"
+MAX_ANSWER_BYTES = 1 << 20  # 1 MiB: Kirim's answers are a few KB
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_STOP_CODES = frozenset({"resource_not_found", "account_not_connected"})
+_IDEMPOTENCY_CODES = frozenset(
+    {"idempotency_in_progress", "idempotency_key_reuse", "idempotency_conflict"}
+)
+UNREADABLE = "unreadable_answer"  # the error code of a 2xx whose body is not what we asked for
+
+
+class Verdict(Enum):
+    OK = "ok"
+    RETRY = "retry"
+    EXISTS = "exists"
+    ROW = "row"
+    STOP = "stop"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer from Kirim, or the absence of one (``status == 0``)."""
+
+    status: int
+    data: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+    rate_remaining: int | None = None
+    replayed: bool = False
+
+    @property
+    def verdict(self) -> Verdict:
+        if 200 <= self.status < 300:
+            return Verdict.RETRY if self.error_code == UNREADABLE else Verdict.OK
+        if self.status == 0 or self.status in _RETRY_STATUS:
+            return Verdict.RETRY
+        if self.status == 409 and self.error_code == "idempotency_in_progress":
+            return Verdict.RETRY
+        if self.status == 409 and self.error_code not in _IDEMPOTENCY_CODES:
+            return Verdict.EXISTS
+        if self.status in (401, 403) or self.error_code in _STOP_CODES:
+            return Verdict.STOP
+        return Verdict.FAULT if self.status >= 500 else Verdict.ROW
+
+
+def canonical_json(body: dict[str, Any]) -> str:
+    """The exact bytes we send: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def idempotency_key(*, account: str, body: dict[str, Any]) -> str:
+    """Deterministic: the same account and body give the same key, on every retry and rerun."""
+    digest = hashlib.sha256(f"{account}\n{canonical_json(body)}".encode()).hexdigest()
+    return f"kimp-{digest[:48]}"
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the backoff applies instead
+
+
+# What a 2xx must hold to count, per call: Kirim's answer proves the contact only this way.
+Shape = Callable[[Any], bool]
+
+
+def a_contact(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("id"), str | int) and data["id"] != ""
+
+
+def a_list(data: Any) -> bool:
+    return isinstance(data, list)
+
+
+def an_object(data: Any) -> bool:
+    return isinstance(data, dict)
+
+
+def reply_from(status: int, headers: httpx.Headers, body: bytes, shape: Shape) -> Reply:
+    """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:  # UnicodeDecodeError included
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    data = payload.get("data") if isinstance(payload, dict) else None
+    code, message = error.get("code"), error.get("message")
+    if 200 <= status < 300:
+        if not shape(data):
+            kind = headers.get("content-type", "no content type").split(";")[0]
+            code, message = UNREADABLE, f"a {status} answer that is not Kirim's ({kind})"
+    else:
+        code = code if isinstance(code, str) and code else f"http_{status}"
+        message = message if isinstance(message, str) and message else f"HTTP {status}"
+    request_id = headers.get("x-request-id") or error.get("request_id")
+    return Reply(
+        status=status,
+        data=data,
+        error_code=code,
+        error_message=message,
+        request_id=request_id if isinstance(request_id, str) else None,
+        retry_after=_retry_after(headers.get("retry-after")),
+        rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
+        replayed=headers.get("idempotent-replayed", "").lower() == "true",
+    )
+
+
+def unanswered(exc: BaseException) -> Reply:
+    """No answer came (or none we could take): the request may or may not have arrived."""
+    message = str(exc) or type(exc).__name__
+    return Reply(status=0, error_code=type(exc).__name__, error_message=message)
+
+
+class AnswerTooLarge(httpx.TransportError):
+    """The answer's body went past ``MAX_ANSWER_BYTES``: dropped, the request unanswered."""
+
+
+class KirimClient:
+    """The Kirim endpoints the importer uses; each method sends exactly one request."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 30.0,
+        max_connections: int = 64,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:
+        self._http = HttpxAiohttpClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            trust_env=True,  # proxies and CA settings from the environment, as httpx reads them
+            follow_redirects=False,
+        )
+        self._cap = max_answer_bytes
+
+    async def __aenter__(self) -> KirimClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        shape: Shape,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: dict[str, Any] | None = None,
+        key: str | None = None,
+    ) -> Reply:
+        headers = {}
+        content = None
+        if body is not None:
+            content = canonical_json(body).encode()
+            headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        try:
+            async with self._http.stream(
+                method, path, params=params, content=content, headers=headers
+            ) as response:
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self._cap:
+                        raise AnswerTooLarge(f"an answer of more than {self._cap} bytes")
+                    chunks.append(chunk)
+        except (TimeoutError, httpx.TransportError, OSError) as exc:
+            return unanswered(exc)
+        return reply_from(response.status_code, response.headers, b"".join(chunks), shape)
+
+    async def me(self) -> Reply:
+        return await self._send("GET", "me", an_object)
+
+    async def accounts(self) -> Reply:
+        return await self._send("GET", "accounts", a_list, params={"status": "all"})
+
+    async def find_by_phone(self, *, account: str, phone: str) -> Reply:
+        params: dict[str, str | int] = {"phone": phone, "limit": 1}
+        return await self._send("GET", f"{account}/contacts", a_list, params=params)
+
+    async def create(self, *, account: str, body: dict[str, Any], key: str) -> Reply:
+        return await self._send("POST", f"{account}/contacts", a_contact, body=body, key=key)
+
+    async def update(self, *, account: str, contact_id: str, body: dict[str, Any]) -> Reply:
+        path = f"{account}/contacts/{contact_id}"
+        return await self._send("PATCH", path, a_contact, body=body)

@@ -1,0 +1,52 @@
+"""Which request a row needs: a pure function of the row's key, its journal entry, the mode
+and the clock. No I/O, no state: ``tests/send/test_decide.py`` holds it to a table of cases.
+
+- A phone the journal holds ``done`` needs no request (``SETTLED``), unless the mode is
+  ``update``: then it is looked up and PATCHed where it differs. In the run that did it, it
+  keeps that run's outcome; in a later run it is ``exists``.
+- A phone the journal holds ``pending`` may or may not have reached Kirim. Re-sent with the
+  same key while Kirim still keeps it (23 h: ``KEY_TTL_S``), Kirim replays instead of
+  creating, so ``create`` mode sends it again (``CREATE``). When the key may have expired,
+  the body changed since (another key), or it ever was pending or done under another key
+  (``needs_lookup``), only a lookup can tell: ``LOOKUP`` in any mode.
+- Anything else (``failed``, or not in the journal): ``LOOKUP`` in ``skip``/``update`` mode,
+  ``CREATE`` in ``create`` mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from importer.options import OnExisting
+from importer.send.records import Entry
+from importer.validate.records import Status
+
+KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
+
+
+class Action(StrEnum):
+    SETTLED = "settled"  # no request: the journal already has the answer
+    CREATE = "create"  # create with the row's key, no lookup
+    LOOKUP = "lookup"  # look the phone up; then exists, PATCH (update mode) or create
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    status: Status | None = None  # for SETTLED: the status the row is reported with
+
+
+def decide(
+    *, entry: Entry | None, key: str, mode: OnExisting, now: float, run_id: int
+) -> Decision:
+    """What to send for one row whose create would carry ``key``."""
+    if entry is not None and entry.state == "done" and mode != "update":
+        if entry.run_id == run_id and entry.outcome is not None:
+            return Decision(Action.SETTLED, Status(entry.outcome))
+        return Decision(Action.SETTLED, Status.EXISTS)
+    if entry is not None and entry.state == "pending":
+        fresh = entry.idem_key == key and now - entry.sent_at < KEY_TTL_S
+        if not fresh or entry.needs_lookup:
+            return Decision(Action.LOOKUP)
+    return Decision(Action.CREATE if mode == "create" else Action.LOOKUP)

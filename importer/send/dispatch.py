@@ -1,0 +1,217 @@
+"""The work queue of a run: validated batches in, one job per row to the workers, finished
+batches out in input order.
+
+Each row is triaged by ``decide``: rows that need no request are settled on the spot (``done``
+in the journal: this run's outcome, or ``exists`` from an earlier run), as are rows past
+``--limit`` and every row after a stop. The others are journalled ``pending`` in one commit per
+chunk of ``INTENT_CHUNK``, then queued. A batch is handed to ``on_batch`` when its last row
+settles, and only after every batch before it, so the report keeps the input's order while
+memory holds just the batches in flight. The ``Listener`` (the pipeline's: progress, log and
+report) hears of every row as it settles and of every finished batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import polars as pl
+
+from importer.errors import JournalError
+from importer.options import RunOptions
+from importer.send.decide import Action, decide
+from importer.send.journal import Journal
+from importer.send.records import Entry, RowResult
+from importer.send.stop import Stop, Why
+from importer.send.upsert import Job, Upserter, make_body, row_key
+from importer.validate.records import VALIDATED_SCHEMA, Status, ValidatedBatch
+
+_SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
+INTENT_CHUNK = 256  # rows journalled per commit, just before they are queued
+_QUIET = frozenset({"not_attempted", "limit_reached", "interrupted"})  # summed up at the end
+
+
+
+class Listener(Protocol):
+    def rows_settled(self, status: str, n: int) -> None:
+        """``n`` rows ended in ``status`` (invalid and duplicate rows too, a batch at once)."""
+
+    def row_failed(self, result: RowResult, phone: str) -> None:
+        """A row that was sent failed."""
+
+    def batch_done(
+        self, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult]
+    ) -> None:
+        """A batch, in input order, with what became of its rows that reached this stage."""
+
+
+@dataclass
+class _InFlight:
+    batch: ValidatedBatch
+    waiting: int = 0
+    results: list[RowResult] = field(default_factory=list)
+
+
+def not_sent(row: int, code: str, message: str) -> RowResult:
+    return RowResult(row, Status.FAILED, error_code=code, error_message=message, retryable=True)
+
+
+def _stopped_first(row: int) -> RowResult:
+    return not_sent(row, "not_attempted", "the run stopped first")
+
+
+class Dispatcher:
+    """One ``run``'s queue and the batches in flight; ``stop`` says when to take no more."""
+
+    def __init__(
+        self,
+        *,
+        options: RunOptions,
+        concurrency: int,
+        account: str,
+        run_id: int,
+        stop: Stop,
+        journal: Journal,
+        upserter: Upserter,
+        listener: Listener,
+    ) -> None:
+        self.options = options
+        self.concurrency = concurrency
+        self._account = account
+        self._run_id = run_id
+        self._stop = stop
+        self._journal = journal
+        self._upserter = upserter
+        self._listener = listener
+        self.queue: asyncio.Queue[tuple[Job, _InFlight] | None] = asyncio.Queue(
+            maxsize=concurrency * 2
+        )
+        self._inflight: list[_InFlight] = []
+        self._queued_rows = 0  # rows given a request so far (what --limit counts)
+        self.last_row = 0  # the last row number fed in
+
+    def _settle(self, state: _InFlight, result: RowResult, phone: str = "") -> None:
+        state.results.append(result)
+        state.waiting -= 1
+        if result.status is Status.FAILED and result.error_code not in _QUIET:
+            self._listener.row_failed(result, phone)
+        self._listener.rows_settled(result.status.value, 1)
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._inflight and self._inflight[0].waiting == 0:
+            done = self._inflight.pop(0)
+            self._listener.batch_done(done.batch.rows, done.batch.original, done.results)
+
+    async def worker(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            job, state = item
+            if self._stop.requested:
+                self._settle(state, _stopped_first(job.row_number))
+                continue
+            try:
+                result = await self._upserter.handle(job)
+            except asyncio.CancelledError:
+                message = "in flight when the run was stopped"
+                self._settle(state, not_sent(job.row_number, "interrupted", message))
+                raise
+            self._settle(state, result, job.phone)
+
+    def settle_queued(self) -> None:
+        """After the workers are gone: rows still queued were never sent."""
+        while not self.queue.empty():
+            if (item := self.queue.get_nowait()) is not None:
+                job, state = item
+                self._settle(state, _stopped_first(job.row_number))
+
+    def _triage(
+        self, state: _InFlight, rows: list[tuple[Any, ...]], entries: dict[str, Entry]
+    ) -> list[Job]:
+        """Settle the rows that need no request; return jobs for the others."""
+        now, mode, limit = self._journal.now(), self.options.on_existing, self.options.limit
+        jobs: list[Job] = []
+        for row, phone, name, email, meta in rows:
+            body = make_body(phone=phone, name=name, email=email, metadata=meta)
+            key = row_key(account=self._account, body=body)
+            decision = decide(
+                entry=entries.get(phone), key=key, mode=mode, now=now, run_id=self._run_id
+            )
+            entry = entries.get(phone)
+            if decision.action is Action.SETTLED and decision.status is not None:
+                contact_id = entry.contact_id if entry else None
+                request_id = entry.request_id if entry else None
+                result = RowResult(
+                    row, decision.status, contact_id=contact_id, request_id=request_id
+                )
+                self._settle(state, result)
+            elif self._stop.requested:
+                self._settle(state, _stopped_first(row))
+            elif limit is not None and self._queued_rows >= limit:
+                self._settle(state, not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
+            else:
+                jobs.append(Job(row, phone, body, key, decision.action))
+                self._queued_rows += 1
+        return jobs
+
+    async def feed(self, batches: Iterator[ValidatedBatch]) -> None:
+        """Queue every valid row, a chunk at a time; after a stop, read no further batch."""
+        while not self._stop.requested:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                break
+            state = _InFlight(batch)
+            self._inflight.append(state)
+            if isinstance(last := batch.rows["row_number"].max(), int):
+                self.last_row = last
+            valid = batch.rows.filter(pl.col("status") == Status.VALID.value)
+            skipped = batch.rows.filter(pl.col("status") != Status.VALID.value)
+            for status, n in skipped.group_by("status").len().iter_rows():
+                self._listener.rows_settled(status, n)
+            rows = list(valid.select(*_SEND_COLUMNS).iter_rows())
+            state.waiting = len(rows)
+            for start in range(0, len(rows), INTENT_CHUNK):
+                for job in await self._journalled(state, rows[start : start + INTENT_CHUNK]):
+                    await self.queue.put((job, state))
+            self._drain()
+
+    async def _journalled(self, state: _InFlight, rows: list[tuple[Any, ...]]) -> list[Job]:
+        """Triage a chunk and journal its jobs ``pending``, one commit, before they are
+        queued. If the journal fails, the run stops and these rows are not sent."""
+        jobs: list[Job] | None = None
+        try:
+            entries = await self._journal.entries([r[1] for r in rows])
+            jobs = self._triage(state, rows, entries)
+            if jobs:
+                await self._journal.intend((j.phone, j.key) for j in jobs)
+            return jobs
+        except JournalError as exc:
+            self._stop.request(Why.JOURNAL, str(exc))
+            unsent = [r[0] for r in rows] if jobs is None else [j.row_number for j in jobs]
+            for row in unsent:  # (rows triage settled are settled already)
+                self._settle(state, _stopped_first(row))
+            return []
+
+    def unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
+        """After a stop: every row never read gets its status, cheaply, from the raw file."""
+        for frame in raw:
+            rest = frame.filter(pl.col("row_number") > self.last_row)
+            if rest.height == 0:
+                continue
+            rows = (
+                pl.DataFrame({"row_number": rest["row_number"]})
+                .with_columns(
+                    pl.lit(None, dtype).alias(name)
+                    for name, dtype in VALIDATED_SCHEMA.items()
+                    if name != "row_number"
+                )
+                .with_columns(
+                    pl.lit(Status.FAILED.value).alias("status"),
+                    pl.lit("not_attempted").alias("error_code"),
+                    pl.lit("the run stopped before this row was read").alias("error_message"),
+                    rest[phone_column].alias("raw_phone"),
+                )
+            )
+            self._listener.batch_done(rows, rest.drop("row_number"), ())
+            self._listener.rows_settled(Status.FAILED.value, rest.height)

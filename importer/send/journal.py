@@ -1,0 +1,289 @@
+"""The journal: a SQLite record of every contact we meant to create and what became of it.
+
+It is what makes a crash harmless. Before a request leaves, the row is written ``pending``
+with its idempotency key (``intend``, committed at once); after a final answer its outcome is
+written ``done``, or ``failed`` when Kirim refused the create for good (``record``, committed
+in small batches). A rerun then knows, per phone:
+
+- ``done``: not sent again. In the run that did it, it keeps its outcome; in a later run it is
+  ``exists``, without spending write budget (``--on-existing update`` still checks it).
+- ``pending``: may or may not have reached Kirim. In ``create`` mode it is re-sent with the
+  same key, so Kirim replays instead of creating; but when the key may have expired (23 h),
+  or the row was pending or done under another key (``needs_lookup``, kept until a final
+  answer), the phone is looked up first. In ``skip``/``update`` mode it is always looked up.
+- ``failed``, or absent: nothing was created by us; sent as new.
+
+Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
+organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
+disk before it returns, so neither a killed process nor a power cut loses an intent.
+
+All SQLite work runs on one thread of the journal's own, in the order it was asked for, so
+the event loop goes on sending while a commit waits for the disk: ``intend`` and ``entries``
+are awaited (an intent is durable before its request leaves), a batch of outcomes is not. The
+first failure is final: it is passed to ``on_failure`` (the run's stop), nothing queued
+behind it runs, and every later call raises it as ``JournalError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from importer.errors import JournalError
+from importer.send.records import Entry, Outcome
+
+# A rowid table: rows sit in the order they were intended, so the outcomes of a batch
+# rewrite a few adjacent pages instead of one random page each. (Journals made by 0.1.0
+# have the same columns WITHOUT ROWID, keyed the same way; every statement works on both.)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL, org TEXT NOT NULL, account TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    org TEXT NOT NULL, account TEXT NOT NULL, phone TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    idem_key TEXT NOT NULL, sent_at REAL NOT NULL, run_id INTEGER NOT NULL,
+    outcome TEXT, contact_id TEXT, http_status INTEGER, error_code TEXT,
+    request_id TEXT, updated_at REAL NOT NULL,
+    needs_lookup INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (org, account, phone)
+);
+"""
+_INTEND = (
+    "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
+    " SET state='pending', run_id=excluded.run_id, updated_at=excluded.updated_at,"
+    " sent_at=CASE WHEN idem_key=excluded.idem_key AND state='pending'"
+    "              THEN sent_at ELSE excluded.sent_at END,"
+    " needs_lookup=CASE WHEN state='done' OR (state='pending' AND idem_key!=excluded.idem_key)"
+    "              THEN 1 ELSE needs_lookup END,"
+    " idem_key=excluded.idem_key"
+)
+_RECORD = (
+    "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
+    " request_id=?, updated_at=?, needs_lookup=0 WHERE org=? AND account=? AND phone=?"
+)
+_ENTRIES = (  # only "?" marks are formatted in
+    "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
+    " needs_lookup FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
+)
+
+T = TypeVar("T")
+
+
+class Journal:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        org: str,
+        account: str,
+        clock: Callable[[], float] = time.time,
+        flush_every: int = 500,
+        busy_timeout_s: float = 5.0,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._org = org
+        self._account = account
+        self._clock = clock
+        self._flush_every = flush_every
+        self._buffer: list[Outcome] = []
+        self._flushes: list[Future[None]] = []
+        self._failure: JournalError | None = None
+        self._on_failure = on_failure
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._closed = False
+        self.run_id = 0
+        self.resumed = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        try:
+            self._db = self._wait(self._open, busy_timeout_s)
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    # --- on the journal's thread ----------------------------------------------------------
+
+    def _guard(self, work: Callable[..., T], *args: Any) -> T:
+        if self._failure is not None:  # one failure is enough: nothing queued behind it runs
+            raise JournalError(str(self._failure))
+        try:
+            return work(*args)
+        except Exception as exc:  # a value SQLite cannot bind fails here too
+            raise self._fail(exc) from None
+
+    def _fail(self, exc: BaseException) -> JournalError:
+        """Note the journal's first failure; every later call raises it."""
+        what = str(exc) if isinstance(exc, sqlite3.Error) else repr(exc)
+        failure = (
+            exc
+            if isinstance(exc, JournalError)
+            else JournalError(f"the journal {self.path}: {what}")
+        )
+        if self._failure is None:
+            self._failure = failure
+            if self._on_failure is not None:
+                if self._loop is None or self._loop.is_closed():
+                    self._on_failure(str(failure))
+                else:  # on the journal's thread: the handler runs on the event loop
+                    self._loop.call_soon_threadsafe(self._on_failure, str(failure))
+        return failure
+
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"the journal {self.path}: {exc.strerror}") from None
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut
+            db.executescript(_SCHEMA)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(contacts)")}
+            if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
+                db.execute(
+                    "ALTER TABLE contacts ADD COLUMN needs_lookup INTEGER NOT NULL DEFAULT 0"
+                )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(sql, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _select(self, phones: list[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for start in range(0, len(phones), 500):
+            chunk = phones[start : start + 500]
+            query = _ENTRIES.format(marks=",".join("?" * len(chunk)))
+            for r in self._db.execute(query, (self._org, self._account, *chunk)):
+                found[r[0]] = Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
+        return found
+
+    def _start(self, fingerprint: str) -> None:
+        row = self._db.execute(
+            "SELECT run_id FROM runs WHERE fingerprint=? AND org=? AND account=? "
+            "AND finished_at IS NULL ORDER BY run_id DESC LIMIT 1",
+            (fingerprint, self._org, self._account),
+        ).fetchone()
+        if row is not None:
+            self.run_id, self.resumed = int(row[0]), True
+        else:
+            cur = self._db.execute(
+                "INSERT INTO runs (fingerprint, org, account, started_at) VALUES (?, ?, ?, ?)",
+                (fingerprint, self._org, self._account, self._clock()),
+            )
+            self.run_id, self.resumed = int(cur.lastrowid or 0), False
+
+    # --- from the event loop ----------------------------------------------------------------
+
+    def _submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        if self._closed:
+            raise JournalError(f"the journal {self.path} is closed")
+        return self._thread.submit(self._guard, work, *args)
+
+    def _wait(self, work: Callable[..., T], *args: Any) -> T:
+        return self._submit(work, *args).result()
+
+    async def _await(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._submit(work, *args))
+
+    def now(self) -> float:
+        """The journal's clock (wall time: key ages are compared across runs)."""
+        return self._clock()
+
+    def start_run(self, *, fingerprint: str) -> int:
+        """Resume the unfinished run of this same import, or begin a new one (if that fails,
+        the journal is closed)."""
+        try:
+            self._wait(self._start, fingerprint)
+        except BaseException:
+            with contextlib.suppress(JournalError):
+                self.close()
+            raise
+        return self.run_id
+
+    async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
+        """The journal's entries for these phones (any state), by phone."""
+        wanted = set(phones)
+        if any(o.phone in wanted for o in self._buffer):  # an outcome still buffered is newer
+            self._flush_soon()
+        return await self._await(self._select, list(phones))
+
+    async def intend(self, items: Iterable[tuple[str, str]]) -> None:
+        """Mark (phone, key) pairs as about to be sent; durable when this returns.
+
+        A phone already pending under the same key keeps its first ``sent_at``: the key's
+        age on the server counts from its first use. One pending under another key (the row
+        was edited), or already done, is marked ``needs_lookup``: it may exist under a key
+        this row no longer has, and that fact survives until a final answer is recorded.
+        """
+        now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
+        rows = [(org, account, p, k, now, run_id, now) for p, k in items]
+        await self._await(self._write, _INTEND, rows)
+
+    def record(self, outcome: Outcome) -> None:
+        """Note a row's final answer; written with the next batch, without waiting for it."""
+        self._buffer.append(outcome)
+        if len(self._buffer) >= self._flush_every:
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._buffer or self._failure is not None:
+            return
+        now, org, account = self._clock(), self._org, self._account
+        rows = [
+            (o.state, o.outcome, o.contact_id, o.http_status, o.error_code, o.request_id, now,
+             org, account, o.phone)
+            for o in self._buffer
+        ]  # fmt: skip
+        self._buffer = []
+        done = self._submit(self._write, _RECORD, rows)
+        self._flushes = [f for f in self._flushes if not f.done()] + [done]
+
+    def flush(self) -> None:
+        """Write every outcome noted so far; raises ``JournalError`` if any batch failed."""
+        self._flush_soon()
+        flushes, self._flushes = self._flushes, []
+        for done in flushes:
+            if (exc := done.exception()) is not None:  # waits for it
+                self._fail(exc)
+        if self._failure is not None:
+            raise JournalError(str(self._failure))
+
+    def close(self, *, finished: bool = False) -> None:
+        """Write what is buffered (and, when ``finished``, mark the run finished: a rerun
+        starts a new one) and let go of the file. Raises ``JournalError`` if anything could
+        not be written; the rows stay ``pending`` then, and a rerun checks them."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+            if finished:
+                finish = "UPDATE runs SET finished_at=? WHERE run_id=?"
+                self._wait(self._db.execute, finish, (self._clock(), self.run_id))
+        finally:
+            self._closed = True
+            self._thread.submit(self._db.close).result()
+            self._thread.shutdown()

@@ -1,0 +1,53 @@
+"""What the sending stage hands on: what the journal holds for a phone, what it records, and
+what became of each row that reached this stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from importer.validate.records import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A phone's line in the journal (``Journal.entries``)."""
+
+    phone: str
+    state: str  # pending | done | failed
+    idem_key: str
+    sent_at: float
+    run_id: int
+    outcome: str | None
+    contact_id: str | None
+    request_id: str | None
+    needs_lookup: bool  # it may exist under an older key: only a lookup can tell
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A row's final answer, as the journal records it."""
+
+    phone: str
+    state: str  # done | failed
+    outcome: str | None  # created | updated | exists, for done
+    contact_id: str | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """What became of one valid row in a run (joined onto its validated row by the report).
+    Rows the run never sent (stopped first, past ``--limit``) have one too."""
+
+    row_number: int
+    status: Status  # created | updated | exists | failed
+    contact_id: str | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    replayed: bool = False
+    retryable: bool | None = None

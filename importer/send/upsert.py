@@ -1,0 +1,216 @@
+"""One valid row's way to Kirim: look it up (unless told not to), create or update it, and
+journal the outcome. Every answer becomes a ``RowResult`` value; none raises.
+
+``on_existing``:
+- ``skip`` (default): look the phone up first (read budget); found means ``exists``.
+- ``update``: look up; if found, PATCH the fields that differ (``updated``), else ``exists``.
+- ``create``: no lookup; one request per row.
+Which of those a row needs is ``decide``'s answer (``Job.action``). A row is ``done`` in
+the journal only when Kirim's answer shows the contact: a create or update answered with a
+contact that has an id, or a lookup that found the phone. An answer that means nothing more
+can succeed (a refused key, a missing account) stops the run through its ``Stop``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from importer.options import OnExisting
+from importer.send.client import (
+    UNREADABLE,
+    KirimClient,
+    Reply,
+    Verdict,
+    a_contact,
+    idempotency_key,
+)
+from importer.send.decide import Action
+from importer.send.journal import Journal
+from importer.send.limiter import TokenBucket
+from importer.send.records import Outcome, RowResult
+from importer.send.retry import Sender
+from importer.send.stop import Stop, Why
+from importer.validate.records import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    row_number: int
+    phone: str
+    body: dict[str, Any]
+    key: str
+    action: Action  # CREATE or LOOKUP (``decide``)
+
+
+def make_body(
+    *, phone: str, name: str | None, email: str | None, metadata: str | None
+) -> dict[str, Any]:
+    """The create request's body: phone always, email always (null when empty)."""
+    body: dict[str, Any] = {"phone_number": phone, "email": email}
+    if name:
+        body["name"] = name
+    if metadata:
+        body["metadata"] = json.loads(metadata)
+    return body
+
+
+def row_key(*, account: str, body: dict[str, Any]) -> str:
+    """The idempotency key of the row's create."""
+    return idempotency_key(account=account, body=body)
+
+
+def _changes(existing: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The PATCH body: fields of ours that differ. Metadata merges on Kirim's side (our
+    sandbox's choice where the docs are silent), so only our keys are compared."""
+    patch: dict[str, Any] = {}
+    for name in ("name", "email"):
+        if name in body and body[name] is not None and existing.get(name) != body[name]:
+            patch[name] = body[name]
+    ours = body.get("metadata") or {}
+    theirs = existing.get("metadata") or {}
+    if any(theirs.get(k) != v for k, v in ours.items()):
+        patch["metadata"] = ours
+    return patch
+
+
+class Upserter:
+    def __init__(
+        self,
+        *,
+        client: KirimClient,
+        sender: Sender,
+        writes: TokenBucket,
+        reads: TokenBucket,
+        journal: Journal,
+        account: str,
+        on_existing: OnExisting,
+        stop: Stop,
+    ) -> None:
+        self._client = client
+        self._sender = sender
+        self._writes = writes
+        self._reads = reads
+        self._journal = journal
+        self._account = account
+        self._mode = on_existing
+        self._stop = stop
+
+    def _failed(self, job: Job, reply: Reply, attempts: int, *, create: bool = False) -> RowResult:
+        """A row that did not succeed. Only a create that Kirim refused for good (a 4xx) is
+        journalled ``failed``; anything else leaves the journal as it was."""
+        verdict = reply.verdict
+        if verdict is Verdict.STOP:
+            self._stop.request(
+                Why.SERVER,
+                f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}",
+            )
+        retryable = verdict in (Verdict.RETRY, Verdict.STOP, Verdict.FAULT)
+        if create and verdict is Verdict.ROW:  # a no: nothing created
+            self._journal.record(
+                Outcome(
+                    job.phone,
+                    "failed",
+                    None,
+                    http_status=reply.status or None,
+                    error_code=reply.error_code,
+                    request_id=reply.request_id,
+                )
+            )
+        # else the row stays "pending" in the journal: the request may have created the
+        # contact (a lost answer, any 5xx, an answer we cannot read), so a rerun re-sends the
+        # same key or looks the phone up first; never sends it as new
+        return RowResult(
+            job.row_number,
+            Status.FAILED,
+            http_status=reply.status or None,
+            error_code=reply.error_code,
+            error_message=reply.error_message,
+            request_id=reply.request_id,
+            attempts=attempts,
+            retryable=retryable,
+        )
+
+    def _done(
+        self, job: Job, status: Status, reply: Reply, attempts: int, found_id: object
+    ) -> RowResult:
+        contact_id = _id_text(found_id)
+        self._journal.record(
+            Outcome(
+                job.phone,
+                "done",
+                status.value,
+                contact_id=contact_id,
+                http_status=reply.status,
+                request_id=reply.request_id,
+            )
+        )
+        return RowResult(
+            job.row_number,
+            status,
+            contact_id=contact_id,
+            http_status=reply.status,
+            request_id=reply.request_id,
+            attempts=attempts,
+            replayed=reply.replayed,
+        )
+
+    async def handle(self, job: Job) -> RowResult:
+        attempts = 0
+        if job.action is Action.LOOKUP:
+            reply, attempts = await self._sender.call(
+                self._reads,
+                lambda: self._client.find_by_phone(account=self._account, phone=job.phone),
+            )
+            if reply.verdict is not Verdict.OK:
+                return self._failed(job, reply, attempts)
+            if reply.data:  # a list (the lookup's shape); the first is the phone's contact
+                found = reply.data[0]
+                if not a_contact(found) or found.get("phone_number") != job.phone:
+                    return self._failed(job, _not_the_contact(reply), attempts)
+                return await self._existing(job, found, reply, attempts)
+        reply, n = await self._sender.call(
+            self._writes,
+            lambda: self._client.create(account=self._account, body=job.body, key=job.key),
+        )
+        attempts += n
+        if reply.verdict is Verdict.OK:  # the body is a contact with an id (client.a_contact)
+            return self._done(job, Status.CREATED, reply, attempts, reply.data["id"])
+        if reply.verdict is Verdict.EXISTS:
+            return self._done(job, Status.EXISTS, reply, attempts, None)
+        return self._failed(job, reply, attempts, create=True)
+
+    async def _existing(
+        self, job: Job, found: dict[str, Any], lookup: Reply, attempts: int
+    ) -> RowResult:
+        contact_id = _id_text(found["id"])
+        patch = _changes(found, job.body) if self._mode == "update" else {}
+        if not patch or contact_id is None:
+            return self._done(job, Status.EXISTS, lookup, attempts, contact_id)
+        reply, n = await self._sender.call(
+            self._writes,
+            lambda: self._client.update(account=self._account, contact_id=contact_id, body=patch),
+        )
+        if reply.verdict is Verdict.OK:
+            return self._done(job, Status.UPDATED, reply, attempts + n, contact_id)
+        # the update failed, but the contact exists: that much the journal keeps
+        self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
+        return self._failed(job, reply, attempts + n)
+
+
+def _not_the_contact(reply: Reply) -> Reply:
+    """A lookup answered with something other than this phone's contact: proof of nothing."""
+    message = "the lookup answered a record that is not this phone's contact"
+    return Reply(
+        status=reply.status, error_code=UNREADABLE, error_message=message,
+        request_id=reply.request_id,
+    )  # fmt: skip
+
+
+def _id_text(value: object) -> str | None:
+    """The contact id Kirim sent, as text we can always store: a number spelled out, a lone
+    surrogate (``"\\ud800"`` in the JSON) replaced; anything but a string or number is no id."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value).encode("utf-8", "replace").decode("utf-8")

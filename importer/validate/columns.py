@@ -1,0 +1,59 @@
+"""Whole-column steps ahead of the per-value parsers, in polars: what each phone cell is
+parsed as (``phone_key``), and the plain email addresses settled without a parser
+(``fast_email``). Kept apart from ``phones`` and ``emails``, which the worker processes
+import and which therefore import no polars.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from importer.validate.emails import FAST_SHAPE, SPECIAL_DOMAINS
+from importer.validate.phones import MAX_LEN
+
+
+def fast_email(raw: pl.Series) -> pl.Series:
+    """``emails.check_email``'s fast path over a column: the normalised address where it
+    applies (plain ASCII ``local@domain``, the domain lowercased), else null and
+    ``check_email`` decides. Same pattern and checks; the tests hold the two equal. Built
+    in steps, so each part is computed once."""
+    special = "|".join(d.replace(".", r"\.") for d in SPECIAL_DOMAINS)
+    text = pl.col("text")
+    local, domain = pl.col("field_0"), pl.col("field_1")
+    steps = (
+        pl.DataFrame({"text": raw.str.strip_chars()})
+        .with_columns(
+            text.str.contains(f"^{FAST_SHAPE}$").alias("shape"),
+            text.str.split_exact("@", 1).alias("parts"),  # the shape has one "@"
+        )
+        .unnest("parts")
+        .with_columns(domain.str.to_lowercase())
+    )
+    plain = (
+        pl.col("shape")
+        & (text.str.len_chars() <= 254)
+        & (local.str.len_chars() <= 64)
+        & (domain.str.len_chars() <= 253)
+        & ~domain.str.contains("--", literal=True)
+        & ~domain.str.contains(f"(?:^|\\.)(?:{special})$")
+    )
+    fast = pl.when(plain).then(pl.concat_str(local, pl.lit("@"), domain))
+    return steps.select(fast.alias(raw.name)).to_series()
+
+
+def phone_key(raw: pl.Expr) -> pl.Expr:
+    """The value a phone cell is parsed as: separators dropped when that cannot change it.
+
+    A cell of ASCII digits, ``+`` and separators ``space ( ) . - / nbsp`` with at least three
+    digits and ``+`` only in front parses exactly as its digits: phonenumbers drops those
+    separators itself, all of them are phone punctuation to it, and no extension pattern can
+    match without a letter, ``#``, ``~``, ``,`` or ``;``. ``0812-3456-7890`` and
+    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key.
+    """
+    compact = raw.str.replace_all(r"[ ().\-/\x{a0}]", "")
+    same = (
+        raw.str.contains(r"^[0-9 ().\-/\x{a0}+]*$")
+        & compact.str.contains(r"^\+?[0-9]{3,}$")
+        & (raw.str.strip_chars().str.len_chars() <= MAX_LEN)
+    )
+    return pl.when(same).then(compact).otherwise(raw)

@@ -1,0 +1,155 @@
+"""One phone cell -> E.164 or a reason code, with ``phonenumbers``. Never raises.
+
+``default_region`` applies ONLY to national numbers: a cell starting with ``+`` or with the
+international ``00`` prefix (``0062812...`` is ``+62812...``) keeps its own country code.
+Spreadsheet damage such as ``6.28123E+11`` is reported (``scientific_notation``), never repaired:
+the lost digits cannot be known.
+
+Reason codes: missing_phone, not_a_number, too_short, too_long, invalid_for_region,
+no_region, invalid_number, scientific_notation, not_mobile.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+from importer.validate.phonefast import PLAIN, quick_parse, region_and_type
+
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+_SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
+_LETTERS = re.compile(r"[^\W\d_]")
+MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
+
+TYPE_NAMES: dict[int, str] = {
+    value: name.lower()
+    for name, value in vars(PhoneNumberType).items()
+    if name.isupper() and isinstance(value, int)
+}
+MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+class PhoneResult(NamedTuple):
+    """What became of one phone cell; ``e164`` is None exactly when ``code`` is set."""
+
+    e164: str | None
+    code: str | None  # reason code when invalid
+    problem: str | None  # the reason in words, without the column: "is too short for ID"
+    region: str | None  # region the number belongs to / was parsed with
+    region_source: str | None  # "plus_sign" | "idd_00" | "default"
+    number_type: str | None  # lowercase PhoneNumberType name
+
+
+def _where(region: str | None, country_code: int | None = None) -> str:
+    if country_code:
+        found = phonenumbers.region_code_for_country_code(country_code)
+        return f"+{country_code}" if found in (None, "ZZ", "001") else f"{found} (+{country_code})"
+    return region or "any region"
+
+
+def parse_phone(
+    raw: str | None, *, default_region: str | None, require_mobile: bool, quick: bool = True
+) -> PhoneResult:
+    """Normalise one cell; every outcome is a value, never an exception.
+
+    ``quick=False`` always goes through ``phonenumbers.parse``, ``region_code_for_number``
+    and ``number_type`` (the tests compare the two).
+    """
+    text = (raw or "").strip()
+    if not text:
+        return PhoneResult(None, "missing_phone", "is empty", None, None, None)
+    compact = text
+    if not PLAIN.fullmatch(text):  # the usual cell is plain digits: none of this applies
+        compact = _SEPARATORS.sub("", text)
+        if refused := _not_a_phone(text, compact):
+            return refused
+    region: str | None
+    if compact.startswith("+"):
+        source, region, to_parse = "plus_sign", None, text
+    elif compact.startswith("00"):
+        source, region, to_parse = "idd_00", None, "+" + compact[2:]
+    elif default_region:
+        source, region, to_parse = "default", default_region.upper(), text
+    else:
+        return PhoneResult(
+            None, "no_region",
+            "has no country code (+...) and no default region was given "
+            "(use --default-region, e.g. ID)",
+            None, None, None,
+        )  # fmt: skip
+    number = quick_parse(to_parse, region) if quick else None
+    if number is None:
+        try:
+            number = phonenumbers.parse(to_parse, region)
+        except NumberParseException as exc:
+            return _parse_error(exc, region, source)
+    if quick:  # kind is UNKNOWN exactly when not is_valid_number
+        owner, kind = region_and_type(number)
+    else:
+        owner, kind = phonenumbers.region_code_for_number(number), phonenumbers.number_type(number)
+    owner = owner or region
+    if kind == PhoneNumberType.UNKNOWN:
+        return _invalid(number, region, owner, source)
+    type_name = TYPE_NAMES.get(kind, "unknown")
+    if require_mobile and kind not in MOBILE_TYPES:
+        problem = f"is a {type_name.replace('_', ' ')} number, not a mobile (--require-mobile)"
+        return PhoneResult(None, "not_mobile", problem, owner, source, type_name)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return PhoneResult(e164, None, None, owner, source, type_name)
+
+
+def _not_a_phone(text: str, compact: str) -> PhoneResult | None:
+    """Why ``text`` (``compact``: without separators) cannot be a phone number, if it cannot."""
+    if _SCIENTIFIC.fullmatch(text):
+        return PhoneResult(
+            None, "scientific_notation",
+            "is in scientific notation (a spreadsheet turned the phone into a number and lost "
+            "digits); fix the cell, stored as text",
+            None, None, None,
+        )  # fmt: skip
+    if len(text) > MAX_LEN or not any(ch.isdigit() for ch in compact):
+        return PhoneResult(None, "not_a_number", "is not a phone number", None, None, None)
+    if _LETTERS.search(compact):
+        return PhoneResult(
+            None, "not_a_number", "is not a phone number (it contains letters)", None, None, None
+        )
+    return None
+
+
+def _parse_error(exc: NumberParseException, region: str | None, source: str) -> PhoneResult:
+    kinds = {
+        NumberParseException.INVALID_COUNTRY_CODE: (
+            "invalid_number", "does not start with a known country code"
+        ),
+        NumberParseException.NOT_A_NUMBER: ("not_a_number", "is not a phone number"),
+        NumberParseException.TOO_SHORT_AFTER_IDD: ("too_short", "is too short"),
+        NumberParseException.TOO_SHORT_NSN: ("too_short", f"is too short for {_where(region)}"),
+        NumberParseException.TOO_LONG: ("too_long", "is too long"),
+    }  # fmt: skip
+    code, problem = kinds.get(exc.error_type, ("invalid_number", "is not a valid phone number"))
+    return PhoneResult(None, code, problem, region, source, None)
+
+
+def _invalid(
+    number: phonenumbers.PhoneNumber, region: str | None, owner: str | None, source: str
+) -> PhoneResult:
+    """Why a parsed number is not valid: its length, or its digits for the region."""
+    where = _where(region, number.country_code)
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason == ValidationResult.IS_POSSIBLE:
+        problem = f"is not a valid number for {where}"
+        return PhoneResult(None, "invalid_for_region", problem, owner, source, None)
+    code, problem = {
+        ValidationResult.TOO_SHORT: ("too_short", f"is too short for {where}"),
+        ValidationResult.IS_POSSIBLE_LOCAL_ONLY: (
+            "too_short", f"is too short for {where} (a local number without its area code)"
+        ),
+        ValidationResult.TOO_LONG: ("too_long", f"is too long for {where}"),
+        ValidationResult.INVALID_COUNTRY_CODE: (
+            "invalid_number", f"has an unknown country code +{number.country_code}"
+        ),
+    }.get(reason, ("invalid_number", f"has a length no number in {where} has"))  # fmt: skip
+    return PhoneResult(None, code, problem, owner, source, None)

@@ -1,0 +1,273 @@
+"""Validate and normalise the read batches into ``ValidatedBatch`` frames (``VALIDATED_SCHEMA``).
+
+Phones and emails are parsed once per UNIQUE cell value (``uniques``: cached across batches,
+bounded, by worker processes when a batch brings many) and joined back, after the
+whole-column steps of ``cells`` (phone keys; plain emails settled in polars); names and
+metadata are polars expressions. A row is ``invalid`` when its phone is (the phone's reason
+wins), or its email is and ``invalid_email == "fail"``; with ``"drop"`` the email becomes null
+and ``warning`` says why.
+
+In-file duplicates are decided among otherwise valid rows by E.164 phone, across batches:
+- ``keep="first"`` streams: the phones kept so far live in a polars frame (about 30 MB per
+  million distinct numbers).
+- ``keep="last"`` needs to know the last occurrence before the first batch is yielded. When
+  ``batches`` can be iterated again (``SourceReader.batches()`` can: it re-reads the file) a
+  first pass plans every batch and keeps only (phone, row_number) of the valid rows; phones are
+  cached, so the second pass re-parses only past the cache bound. When ``batches`` is a one-shot
+  iterator, the planned batches are held in memory until the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import polars as pl
+
+from importer.options import InputOptions
+from importer.validate.columns import fast_email, phone_key
+from importer.validate.duplicates import Dedup, last_rows
+from importer.validate.records import VALIDATED_SCHEMA, ColumnMapping, ValidatedBatch
+from importer.validate.uniques import EmailRow, Pending, PhoneRow, UniqueParser
+
+_CACHE_LIMIT = 500_000
+_NO_EMAILS = pl.DataFrame(schema={"_email_key": pl.String, "_email_norm": pl.String})
+_SCHEMA = pl.Schema({name: dtype() for name, dtype in VALIDATED_SCHEMA.items()})
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\"} | {
+    chr(i): json.dumps(chr(i)).strip('"') for i in range(0x20)
+}
+
+
+def _quote(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def _non_empty(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_chars() > 0).then(expr)
+
+
+def clean_text(expr: pl.Expr) -> pl.Expr:
+    """Trim, turn control characters into spaces, collapse inner whitespace; empty -> null."""
+    # each run of 2+ whitespace/control characters, or a lone one that is not a plain space,
+    # becomes one space: what replacing every run would give, without rewriting single spaces
+    spaced = expr.str.replace_all(r"[\s\p{Cc}]{2,}|[[\s\p{Cc}]&&[^ ]]", " ")
+    return _non_empty(spaced.str.strip_chars())
+
+
+def full_name(columns: tuple[str, ...]) -> pl.Expr:
+    """The cleaned name cells joined by one space (cleaned parts need no second cleaning)."""
+    if not columns:
+        return pl.lit(None, dtype=pl.String)
+    parts = [clean_text(pl.col(c)) for c in columns]
+    return _non_empty(pl.concat_str(parts, separator=" ", ignore_nulls=True))
+
+
+def json_string(expr: pl.Expr, *, controls: bool = True) -> pl.Expr:
+    """``json.dumps(value, ensure_ascii=False)`` as an expression; ``controls=False`` when
+    the values are known to hold no control characters (skips 32 passes)."""
+    out = expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+    for ch in map(chr, range(0x20) if controls else ()):
+        out = out.str.replace_all(ch, _JSON_ESCAPES[ch], literal=True)
+    return pl.lit('"') + out + pl.lit('"')
+
+
+def has_controls(frame: pl.DataFrame, columns: tuple[str, ...]) -> bool:
+    """Whether any cell of ``columns`` holds a control character (U+0000-U+001F)."""
+    if not columns:
+        return False
+    found = frame.select(
+        pl.any_horizontal(pl.col(c).str.contains(r"[\x00-\x1f]").any() for c in columns)
+    )
+    return bool(found.item())
+
+
+def metadata_expr(columns: tuple[str, ...], *, controls: bool = True) -> pl.Expr:
+    """A JSON object (sorted keys, compact) of the non-empty trimmed cells; null when none."""
+    if not columns:
+        return pl.lit(None, dtype=pl.String)
+    parts = []
+    for name in sorted(columns):
+        value = pl.col(name).str.strip_chars()
+        key = json.dumps(name, ensure_ascii=False) + ":"
+        quoted = json_string(value, controls=controls)
+        parts.append(pl.when(value.str.len_chars() > 0).then(pl.lit(key) + quoted))
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    return pl.when(body.str.len_chars() > 0).then(pl.lit("{") + body + pl.lit("}"))
+
+
+class _Started(NamedTuple):
+    batch: pl.DataFrame
+    frame: pl.DataFrame  # the working frame: internal column names only
+    phones: pl.DataFrame  # unique raw phone cells and the key each is parsed by
+    emails: list[str]  # unique non-blank raw email cells left to the parser
+    fast_emails: pl.DataFrame  # unique raw email cells normalised here (fast_email)
+    pending: Pending
+
+
+class _Planner:
+    def __init__(self, mapping: ColumnMapping, options: InputOptions, parser: UniqueParser) -> None:
+        self.mapping = mapping
+        self.options = options
+        self.parser = parser
+
+    def start(self, batch: pl.DataFrame) -> _Started:
+        """Shape the batch and hand its unique phones and emails to the parser."""
+        m = self.mapping
+        # Only internal names in the working frame: input headers can be anything.
+        frame = batch.select(
+            pl.col("row_number"),
+            pl.col(m.phone).alias("_raw_phone"),
+            pl.col(m.phone).fill_null("").alias("_phone_key"),
+            (pl.col(m.email) if m.email else pl.lit(None, dtype=pl.String)).alias("_email_key"),
+            full_name(m.name).alias("_name"),
+            metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
+        )
+        phones = frame.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
+            phone_key(pl.col("_phone_key")).alias("_pkey")
+        )
+        keys = phones["_pkey"].unique(maintain_order=True).to_list()
+        emails: list[str] = []
+        fast = _NO_EMAILS
+        if m.email:  # plain addresses are settled here, in polars; the rest go to the parser
+            uniq = frame.select(pl.col("_email_key").drop_nulls().unique(maintain_order=True))
+            uniq = uniq.with_columns(fast_email(uniq["_email_key"]).alias("_email_norm"))
+            fast = uniq.filter(pl.col("_email_norm").is_not_null())
+            rest = uniq.filter(pl.col("_email_norm").is_null())["_email_key"].to_list()
+            emails = [v for v in rest if v.strip()]
+        pending = self.parser.submit(phones=keys, emails=emails)
+        return _Started(batch, frame, phones, emails, fast, pending)
+
+    def _phone_frame(
+        self, phones: pl.DataFrame, keys: list[str], rows: list[PhoneRow]
+    ) -> pl.DataFrame:
+        col = self.mapping.phone
+        names = ("_e164", "_phone_code", "_problem", "_region", "_rsource", "_ntype")
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        parsed = pl.DataFrame(
+            {"_pkey": keys, **dict(zip(names, map(list, columns), strict=True))},
+            schema=dict.fromkeys(("_pkey", *names), pl.String),
+        )
+        out = phones.join(parsed, on="_pkey", how="left", maintain_order="left")
+        bad = out.select(
+            pl.int_range(pl.len()).alias("_at"), "_phone_key", "_phone_code", "_problem"
+        ).filter(pl.col("_phone_code").is_not_null())  # worded in Python: only the few bad
+        msgs: list[str | None] = [None] * out.height
+        for at, raw, code, problem in bad.iter_rows():
+            quoted = f"{_quote(raw.strip())} {problem}"
+            msgs[at] = (
+                f"column {col!r} is empty"
+                if code == "missing_phone"
+                else f"column {col!r}: {quoted}"
+            )
+        msg = pl.Series("_phone_msg", msgs, dtype=pl.String)
+        return out.drop("_pkey", "_problem").insert_column(3, msg)
+
+    def _email_frame(self, raws: list[str], rows: list[EmailRow]) -> pl.DataFrame:
+        col = self.mapping.email
+        return pl.DataFrame(
+            {
+                "_email_key": raws,
+                "_email_norm": [r[0] for r in rows],
+                "_email_msg": [
+                    None
+                    if r[1] is None
+                    else f"column {col!r}: {_quote(raw.strip())} is not a "
+                    f"valid email address: {r[1]}"
+                    for raw, r in zip(raws, rows, strict=True)
+                ],
+            },
+            schema={"_email_key": pl.String, "_email_norm": pl.String, "_email_msg": pl.String},
+        )
+
+    def finish(self, started: _Started) -> ValidatedBatch:
+        """Join the parsed values back and decide every row; ``duplicate_in_file`` is left."""
+        m, opts = self.mapping, self.options
+        phone_rows, email_rows = self.parser.collect(started.pending)
+        keys = started.pending.phones
+        phones = self._phone_frame(started.phones, keys, phone_rows)
+        frame = started.frame.join(phones, on="_phone_key", how="left", maintain_order="left")
+        if m.email:
+            emails = pl.concat(
+                [
+                    started.fast_emails.with_columns(pl.lit(None, pl.String).alias("_email_msg")),
+                    self._email_frame(started.emails, email_rows),
+                ]
+            )
+            frame = frame.join(emails, on="_email_key", how="left", maintain_order="left")
+        else:
+            frame = frame.with_columns(
+                pl.lit(None, dtype=pl.String).alias("_email_norm"),
+                pl.lit(None, dtype=pl.String).alias("_email_msg"),
+            )
+        bad_email = pl.col("_email_msg").is_not_null()
+        fail_email = bad_email & pl.lit(opts.invalid_email == "fail")
+        phone_bad = pl.col("_phone_code").is_not_null()
+        planned = frame.select(
+            pl.col("row_number"),
+            pl.when(phone_bad | fail_email).then(pl.lit("invalid")).otherwise(pl.lit("valid"))
+            .alias("status"),
+            pl.col("_e164").alias("phone_number"),
+            pl.col("_name").alias("name"),
+            pl.when(bad_email).then(None).otherwise(pl.col("_email_norm")).alias("email"),
+            pl.col("_metadata").alias("metadata"),
+            pl.when(phone_bad).then(pl.col("_phone_code"))
+            .when(fail_email).then(pl.lit("invalid_email")).alias("error_code"),
+            pl.when(phone_bad).then(pl.col("_phone_msg"))
+            .when(fail_email).then(pl.col("_email_msg")).alias("error_message"),
+            pl.when(bad_email & ~fail_email)
+            .then(pl.col("_email_msg") + pl.lit("; email left empty (--invalid-email drop)"))
+            .alias("warning"),
+            pl.lit(None, dtype=pl.Int64).alias("duplicate_of"),
+            pl.col("_raw_phone").alias("raw_phone"),
+            pl.col("_region").alias("phone_region"),
+            pl.col("_rsource").alias("region_source"),
+            pl.col("_ntype").alias("number_type"),
+        ).cast(_SCHEMA)  # fmt: skip
+        return ValidatedBatch(rows=planned, original=started.batch.drop("row_number"))
+
+
+def validate_batches(
+    *, batches: Iterable[pl.DataFrame], mapping: ColumnMapping, options: InputOptions
+) -> Iterator[ValidatedBatch]:
+    """Validate, normalise and de-duplicate every batch, in order.
+
+    Big batches are parsed by worker processes (``uniques``) that live as long as this
+    generator: closing it, or running it to the end, stops them.
+    """
+    with UniqueParser(
+        default_region=options.default_region, require_mobile=options.require_mobile,
+        threshold=options.pool_threshold, cache_limit=_CACHE_LIMIT,
+    ) as parser:  # fmt: skip
+        planner = _Planner(mapping, options, parser)
+        if options.keep == "first":
+            dedup = Dedup("first")
+            for pb in _planned(planner, batches):
+                yield dedup.apply(pb)
+            return
+        if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
+            kept = last_rows(pb.rows for pb in _planned(planner, batches))
+            dedup = Dedup("last", kept)
+            for pb in _planned(planner, batches):
+                yield dedup.apply(pb)
+            return
+        held = list(_planned(planner, batches))
+        dedup = Dedup("last", last_rows(pb.rows for pb in held))
+        for pb in held:
+            yield dedup.apply(pb)
+
+
+def _planned(planner: _Planner, batches: Iterable[pl.DataFrame]) -> Iterator[ValidatedBatch]:
+    """``planner`` over ``batches``, one batch ahead: read and start batch k+1, then finish k.
+
+    While the workers parse batch k+1's values, this process finishes batch k and the caller
+    writes it out.
+    """
+    ahead: _Started | None = None
+    for batch in batches:
+        started = planner.start(batch)
+        if ahead is not None:
+            yield planner.finish(ahead)
+        ahead = started
+    if ahead is not None:
+        yield planner.finish(ahead)
