@@ -13,7 +13,8 @@ ratio is to the bare loop of the same latency, measured in the same invocation.
 Then the client-setup comparison behind "which httpx setup": N POSTs at concurrency 64 from
 this process against one sandbox (0 ms) with httpx's default transport (httpcore), httpx over
 ``httpx_aiohttp.AiohttpTransport`` (the importer's), and bare aiohttp; req/s and the client's
-own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not installed, and the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
+own CPU seconds (getrusage of this process). HTTP/2 is skipped: ``h2`` is not installed, and
+the sandbox (aiohttp) speaks HTTP/1.1 only, so it could not be measured.
 """
 
 from __future__ import annotations
