@@ -27,6 +27,7 @@ import phonenumbers
 from importer import __version__, pipeline
 from importer.errors import ImporterError, InputError, StopRun
 from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
+from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
 from importer.validate.records import FIELDS
 
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    g.add_argument(
+        "--max-wait",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="stop (exit 3) when Kirim asks to wait longer than this (default 900)",
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="log unmasked contact details")
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
@@ -184,6 +192,10 @@ def report_dir(args: argparse.Namespace, command: str) -> Path:
 
 def check_base_url(url: str) -> str:
     parts = urlsplit(url)
+    if KEY_SHAPE.search(url):
+        raise UsageError("the base URL holds a Kirim API key: set it in KIRIM_API_KEY only")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("the base URL holds credentials (user@ or user:password@): remove them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"base URL {url!r}: expected https://host/v1")
     if parts.scheme == "http":
@@ -210,6 +222,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         raise UsageError("--max-rate must be positive")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.max_wait < 0:
+        raise UsageError("--max-wait must be 0 or more")
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
     key = os.environ.get("KIRIM_API_KEY", "").strip()  # a CRLF .env file leaves a \r
@@ -233,6 +247,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         max_rate=args.max_rate,
         limit=args.limit,
         timeout_s=args.timeout,
+        max_wait_s=args.max_wait,
         verbose=args.verbose,
     )
 
@@ -248,8 +263,22 @@ def _run(options: RunOptions, *, sandbox: bool) -> int:
         return asyncio.run(pipeline.run(options=options, out=sys.stdout, err=sys.stderr))
 
 
+def _refuse_keys(argv: Sequence[str]) -> None:
+    """A Kirim key given as an argument would sit in the shell's history and the process list;
+    refuse it before argparse could echo it, without repeating it."""
+    for arg in argv:
+        if KEY_SHAPE.search(arg):
+            print(
+                "kirim-import: error: an argument looks like a Kirim API key; the key is read "
+                "from KIRIM_API_KEY only (it was not used, and is not shown here)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _refuse_keys(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "sandbox":

@@ -7,8 +7,10 @@ What ends a command early is one of these; ``str(exc)`` is the whole message for
     ├── InputError           the input file or the options cannot be used (exit 2, nothing sent)
     ├── StopRun              the server said no more can succeed: key, account, answers we
     │                        cannot use before the first write (exit 3)
-    └── JournalError         SQLite cannot open, read or write the journal: exit 2 at the start
-                             (nothing sent); mid-run it stops the run like a StopRun (exit 3)
+    ├── JournalError         SQLite cannot open, read or write the journal: exit 2 at the start
+    │                        (nothing sent); mid-run it stops the run like a StopRun (exit 3)
+    └── ReportError          the report folder cannot be created (exit 2, nothing sent); a
+                             write that fails mid-run stops the run (exit 3), never a traceback
 
 ``cli.main`` is the only place that turns them into exit codes.
 """
@@ -30,3 +32,7 @@ class StopRun(ImporterError):
 
 class JournalError(ImporterError):
     """SQLite could not open, read or write the journal (locked, unwritable, full, damaged)."""
+
+
+class ReportError(ImporterError):
+    """The report folder or its files cannot be written (permission, disk full, removed)."""

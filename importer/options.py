@@ -56,5 +56,6 @@ class RunOptions:
     max_rate: float | None = None  # writes per minute; None: what /v1/me says
     limit: int | None = None  # send only the first N valid rows
     timeout_s: float = 30.0
+    max_wait_s: float = 900.0  # a longer Retry-After stops the run (--max-wait)
     drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
     verbose: bool = False

@@ -36,7 +36,7 @@ from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
 from importer.send.preflight import preflight
 from importer.send.records import RowResult
-from importer.send.retry import Sender
+from importer.send.retry import RetryPolicy, Sender
 from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.validate import mapping, rows
@@ -165,7 +165,12 @@ async def run(
     logger = setup_logging(stream=err, secrets=(options.api_key,), verbose=options.verbose)
     print("\n".join(header_lines(prepared)), file=out)
     stop = Stop()
-    sender = Sender(stop=stop, sleep=sleep, on_wait=_waiting(logger))
+    sender = Sender(
+        stop=stop,
+        policy=RetryPolicy(max_wait_s=options.max_wait_s),
+        sleep=sleep,
+        on_wait=_waiting(logger),
+    )
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
             KirimClient(
@@ -187,7 +192,13 @@ async def run(
             f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}",
             file=out,
         )
-        report = stack.enter_context(Report(directory=options.report_dir, dry_run=False))
+        report = stack.enter_context(
+            Report(
+                directory=options.report_dir,
+                dry_run=False,
+                on_failure=lambda why: stop.request(Why.OUTPUT, why),
+            )
+        )
         journal = journal_type(
             options.state,
             org=found.org,

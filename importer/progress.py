@@ -5,7 +5,6 @@ under cron, and log messages that never carry the API key and mask contact detai
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections import Counter
@@ -14,21 +13,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-_KEY = re.compile(r"\b(?:kdv|kc)_(?:live|test)_[A-Za-z0-9_-]+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
-
-
-def redact(text: str, *, secrets: tuple[str, ...] = (), mask_contacts: bool = True) -> str:
-    """Remove keys (and any given secret) always; mask phones and emails unless told not to."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    text = _KEY.sub("[redacted]", text)
-    if mask_contacts:
-        text = _PHONE.sub(lambda m: m.group()[:4] + "…" + m.group()[-2:], text)
-        text = _EMAIL.sub(r"\1…@\2", text)
-    return text
+from importer.redact import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -14,17 +14,20 @@ Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
+from importer.errors import ReportError
 from importer.formula import neutralise_expr
+from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
 from importer.send.records import RowResult
 from importer.validate.records import Status
@@ -77,17 +80,39 @@ class RunStats:
 
 
 class Report:
-    def __init__(self, *, directory: Path, dry_run: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    """``on_failure`` hears (once) that a file could not be written: from then on the report
+    only counts, the run stops, and the exit code is 3."""
+
+    def __init__(
+        self,
+        *,
+        directory: Path,
+        dry_run: bool,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.dry_run = dry_run
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
-        self._results: IO[bytes] = open(self._partial("results.csv"), "wb")  # noqa: SIM115
-        self._failures: IO[bytes] = open(self._partial("failures.csv"), "wb")  # noqa: SIM115
         self.summary: dict[str, Any] = {}
+        self.broken: str | None = None  # why the files could not be written, once they could not
+        self._on_failure = on_failure
         self._results_header = True
         self._failures_header = True
+        try:
+            private_folder(directory)
+            self._results: IO[bytes] = os.fdopen(open_private(self._partial("results.csv")), "wb")
+            self._failures: IO[bytes] = os.fdopen(
+                open_private(self._partial("failures.csv")), "wb"
+            )
+        except OSError as exc:
+            raise ReportError(_cannot_write(directory, exc)) from None
+
+    def _broke(self, exc: OSError) -> None:
+        if self.broken is None:
+            self.broken = _cannot_write(self.directory, exc)
+            if self._on_failure is not None:
+                self._on_failure(self.broken)
 
     def _partial(self, name: str) -> Path:
         return self.directory / f"{name}.partial"
@@ -108,19 +133,24 @@ class Report:
         self.counts.update(dict(merged.group_by("status").len().iter_rows()))
         problems = merged.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
-        _append(self._results, merged.select(RESULT_COLUMNS), header=self._results_header)
-        self._results_header = False
+        if self.broken is not None:
+            return  # counted; the files are gone for this run
         is_failure = merged["status"].is_in([Status.INVALID.value, Status.FAILED.value])
         keep = [c for c in original.columns if c not in FAILURE_COLUMNS]
         failures = pl.concat(
             [original.select(keep), merged.select(FAILURE_COLUMNS)], how="horizontal"
         ).filter(is_failure)
-        if failures.height or self._failures_header:
-            _append(self._failures, failures, header=self._failures_header)
-            self._failures_header = False
+        try:
+            _append(self._results, merged.select(RESULT_COLUMNS), header=self._results_header)
+            self._results_header = False
+            if failures.height or self._failures_header:
+                _append(self._failures, failures, header=self._failures_header)
+                self._failures_header = False
+        except OSError as exc:
+            self._broke(exc)
 
     def exit_code(self, stats: RunStats) -> int:
-        if stats.stopped:
+        if stats.stopped or self.broken:
             return 3
         bad = sum(
             n
@@ -130,7 +160,8 @@ class Report:
         return 1 if bad else 0
 
     def finish(self, *, stats: RunStats, elapsed_s: float, extra: dict[str, Any]) -> int:
-        """Write summary.json, put the three files in place, and return the exit code."""
+        """Write summary.json, put the three files in place, and return the exit code. When a
+        file cannot be written the partial files stay as they are, and the code is 3."""
         code = self.exit_code(stats)
         summary: dict[str, Any] = {"rows_total": self.rows_total}
         statuses = (
@@ -145,15 +176,23 @@ class Report:
             retries=stats.retries,
             elapsed_s=round(elapsed_s, 3),
             exit_code=code,
-            stopped=stats.stopped,
+            stopped=stats.stopped or self.broken,
             **extra,
         )
-        self._results.close()
-        self._failures.close()
-        self._partial("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        for name in _FILES:
-            os.replace(self._partial(name), self.directory / name)
         self.summary = summary
+        try:
+            self._results.close()
+            self._failures.close()
+            if self.broken is None:
+                with os.fdopen(open_private(self._partial("summary.json")), "w") as handle:
+                    handle.write(json.dumps(summary, indent=2) + "\n")
+                for name in _FILES:
+                    os.replace(self._partial(name), self.directory / name)
+        except OSError as exc:
+            self._broke(exc)
+        if self.broken is not None:
+            summary.update(exit_code=3, stopped=summary["stopped"] or self.broken)
+            return 3
         return code
 
     def render(self, *, write_per_minute: int = 600, journal: Path | None = None) -> str:
@@ -185,14 +224,20 @@ class Report:
             )
         if summary.get("stopped"):
             lines.append(f"Stopped early: {summary['stopped']}")
-            lines.append(f"Rerun the same command to resume: finished rows are kept in {journal}.")
+            if journal is not None:
+                lines.append(
+                    f"Rerun the same command to resume: finished rows are kept in {journal}."
+                )
+        if self.broken is not None:
+            lines.append(f"Reports incomplete: {self.broken} (partial files left as they are)")
         lines.append(f"Reports: {self.directory}")
         return "\n".join(lines)
 
     def abandon(self) -> None:
         """Close the partial files without putting them in place."""
-        self._results.close()
-        self._failures.close()
+        for handle in (self._results, self._failures):
+            with contextlib.suppress(OSError):
+                handle.close()
 
     def __enter__(self) -> Report:
         return self
@@ -249,6 +294,10 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
         .otherwise(pl.col("retryable"))
         .alias("retryable"),
     ).drop("sent_status", "sent_error_code", "sent_error_message")
+
+
+def _cannot_write(directory: Path, exc: OSError) -> str:
+    return f"cannot write the report in {directory}: {exc.strerror or exc}"
 
 
 def _duration(seconds: float) -> str:

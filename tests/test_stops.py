@@ -168,7 +168,7 @@ def test_a_journal_that_cannot_be_opened_exits_2_before_any_create(
     code = main([*argv(sandbox, file, tmp_path), "--state", str(tmp_path / "state")])
     assert code == 2
     err = capsys.readouterr().err
-    assert f"the journal {tmp_path / 'state'}: unable to open database file" in err
+    assert f"the journal {tmp_path / 'state'}: Is a directory" in err
     assert "Traceback" not in err
     assert sandbox.request_count("POST", ROUTE) == 0
 

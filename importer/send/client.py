@@ -8,10 +8,12 @@ httpx reads ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` (and th
 forms), ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` exactly as its default client does. Tests pass
 ``transport=`` (``httpx.MockTransport``, say), which, as in httpx, replaces all of that.
 
-Answers are read as a stream and capped (``MAX_ANSWER_BYTES``): a Kirim answer is a few KB,
-so anything past the cap is not Kirim's; the connection is dropped and the request counts as
-unanswered. Transport failures (timeouts, resets, refused TLS) become a ``Reply`` with
-``status=0``.
+Answers are read as a stream, capped (``MAX_ANSWER_BYTES``: a Kirim answer is a few KB, so
+anything past the cap is not Kirim's) and bounded in time as a whole (``timeout_s``, besides
+httpx's per-read timeouts, so a body that trickles forever ends too); past either, the
+connection is dropped and the request counts as unanswered. Messages from the server go
+through ``redact`` with the run's key before they reach a ``Reply`` (and so any report).
+Transport failures (timeouts, resets, refused TLS) become a ``Reply`` with ``status=0``.
 
 ``Reply.verdict`` sorts every answer into what the importer does next, following the table
 in kirim-api.md:
@@ -24,7 +26,8 @@ in kirim-api.md:
 - ``EXISTS``: 409 ``conflict`` with any other code: the contact is already there.
 - ``ROW``: any other 4xx: final for this row, the run goes on.
 - ``STOP``: 401, 403, 404 ``resource_not_found`` on the account path, 422
-  ``account_not_connected``: nothing more can succeed, the run stops.
+  ``account_not_connected``, and a TLS certificate that does not verify: nothing more can
+  succeed, the run stops.
 - ``FAULT``: any other 5xx: not retried, and the contact may exist.
 
 The API key is sent only in the ``Authorization`` header and never appears in a ``Reply``.
@@ -32,8 +35,10 @@ The API key is sent only in the ``Authorization`` header and never appears in a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -41,6 +46,8 @@ from typing import Any
 
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
+
+from importer.redact import redact
 
 USER_AGENT = "kirim-import"
 MAX_ANSWER_BYTES = 1 << 20  # 1 MiB: Kirim's answers are a few KB
@@ -50,6 +57,7 @@ _IDEMPOTENCY_CODES = frozenset(
     {"idempotency_in_progress", "idempotency_key_reuse", "idempotency_conflict"}
 )
 UNREADABLE = "unreadable_answer"  # the error code of a 2xx whose body is not what we asked for
+CERTIFICATE = "certificate_refused"  # the server's TLS certificate did not verify
 
 
 class Verdict(Enum):
@@ -78,7 +86,9 @@ class Reply:
     def verdict(self) -> Verdict:
         if 200 <= self.status < 300:
             return Verdict.RETRY if self.error_code == UNREADABLE else Verdict.OK
-        if self.status == 0 or self.status in _RETRY_STATUS:
+        if self.status == 0:
+            return Verdict.STOP if self.error_code == CERTIFICATE else Verdict.RETRY
+        if self.status in _RETRY_STATUS:
             return Verdict.RETRY
         if self.status == 409 and self.error_code == "idempotency_in_progress":
             return Verdict.RETRY
@@ -130,7 +140,9 @@ def an_object(data: Any) -> bool:
     return isinstance(data, dict)
 
 
-def reply_from(status: int, headers: httpx.Headers, body: bytes, shape: Shape) -> Reply:
+def reply_from(
+    status: int, headers: httpx.Headers, body: bytes, shape: Shape, secrets: tuple[str, ...] = ()
+) -> Reply:
     """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON."""
     try:
         payload = json.loads(body) if body else None
@@ -152,8 +164,8 @@ def reply_from(status: int, headers: httpx.Headers, body: bytes, shape: Shape) -
     return Reply(
         status=status,
         data=data,
-        error_code=code,
-        error_message=message,
+        error_code=code if code is None else redact(code, secrets=secrets),
+        error_message=message if message is None else redact(message, secrets=secrets),
         request_id=request_id if isinstance(request_id, str) else None,
         retry_after=_retry_after(headers.get("retry-after")),
         rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
@@ -161,9 +173,20 @@ def reply_from(status: int, headers: httpx.Headers, body: bytes, shape: Shape) -
     )
 
 
-def unanswered(exc: BaseException) -> Reply:
-    """No answer came (or none we could take): the request may or may not have arrived."""
-    message = str(exc) or type(exc).__name__
+def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
+    """No answer came (or none we could take): the request may or may not have arrived. A
+    certificate that does not verify is told as such: no retry will change it."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        why = getattr(cause, "verify_message", None)  # ssl's own error (aiohttp's wraps one)
+        if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(why, str):
+            message = (
+                f"the server's TLS certificate was refused ({why}); if a company proxy or "
+                "CA signs it, point SSL_CERT_FILE at that CA bundle"
+            )
+            return Reply(status=0, error_code=CERTIFICATE, error_message=message)
+        cause = cause.__cause__ or cause.__context__
+    message = redact(str(exc) or type(exc).__name__, secrets=secrets)
     return Reply(status=0, error_code=type(exc).__name__, error_message=message)
 
 
@@ -200,6 +223,8 @@ class KirimClient:
             follow_redirects=False,
         )
         self._cap = max_answer_bytes
+        self._deadline = timeout_s
+        self._secrets = (api_key,)
 
     async def __aenter__(self) -> KirimClient:
         return self
@@ -228,18 +253,24 @@ class KirimClient:
         if key is not None:
             headers["Idempotency-Key"] = key
         try:
-            async with self._http.stream(
-                method, path, params=params, content=content, headers=headers
-            ) as response:
+            async with (
+                asyncio.timeout(self._deadline),
+                self._http.stream(
+                    method, path, params=params, content=content, headers=headers
+                ) as response,
+            ):
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self._cap:
                         raise AnswerTooLarge(f"an answer of more than {self._cap} bytes")
                     chunks.append(chunk)
-        except (TimeoutError, httpx.TransportError, OSError) as exc:
-            return unanswered(exc)
-        return reply_from(response.status_code, response.headers, b"".join(chunks), shape)
+        except TimeoutError:
+            return unanswered(TimeoutError(f"no whole answer within {self._deadline:g} s"))
+        except (httpx.TransportError, OSError) as exc:
+            return unanswered(exc, self._secrets)
+        answer = b"".join(chunks)
+        return reply_from(response.status_code, response.headers, answer, shape, self._secrets)
 
     async def me(self) -> Reply:
         return await self._send("GET", "me", an_object)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from importer.errors import JournalError
+from importer.private import FILE_MODE, private_file, private_folder
 from importer.send.records import Entry, Outcome
 
 # A rowid table: rows sit in the order they were intended, so the outcomes of a batch
@@ -142,16 +144,21 @@ class Journal:
         return failure
 
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # personal data: the folder 0700 when we make it, the file and its -wal/-shm 0600
+            private_folder(self.path.parent)
+            private_file(self.path)
         except OSError as exc:
-            raise JournalError(f"the journal {self.path}: {exc.strerror}") from None
+            raise JournalError(f"the journal {self.path}: {exc.strerror or exc}") from None
         db = sqlite3.connect(self.path, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # an intent must survive a power cut
             db.executescript(_SCHEMA)
+            for suffix in ("-wal", "-shm"):  # SQLite gives them the file's mode; older ones too
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.chmod(side, FILE_MODE)
             columns = {r[1] for r in db.execute("PRAGMA table_info(contacts)")}
             if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
                 db.execute(

@@ -1,0 +1,65 @@
+"""``decide``: which request a row needs, as a table of cases (row key, journal entry, mode,
+clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from importer.options import OnExisting
+from importer.send.decide import KEY_TTL_S, Action, Decision, decide
+from importer.send.records import Entry
+from importer.validate.records import Status
+
+NOW = 1_000_000.0
+RUN = 7
+KEY = "kimp-row"
+
+
+def entry(
+    state: str,
+    *,
+    key: str = KEY,
+    age: float = 60.0,
+    run_id: int = RUN,
+    outcome: str | None = None,
+    needs_lookup: bool = False,
+) -> Entry:
+    return Entry("+6281234567890", state, key, NOW - age, run_id, outcome, None, None, needs_lookup)
+
+
+SETTLED_EXISTS = Decision(Action.SETTLED, Status.EXISTS)
+LOOKUP, CREATE = Decision(Action.LOOKUP), Decision(Action.CREATE)
+
+CASES: list[tuple[str, Entry | None, OnExisting, Decision]] = [
+    # never seen: the mode decides
+    ("new, skip", None, "skip", LOOKUP),
+    ("new, update", None, "update", LOOKUP),
+    ("new, create", None, "create", CREATE),
+    # failed for good earlier (a 4xx): nothing was created, so it is new again
+    ("failed, skip", entry("failed"), "skip", LOOKUP),
+    ("failed, create", entry("failed"), "create", CREATE),
+    # done in this run: its own outcome; in an earlier run: exists; update mode checks it
+    ("done here", entry("done", outcome="created"), "skip",
+     Decision(Action.SETTLED, Status.CREATED)),
+    ("done here, create", entry("done", outcome="updated"), "create",
+     Decision(Action.SETTLED, Status.UPDATED)),
+    ("done before", entry("done", run_id=3, outcome="created"), "skip", SETTLED_EXISTS),
+    ("done before, create", entry("done", run_id=3, outcome="created"), "create", SETTLED_EXISTS),
+    ("done, no outcome", entry("done", outcome=None), "skip", SETTLED_EXISTS),
+    ("done, update", entry("done", outcome="created"), "update", LOOKUP),
+    # pending: may have reached Kirim. Same key within its lifetime: create replays
+    ("pending fresh, create", entry("pending"), "create", CREATE),
+    ("pending fresh, skip", entry("pending"), "skip", LOOKUP),
+    ("pending, key about to expire", entry("pending", age=KEY_TTL_S - 1), "create", CREATE),
+    ("pending, key expired", entry("pending", age=KEY_TTL_S), "create", LOOKUP),
+    ("pending, body edited", entry("pending", key="kimp-older"), "create", LOOKUP),
+    ("pending, once under another key", entry("pending", needs_lookup=True), "create", LOOKUP),
+    ("pending, update", entry("pending"), "update", LOOKUP),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "journal", "mode", "expected"), CASES, ids=[c[0] for c in CASES]
+)
+def test_decide(case: str, journal: Entry | None, mode: OnExisting, expected: Decision) -> None:
+    assert decide(entry=journal, key=KEY, mode=mode, now=NOW, run_id=RUN) == expected
