@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     g.add_argument(
+        "--max-attempts",
+        type=int,
+        default=8,
+        metavar="N",
+        help="tries per request, the first included (default 8); a row whose tries run out "
+        "is reported failed and retryable",
+    )
+    g.add_argument(
         "--max-wait",
         type=float,
         default=900.0,
@@ -222,6 +230,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         raise UsageError("--max-rate must be positive")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if not 1 <= args.max_attempts <= 50:
+        raise UsageError("--max-attempts must be between 1 and 50")
     if args.max_wait < 0:
         raise UsageError("--max-wait must be 0 or more")
     if args.limit is not None and args.limit < 0:
@@ -248,6 +258,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         limit=args.limit,
         timeout_s=args.timeout,
         max_wait_s=args.max_wait,
+        max_attempts=args.max_attempts,
         verbose=args.verbose,
     )
 

@@ -57,5 +57,6 @@ class RunOptions:
     limit: int | None = None  # send only the first N valid rows
     timeout_s: float = 30.0
     max_wait_s: float = 900.0  # a longer Retry-After stops the run (--max-wait)
+    max_attempts: int = 8  # tries per request, the first included
     drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
     verbose: bool = False

@@ -167,7 +167,7 @@ async def run(
     stop = Stop()
     sender = Sender(
         stop=stop,
-        policy=RetryPolicy(max_wait_s=options.max_wait_s),
+        policy=RetryPolicy(max_attempts=options.max_attempts, max_wait_s=options.max_wait_s),
         sleep=sleep,
         on_wait=_waiting(logger),
     )

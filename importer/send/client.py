@@ -263,7 +263,7 @@ class KirimClient:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self._cap:
-                        raise AnswerTooLarge(f"an answer of more than {self._cap} bytes")
+                        raise AnswerTooLarge(f"an answer of more than {self._cap // 1024} KiB")
                     chunks.append(chunk)
         except TimeoutError:
             return unanswered(TimeoutError(f"no whole answer within {self._deadline:g} s"))

@@ -1,0 +1,257 @@
+"""A server that misbehaves the way real networks do, a disk that fills, a shared host: every
+case through ``main(argv)`` against the sandbox, whose faults are switched on and off while it
+runs. Exactly-once holds across each failure and the rerun after it."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.cli import main
+from importer.sandbox import Sandbox, SandboxConfig
+from tests.conftest import contacts_file, phone
+
+UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
+
+
+@pytest.fixture
+def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(seed=11, **UNLIMITED)) as running:
+        monkeypatch.setenv("KIRIM_API_KEY", running.token)
+        yield running
+
+
+def run(box: Sandbox, file: Path, reports: Path, state: Path, *extra: str) -> int:
+    return main(
+        ["run", str(file), "--base-url", box.base_url, "--report-dir", str(reports),
+         "--state", str(state), "--default-region", "ID", *extra]
+    )  # fmt: skip
+
+
+def results(reports: Path) -> list[dict[str, str]]:
+    with (reports / "results.csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def summary(reports: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((reports / "summary.json").read_text())
+    return data
+
+
+def posts(box: Sandbox) -> int:
+    return sum(r["count"] for r in box.stats()["requests"] if r["method"] == "POST")
+
+
+def test_html_200s_leave_rows_pending_and_the_rerun_creates_exactly_those(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    file = contacts_file(tmp_path / "in.csv", 30)
+    state = tmp_path / "journal.sqlite"
+    box.set_faults(html_rate=0.4)
+    code = run(box, file, tmp_path / "first", state, "--max-attempts", "1")
+    first = results(tmp_path / "first")
+    blocked = {r["phone_number"] for r in first if r["status"] == "failed"}
+    assert code == 1
+    assert 3 <= len(blocked) <= 27  # seeded: some rows met the gateway page
+    assert {r["error_code"] for r in first if r["status"] == "failed"} == {"unreadable_answer"}
+    assert {r["status"] for r in first} == {"created", "failed"}
+    assert all(r["contact_id"] == "" for r in first if r["status"] == "failed")
+    assert box.injected()["html"] == len(blocked)
+    with sqlite3.connect(state) as db:  # never done without proof
+        pending = {p for (p,) in db.execute("SELECT phone FROM contacts WHERE state='pending'")}
+    assert pending == blocked
+
+    box.set_faults(html_rate=0.0)
+    assert run(box, file, tmp_path / "second", state) == 0
+    second = results(tmp_path / "second")
+    assert {r["phone_number"] for r in second if r["status"] == "created"} == blocked
+    assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 31)}
+
+
+def test_an_answer_past_the_cap_is_unanswered_not_a_success(box: Sandbox, tmp_path: Path) -> None:
+    file = contacts_file(tmp_path / "in.csv", 3)
+    box.set_faults(oversize_rate=1.0, oversize_bytes=3 * 1024 * 1024)
+    code = run(box, file, tmp_path / "r", tmp_path / "j.sqlite", "--max-attempts", "1")
+    rows = results(tmp_path / "r")
+    assert code == 1
+    assert {r["status"] for r in rows} == {"failed"}
+    assert {r["attempts"] for r in rows} == {"2"}  # the lookup, then the create
+    assert all("answer of more than 1024 KiB" in r["error_message"] for r in rows)
+    box.set_faults(oversize_rate=0.0)
+    assert run(box, file, tmp_path / "again", tmp_path / "j.sqlite") == 0
+    assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 4)}
+
+
+def test_an_endless_answer_ends_at_the_timeout(box: Sandbox, tmp_path: Path) -> None:
+    file = contacts_file(tmp_path / "in.csv", 2)
+    box.set_faults(endless_rate=1.0)
+    code = run(
+        box, file, tmp_path / "r", tmp_path / "j.sqlite", "--max-attempts", "1", "--timeout", "0.5"
+    )  # a real half-second wait: what is tested is the clock running out
+    assert code == 1
+    assert {r["error_code"] for r in results(tmp_path / "r")} == {"TimeoutError"}
+
+
+def test_a_huge_retry_after_stops_the_run_at_once_and_says_so(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = contacts_file(tmp_path / "in.csv", 5)
+    box.set_faults(retry_after_s=100_000_000)
+    code = run(box, file, tmp_path / "r", tmp_path / "j.sqlite")
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "Kirim asks to wait 100000000 s" in out
+    assert "rerun later" in out
+    assert summary(tmp_path / "r")["rows_total"] == 5
+    box.set_faults(retry_after_s=None)
+    assert run(box, file, tmp_path / "again", tmp_path / "j.sqlite") == 0
+    assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 6)}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"data": {"organization": [1, 2]}}, "data.organization is [1, 2]"),
+        ({"data": {"organization": {"id": ""}}}, "data.organization.id is ''"),
+        (
+            {"data": {"organization": {"id": "org_1"}, "rate_limits": {"write_per_minute": -5}}},
+            "data.rate_limits.write_per_minute is -5",
+        ),
+        ({"data": {"organization": {"id": "org_1"}, "rate_limits": "fast"}}, "data.rate_limits"),
+    ],
+)
+def test_a_malformed_me_answer_names_the_field_and_sends_nothing(
+    box: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    box.set_faults(me_body=body)
+    code = run(box, contacts_file(tmp_path / "in.csv", 2), tmp_path / "r", tmp_path / "j.sqlite")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert field in err
+    assert "Traceback" not in err
+    assert posts(box) == 0
+
+
+def test_a_malformed_accounts_answer_names_the_field(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box.set_faults(accounts_body={"data": [{"phone_number_id": 12345678, "status": "connected"}]})
+    code = run(box, contacts_file(tmp_path / "in.csv", 2), tmp_path / "r", tmp_path / "j.sqlite")
+    assert code == 3
+    assert "data[0].phone_number_id is 12345678" in capsys.readouterr().err
+    assert posts(box) == 0
+
+
+@contextlib.contextmanager
+def tiny_disk(path: Path, size: str = "24k") -> Iterator[None]:
+    """A real filesystem that fills: a small tmpfs where the test may mount one (root on
+    Linux), else a folder whose report files are links to /dev/full (writes fail ENOSPC)."""
+    path.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        for name in ("results.csv.partial", "failures.csv.partial"):
+            (path / name).symlink_to("/dev/full")
+    try:
+        yield
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(path)], check=False)
+
+
+def test_a_full_report_disk_stops_the_run_cleanly_and_the_rerun_doubles_nothing(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = contacts_file(tmp_path / "in.csv", 400)
+    state = tmp_path / "j.sqlite"
+    with tiny_disk(tmp_path / "full"):
+        code = run(box, file, tmp_path / "full" / "r", state)
+        captured = capsys.readouterr()
+    assert code == 3
+    assert "cannot write the report in" in captured.out + captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert run(box, file, tmp_path / "again", state) == 0
+    again = summary(tmp_path / "again")
+    assert again["rows_total"] == 400
+    assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 401)}
+
+
+def test_reports_and_the_journal_are_private_under_umask_022(box: Sandbox, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        state = tmp_path / "state" / "journal.sqlite"
+        reports = tmp_path / "reports" / "r"
+        assert run(box, contacts_file(tmp_path / "in.csv", 3), reports, state) == 0
+    finally:
+        os.umask(old)
+    for folder in (reports, reports.parent, state.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    files = [*reports.iterdir(), *state.parent.iterdir()]
+    assert {f.name for f in files} >= {"results.csv", "failures.csv", "summary.json"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--account", "kdv_live_" + "Q" * 24],
+        ["--base-url", "http://kdv_live_" + "Q" * 24 + "@127.0.0.1:9/v1"],
+        ["--map", "name=kdv_test_" + "Q" * 24],
+    ],
+)
+def test_a_key_given_as_an_argument_is_refused_and_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    file = contacts_file(tmp_path / "in.csv", 1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(file), "--report-dir", str(tmp_path / "r"), *args])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert "Q" * 24 not in captured.out + captured.err
+    assert "looks like a Kirim API key" in captured.err
+
+
+def test_credentials_in_the_base_url_are_refused(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = box.base_url.replace("http://", "http://admin:hunter2@")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(contacts_file(tmp_path / "in.csv", 1)), "--base-url", url])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "credentials" in err
+    assert "hunter2" not in err
+
+
+def test_a_server_message_holding_the_key_is_redacted_in_every_report(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box.set_faults(error_message=f"field rejected for key {box.token}")
+    code = run(box, contacts_file(tmp_path / "in.csv", 2), tmp_path / "r", tmp_path / "j.sqlite")
+    captured = capsys.readouterr()
+    assert code == 1
+    written = "".join(p.read_text() for p in (tmp_path / "r").iterdir())
+    assert "field rejected for key [redacted]" in written
+    assert box.token not in written + captured.out + captured.err
