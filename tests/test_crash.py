@@ -6,6 +6,7 @@ import csv
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,11 +67,18 @@ def test_sigkill_at_random_moments_then_rerun_loses_and_doubles_nothing(tmp_path
                 kills += 1
             child.wait(timeout=30)
         assert kills >= 2  # the test is about kills; make sure they happened
+        with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+            pending = {p for (p,) in db.execute("SELECT phone FROM contacts WHERE state='pending'")}
+        # a kill landed between an intent and its outcome for a contact Kirim had created:
+        # the case exactly-once is about (the rerun must look it up, not create it again)
+        assert pending & set(box.creations_by_phone())
+        lookups = box.request_count("GET", ROUTE)
         final = subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert final.returncode == 0, final.stdout + final.stderr
         assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 1001)}
+        assert box.request_count("GET", ROUTE) - lookups >= len(pending)  # each looked up
         with (tmp_path / "reports" / "results.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         assert [int(r["row_number"]) for r in rows] == list(range(1, 1001))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from importer.cli import main
+from importer.sandbox import Sandbox, SandboxConfig
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -41,8 +42,10 @@ def test_plan_sends_nothing_and_needs_no_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KIRIM_API_KEY", raising=False)
-    monkeypatch.setenv("KIRIM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    assert main(["plan", str(SAMPLES / "contacts.csv"), "--report-dir", str(tmp_path)]) == 0
+    with Sandbox(SandboxConfig(seed=2)) as box:  # a server it could reach, were it to try
+        monkeypatch.setenv("KIRIM_BASE_URL", box.base_url)
+        assert main(["plan", str(SAMPLES / "contacts.csv"), "--report-dir", str(tmp_path)]) == 0
+        assert box.stats()["requests"] == []
 
 
 @pytest.mark.parametrize(

@@ -139,6 +139,7 @@ def test_an_account_that_is_not_connected_stops_the_run(
         )
         assert code == 3
         assert "not connected" in capsys.readouterr().err
+        assert box.request_count("POST", ROUTE) == 0
 
 
 def test_an_input_error_exits_2_and_sends_nothing(
