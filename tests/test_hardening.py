@@ -5,8 +5,6 @@ runs. Exactly-once holds across each failure and the rerun after it."""
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import sqlite3
 import stat
@@ -20,6 +18,7 @@ import pytest
 from importer.cli import main
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import contacts_file, phone
+from tests.test_run import results, summary
 
 UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
 
@@ -36,16 +35,6 @@ def run(box: Sandbox, file: Path, reports: Path, state: Path, *extra: str) -> in
         ["run", str(file), "--base-url", box.base_url, "--report-dir", str(reports),
          "--state", str(state), "--default-region", "ID", *extra]
     )  # fmt: skip
-
-
-def results(reports: Path) -> list[dict[str, str]]:
-    with (reports / "results.csv").open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def summary(reports: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((reports / "summary.json").read_text())
-    return data
 
 
 def posts(box: Sandbox) -> int:
