@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 3) when Kirim asks to wait longer than this (default 900)",
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log unmasked contact details")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and the closing lines (cron)"
+    )
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
     return parser
@@ -260,6 +263,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         max_wait_s=args.max_wait,
         max_attempts=args.max_attempts,
         verbose=args.verbose,
+        quiet=args.quiet,
     )
 
 

@@ -60,3 +60,4 @@ class RunOptions:
     max_attempts: int = 8  # tries per request, the first included
     drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
     verbose: bool = False
+    quiet: bool = False  # cron: only warnings and the closing lines

@@ -34,6 +34,7 @@ from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher
 from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
+from importer.send.lock import journal_lock
 from importer.send.preflight import preflight
 from importer.send.records import RowResult
 from importer.send.retry import RetryPolicy, Sender
@@ -162,8 +163,11 @@ async def run(
     seams for tests and benchmarks."""
     started = time.monotonic()
     prepared = prepare(options.input)
-    logger = setup_logging(stream=err, secrets=(options.api_key,), verbose=options.verbose)
-    print("\n".join(header_lines(prepared)), file=out)
+    logger = setup_logging(
+        stream=err, secrets=(options.api_key,), verbose=options.verbose, quiet=options.quiet
+    )
+    say = _Say(out, quiet=options.quiet)
+    say("\n".join(header_lines(prepared)))
     stop = Stop()
     sender = Sender(
         stop=stop,
@@ -172,6 +176,7 @@ async def run(
         on_wait=_waiting(logger),
     )
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(journal_lock(options.state))  # one run per journal, from here on
         client = await stack.enter_async_context(
             KirimClient(
                 base_url=options.base_url,
@@ -187,10 +192,9 @@ async def run(
             write_pm = min(write_pm, options.max_rate)
         read_pm = found.read_per_minute or write_pm * 10
         concurrency = options.concurrency or auto_concurrency(write_pm)
-        print(
+        say(
             f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
-            f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}",
-            file=out,
+            f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
         )
         report = stack.enter_context(
             Report(
@@ -208,9 +212,13 @@ async def run(
         run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
         stack.enter_context(_closing(journal, stop, logger))
         if journal.resumed:
-            print(f"Resuming the unfinished run #{run_id} from {options.state}", file=out)
+            say(f"Resuming the unfinished run #{run_id} from {options.state}")
         progress = stack.enter_context(
-            contextlib.closing(Progress(stream=err, total=prepared.rows_total, logger=logger))
+            contextlib.closing(
+                Progress(
+                    stream=err, total=prepared.rows_total, logger=logger, quiet=options.quiet
+                )
+            )
         )
         upserter = Upserter(
             client=client,
@@ -249,6 +257,18 @@ async def run(
     )
     print(report.render(journal=options.state), file=out)
     return code
+
+
+class _Say:
+    """What the run tells on its standard output as it goes; ``quiet`` (cron) keeps only the
+    closing lines, which are printed directly."""
+
+    def __init__(self, out: TextIO, *, quiet: bool) -> None:
+        self._out, self._quiet = out, quiet
+
+    def __call__(self, text: str) -> None:
+        if not self._quiet:
+            print(text, file=self._out)
 
 
 @contextlib.contextmanager

@@ -41,15 +41,18 @@ class _AboveTheBar:
         self._stream.flush()
 
 
-def setup_logging(*, stream: TextIO, secrets: tuple[str, ...], verbose: bool) -> logging.Logger:
-    """The ``kirim_import`` logger, writing redacted lines to ``stream``."""
+def setup_logging(
+    *, stream: TextIO, secrets: tuple[str, ...], verbose: bool, quiet: bool = False
+) -> logging.Logger:
+    """The ``kirim_import`` logger, writing redacted lines to ``stream``; ``quiet``: warnings
+    only."""
     logger = logging.getLogger("kirim_import")
     logger.handlers.clear()
     handler = logging.StreamHandler(_AboveTheBar(stream))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets=secrets, mask_contacts=not verbose))
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     return logger
 
@@ -65,6 +68,7 @@ class Progress:
         logger: logging.Logger,
         every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
     ) -> None:
         self.counts: Counter[str] = Counter()
         self.logger = logger
@@ -73,7 +77,7 @@ class Progress:
         self._started = self._last = clock()
         self._bar = (
             tqdm(total=total, unit="row", file=stream, dynamic_ncols=True, smoothing=0.05)
-            if stream.isatty()
+            if stream.isatty() and not quiet
             else None
         )
 

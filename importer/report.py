@@ -165,7 +165,9 @@ class Report:
         code = self.exit_code(stats)
         summary: dict[str, Any] = {"rows_total": self.rows_total}
         statuses = (
-            (Status.VALID,) if self.dry_run else (Status.CREATED, Status.UPDATED, Status.EXISTS)
+            (Status.VALID,)
+            if self.dry_run
+            else (Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.EXISTS)
         )
         for status in (*statuses, Status.DUPLICATE_IN_FILE, Status.INVALID, Status.FAILED):
             summary[status.value] = self.counts.get(status.value, 0)
@@ -201,7 +203,8 @@ class Report:
         if self.dry_run:
             head = f"would create {c.get('valid', 0)}"
         else:
-            head = ", ".join(f"{c.get(s, 0)} {s}" for s in ("created", "updated", "exists"))
+            shown = ("created", "updated", "unchanged", "exists")
+            head = ", ".join(f"{c.get(s, 0)} {s}" for s in shown)
         lines = [
             f"{self.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
             f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"

@@ -242,6 +242,10 @@ class Sandbox:
         """Snapshot of every contact (deep copies, creation order, plus ``labels``)."""
         return self.state.store.contacts()
 
+    def delete_contact(self, contact_id: str) -> bool:
+        """Delete a contact behind the API's back (someone did, in Kirim's app)."""
+        return self.state.store.delete_contact(contact_id)
+
     def creations_by_phone(self) -> dict[str, int]:
         """Phone -> number of create events that took effect."""
         return self.state.store.creations_by_phone()

@@ -72,6 +72,22 @@ class Store:
             self._creations[phone] += 1
         return contact
 
+    def delete_contact(self, contact_id: str) -> bool:
+        """Remove a contact, as a person deleting it in Kirim's app would (creation counts
+        stay: they record what happened). False if there was none."""
+        with self._lock:
+            contact = self._contacts.pop(contact_id, None)
+            if contact is None:
+                return False
+            account = self._contact_account.pop(contact_id)
+            self._by_account[account].remove(contact_id)
+            ids = self._by_phone[(account, contact["phone_number"])]
+            ids.remove(contact_id)
+            if not ids:
+                del self._by_phone[(account, contact["phone_number"])]
+            self._contact_labels.pop(contact_id, None)
+            return True
+
     def get_contact(self, account: str, contact_id: str) -> dict[str, Any] | None:
         """The contact if it exists under ``account``."""
         with self._lock:

@@ -25,7 +25,7 @@ from importer.send.decide import Action, decide
 from importer.send.journal import Journal
 from importer.send.records import Entry, RowResult
 from importer.send.stop import Stop, Why
-from importer.send.upsert import Job, Upserter, make_body, row_key
+from importer.send.upsert import Job, Upserter, body_fingerprint, make_body, row_key
 from importer.validate.records import VALIDATED_SCHEMA, Status, ValidatedBatch
 
 _SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
@@ -135,10 +135,15 @@ class Dispatcher:
         for row, phone, name, email, meta in rows:
             body = make_body(phone=phone, name=name, email=email, metadata=meta)
             key = row_key(account=self._account, body=body)
-            decision = decide(
-                entry=entries.get(phone), key=key, mode=mode, now=now, run_id=self._run_id
-            )
             entry = entries.get(phone)
+            decision = decide(
+                entry=entry,
+                key=key,
+                body_hash=body_fingerprint(body),
+                mode=mode,
+                now=now,
+                run_id=self._run_id,
+            )
             if decision.action is Action.SETTLED and decision.status is not None:
                 contact_id = entry.contact_id if entry else None
                 request_id = entry.request_id if entry else None
@@ -151,7 +156,8 @@ class Dispatcher:
             elif limit is not None and self._queued_rows >= limit:
                 self._settle(state, not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
             else:
-                jobs.append(Job(row, phone, body, key, decision.action))
+                contact_id = entry.contact_id if entry else None
+                jobs.append(Job(row, phone, body, key, decision.action, contact_id))
                 self._queued_rows += 1
         return jobs
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -56,9 +57,16 @@ CREATE TABLE IF NOT EXISTS contacts (
     outcome TEXT, contact_id TEXT, http_status INTEGER, error_code TEXT,
     request_id TEXT, updated_at REAL NOT NULL,
     needs_lookup INTEGER NOT NULL DEFAULT 0,
+    body_hash TEXT, labels TEXT,
     UNIQUE (org, account, phone)
 );
 """
+# Columns later versions added, for journals written before them (ALTER TABLE ... ADD COLUMN).
+_ADDED = {
+    "needs_lookup": "INTEGER NOT NULL DEFAULT 0",  # 0.1.0
+    "body_hash": "TEXT",  # 0.2.0: the night after the upgrade looks rows up once
+    "labels": "TEXT",  # 0.2.0
+}
 _INTEND = (
     "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
     " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
@@ -71,11 +79,16 @@ _INTEND = (
 )
 _RECORD = (
     "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
-    " request_id=?, updated_at=?, needs_lookup=0 WHERE org=? AND account=? AND phone=?"
+    " request_id=?, updated_at=?, needs_lookup=0, body_hash=?"
+    " WHERE org=? AND account=? AND phone=?"
+)
+_LABELLED = (  # label ids attached, added to what the phone's contact had
+    "UPDATE contacts SET labels=? WHERE org=? AND account=? AND phone=?"
 )
 _ENTRIES = (  # only "?" marks are formatted in
     "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
-    " needs_lookup FROM contacts WHERE org=? AND account=? AND phone IN ({marks})"
+    " needs_lookup, body_hash, labels FROM contacts"
+    " WHERE org=? AND account=? AND phone IN ({marks})"
 )
 
 T = TypeVar("T")
@@ -160,10 +173,9 @@ class Journal:
                 if side.exists():
                     os.chmod(side, FILE_MODE)
             columns = {r[1] for r in db.execute("PRAGMA table_info(contacts)")}
-            if "needs_lookup" not in columns:  # a journal written by 0.1.0 before this column
-                db.execute(
-                    "ALTER TABLE contacts ADD COLUMN needs_lookup INTEGER NOT NULL DEFAULT 0"
-                )
+            for name, kind in _ADDED.items():
+                if name not in columns:
+                    db.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
         except BaseException:
             db.close()
             raise
@@ -185,7 +197,10 @@ class Journal:
             chunk = phones[start : start + 500]
             query = _ENTRIES.format(marks=",".join("?" * len(chunk)))
             for r in self._db.execute(query, (self._org, self._account, *chunk)):
-                found[r[0]] = Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
+                labels = frozenset(json.loads(r[10])) if r[10] else frozenset()
+                found[r[0]] = Entry(
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], labels
+                )
         return found
 
     def _start(self, fingerprint: str) -> None:
@@ -262,7 +277,7 @@ class Journal:
         now, org, account = self._clock(), self._org, self._account
         rows = [
             (o.state, o.outcome, o.contact_id, o.http_status, o.error_code, o.request_id, now,
-             org, account, o.phone)
+             o.body_hash, org, account, o.phone)
             for o in self._buffer
         ]  # fmt: skip
         self._buffer = []

@@ -21,6 +21,8 @@ class Entry:
     contact_id: str | None
     request_id: str | None
     needs_lookup: bool  # it may exist under an older key: only a lookup can tell
+    body_hash: str | None = None  # the body Kirim last accepted for it (``body_fingerprint``)
+    labels: frozenset[str] = frozenset()  # label ids attached to its contact by our runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class Outcome:
     http_status: int | None = None
     error_code: str | None = None
     request_id: str | None = None
+    body_hash: str | None = None  # set when Kirim's answer shows it holds exactly our body
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class RowResult:
     Rows the run never sent (stopped first, past ``--limit``) have one too."""
 
     row_number: int
-    status: Status  # created | updated | exists | failed
+    status: Status  # created | updated | unchanged | exists | failed
     contact_id: str | None = None
     http_status: int | None = None
     error_code: str | None = None

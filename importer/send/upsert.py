@@ -13,6 +13,7 @@ can succeed (a refused key, a missing account) stops the run through its ``Stop`
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from importer.send.client import (
     Reply,
     Verdict,
     a_contact,
+    canonical_json,
     idempotency_key,
 )
 from importer.send.decide import Action
@@ -41,7 +43,8 @@ class Job:
     phone: str
     body: dict[str, Any]
     key: str
-    action: Action  # CREATE or LOOKUP (``decide``)
+    action: Action  # CREATE, LOOKUP or PATCH (``decide``)
+    contact_id: str | None = None  # for PATCH: the contact the journal holds
 
 
 def make_body(
@@ -59,6 +62,21 @@ def make_body(
 def row_key(*, account: str, body: dict[str, Any]) -> str:
     """The idempotency key of the row's create."""
     return idempotency_key(account=account, body=body)
+
+
+def body_fingerprint(body: dict[str, Any]) -> str:
+    """What the journal keeps of the body Kirim accepted: equal bodies, equal fingerprints
+    (the canonical JSON's digest; the account is in the journal's key already)."""
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32]
+
+
+def _our_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH without a lookup: every field of ours that has a value (a PATCH never clears
+    what the row leaves empty, as ``_changes`` never does)."""
+    patch = {k: body[k] for k in ("name", "email") if body.get(k) is not None}
+    if body.get("metadata"):
+        patch["metadata"] = body["metadata"]
+    return patch
 
 
 def _changes(existing: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -133,8 +151,18 @@ class Upserter:
         )
 
     def _done(
-        self, job: Job, status: Status, reply: Reply, attempts: int, found_id: object
+        self,
+        job: Job,
+        status: Status,
+        reply: Reply,
+        attempts: int,
+        found_id: object,
+        *,
+        ours: bool,
     ) -> RowResult:
+        """A row Kirim's answer proves; ``ours``: the answer shows it holds exactly this row's
+        body (created, updated, or found equal in update mode), so the journal keeps its
+        fingerprint and the next night in update mode sends nothing for it."""
         contact_id = _id_text(found_id)
         self._journal.record(
             Outcome(
@@ -144,6 +172,7 @@ class Upserter:
                 contact_id=contact_id,
                 http_status=reply.status,
                 request_id=reply.request_id,
+                body_hash=body_fingerprint(job.body) if ours and contact_id else None,
             )
         )
         return RowResult(
@@ -158,11 +187,20 @@ class Upserter:
 
     async def handle(self, job: Job) -> RowResult:
         attempts = 0
-        if job.action is Action.LOOKUP:
-            reply, attempts = await self._sender.call(
+        if job.action is Action.PATCH and job.contact_id is not None:
+            reply, attempts = await self._patch(job, job.contact_id, _our_fields(job.body))
+            if reply.verdict is Verdict.OK:
+                return self._done(job, Status.UPDATED, reply, attempts, job.contact_id, ours=True)
+            if reply.status != 404:
+                return self._patch_failed(job, job.contact_id, reply, attempts)
+            # deleted in Kirim since: find it by phone (someone may have made it again), or
+            # create it; the lookup below decides
+        if job.action in (Action.LOOKUP, Action.PATCH):
+            reply, n = await self._sender.call(
                 self._reads,
                 lambda: self._client.find_by_phone(account=self._account, phone=job.phone),
             )
+            attempts += n
             if reply.verdict is not Verdict.OK:
                 return self._failed(job, reply, attempts)
             if reply.data:  # a list (the lookup's shape); the first is the phone's contact
@@ -176,27 +214,37 @@ class Upserter:
         )
         attempts += n
         if reply.verdict is Verdict.OK:  # the body is a contact with an id (client.a_contact)
-            return self._done(job, Status.CREATED, reply, attempts, reply.data["id"])
+            return self._done(job, Status.CREATED, reply, attempts, reply.data["id"], ours=True)
         if reply.verdict is Verdict.EXISTS:
-            return self._done(job, Status.EXISTS, reply, attempts, None)
+            return self._done(job, Status.EXISTS, reply, attempts, None, ours=False)
         return self._failed(job, reply, attempts, create=True)
 
     async def _existing(
         self, job: Job, found: dict[str, Any], lookup: Reply, attempts: int
     ) -> RowResult:
         contact_id = _id_text(found["id"])
-        patch = _changes(found, job.body) if self._mode == "update" else {}
+        update = self._mode == "update"
+        patch = _changes(found, job.body) if update else {}
         if not patch or contact_id is None:
-            return self._done(job, Status.EXISTS, lookup, attempts, contact_id)
-        reply, n = await self._sender.call(
+            return self._done(job, Status.EXISTS, lookup, attempts, contact_id, ours=update)
+        reply, n = await self._patch(job, contact_id, patch)
+        if reply.verdict is Verdict.OK:
+            return self._done(job, Status.UPDATED, reply, attempts + n, contact_id, ours=True)
+        return self._patch_failed(job, contact_id, reply, attempts + n)
+
+    def _patch_failed(
+        self, job: Job, contact_id: str, reply: Reply, attempts: int
+    ) -> RowResult:
+        """The update failed, but the contact exists: that much the journal keeps, without a
+        fingerprint (whether the PATCH landed is unknown), so the next run looks it up."""
+        self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
+        return self._failed(job, reply, attempts)
+
+    async def _patch(self, job: Job, contact_id: str, patch: dict[str, Any]) -> tuple[Reply, int]:
+        return await self._sender.call(
             self._writes,
             lambda: self._client.update(account=self._account, contact_id=contact_id, body=patch),
         )
-        if reply.verdict is Verdict.OK:
-            return self._done(job, Status.UPDATED, reply, attempts + n, contact_id)
-        # the update failed, but the contact exists: that much the journal keeps
-        self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
-        return self._failed(job, reply, attempts + n)
 
 
 def _not_the_contact(reply: Reply) -> Reply:

@@ -20,6 +20,7 @@ class Status(StrEnum):
     DUPLICATE_IN_FILE = "duplicate_in_file"
     CREATED = "created"
     UPDATED = "updated"
+    UNCHANGED = "unchanged"  # update mode: Kirim already has this very body (the journal knows)
     EXISTS = "exists"
     FAILED = "failed"
 

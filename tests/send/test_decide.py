@@ -13,6 +13,7 @@ from importer.validate.records import Status
 NOW = 1_000_000.0
 RUN = 7
 KEY = "kimp-row"
+BODY = "fingerprint-of-the-row"  # the row's body_fingerprint
 
 
 def entry(
@@ -23,12 +24,19 @@ def entry(
     run_id: int = RUN,
     outcome: str | None = None,
     needs_lookup: bool = False,
+    body_hash: str | None = None,
+    contact_id: str | None = None,
 ) -> Entry:
-    return Entry("+6281234567890", state, key, NOW - age, run_id, outcome, None, None, needs_lookup)
+    return Entry(
+        "+6281234567890", state, key, NOW - age, run_id, outcome, contact_id, None,
+        needs_lookup, body_hash,
+    )  # fmt: skip
 
 
 SETTLED_EXISTS = Decision(Action.SETTLED, Status.EXISTS)
-LOOKUP, CREATE = Decision(Action.LOOKUP), Decision(Action.CREATE)
+LOOKUP, CREATE, PATCH = Decision(Action.LOOKUP), Decision(Action.CREATE), Decision(Action.PATCH)
+UNCHANGED = Decision(Action.SETTLED, Status.UNCHANGED)
+EARLIER = {"run_id": 3, "outcome": "created", "contact_id": "ctc_1"}
 
 CASES: list[tuple[str, Entry | None, OnExisting, Decision]] = [
     # never seen: the mode decides
@@ -46,7 +54,15 @@ CASES: list[tuple[str, Entry | None, OnExisting, Decision]] = [
     ("done before", entry("done", run_id=3, outcome="created"), "skip", SETTLED_EXISTS),
     ("done before, create", entry("done", run_id=3, outcome="created"), "create", SETTLED_EXISTS),
     ("done, no outcome", entry("done", outcome=None), "skip", SETTLED_EXISTS),
-    ("done, update", entry("done", outcome="created"), "update", LOOKUP),
+    # update mode: the fingerprint of the body Kirim last accepted decides
+    ("done, same body, update", entry("done", body_hash=BODY, **EARLIER), "update", UNCHANGED),
+    ("done, same body, skip", entry("done", body_hash=BODY, **EARLIER), "skip", SETTLED_EXISTS),
+    ("done, changed body, update", entry("done", body_hash="older", **EARLIER), "update", PATCH),
+    ("done, changed, no contact id", entry("done", body_hash="older", run_id=3), "update",
+     LOOKUP),
+    ("done, no fingerprint (0.2.0)", entry("done", **EARLIER), "update", LOOKUP),
+    ("done here, update", entry("done", outcome="updated", body_hash="older"), "update",
+     Decision(Action.SETTLED, Status.UPDATED)),
     # pending: may have reached Kirim. Same key within its lifetime: create replays
     ("pending fresh, create", entry("pending"), "create", CREATE),
     ("pending fresh, skip", entry("pending"), "skip", LOOKUP),
@@ -58,8 +74,7 @@ CASES: list[tuple[str, Entry | None, OnExisting, Decision]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("case", "journal", "mode", "expected"), CASES, ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("case", "journal", "mode", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_decide(case: str, journal: Entry | None, mode: OnExisting, expected: Decision) -> None:
-    assert decide(entry=journal, key=KEY, mode=mode, now=NOW, run_id=RUN) == expected
+    got = decide(entry=journal, key=KEY, body_hash=BODY, mode=mode, now=NOW, run_id=RUN)
+    assert got == expected
