@@ -3,9 +3,9 @@
 Rows arrive a batch at a time, in input order (``add_batch``), each batch being the validated
 rows plus what became of the ones that reached the sending stage. The report appends them to
 ``results.csv`` and ``failures.csv`` as it goes, so memory stays flat, and keeps the counts.
-``finish`` writes ``summary.json`` and only then moves the three files into place, so a
-crash never leaves a half-written report that looks whole (the partial files keep a
-``.partial`` suffix).
+``finish`` writes ``summary.json`` and ``report.html`` (the page: ``importer.page``) and only
+then moves the four files into place, so a crash never leaves a half-written report that
+looks whole (the partial files keep a ``.partial`` suffix).
 
 Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formula``).
 ``failures.csv`` has the input's own columns, unchanged, plus ``row_number``,
@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
+from importer import page
 from importer.formula import neutralise_expr
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
 from importer.send.records import RowResult
@@ -62,7 +63,8 @@ _SENT_SCHEMA: dict[str, Any] = {
     "replayed": pl.Boolean,
     "retryable": pl.Boolean,
 }
-_FILES = ("results.csv", "failures.csv", "summary.json")
+_FILES = ("results.csv", "failures.csv", "summary.json", "report.html")
+_STATUSES = frozenset(s.value for s in Status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class Report:
         self.summary: dict[str, Any] = {}
         self._results_header = True
         self._failures_header = True
+        self.facts = page.Facts()  # what the page shows beyond the counts
 
     def _partial(self, name: str) -> Path:
         return self.directory / f"{name}.partial"
@@ -108,6 +111,7 @@ class Report:
         self.counts.update(dict(merged.group_by("status").len().iter_rows()))
         problems = merged.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
+        self.facts.add(merged)
         _append(self._results, merged.select(RESULT_COLUMNS), header=self._results_header)
         self._results_header = False
         is_failure = merged["status"].is_in([Status.INVALID.value, Status.FAILED.value])
@@ -129,8 +133,16 @@ class Report:
         )
         return 1 if bad else 0
 
-    def finish(self, *, stats: RunStats, elapsed_s: float, extra: dict[str, Any]) -> int:
-        """Write summary.json, put the three files in place, and return the exit code."""
+    def finish(
+        self,
+        *,
+        stats: RunStats,
+        elapsed_s: float,
+        extra: dict[str, Any],
+        context: page.Context | None = None,
+    ) -> int:
+        """Write summary.json and report.html, put the four files in place, and return the
+        exit code."""
         code = self.exit_code(stats)
         summary: dict[str, Any] = {"rows_total": self.rows_total}
         statuses = (
@@ -151,12 +163,19 @@ class Report:
         self._results.close()
         self._failures.close()
         self._partial("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.summary = summary
+        context = context or page.Context()
+        closing = self.render(write_per_minute=context.write_per_minute, journal=context.journal)
+        counts = {"rows_total": self.rows_total, **status_counts(summary)}
+        the_page = page.render(
+            summary=summary, counts=counts, facts=self.facts, context=context, closing=closing
+        )
+        self._partial("report.html").write_text(the_page, encoding="utf-8")
         for name in _FILES:
             os.replace(self._partial(name), self.directory / name)
-        self.summary = summary
         return code
 
-    def render(self, *, write_per_minute: int = 600, journal: Path | None = None) -> str:
+    def render(self, *, write_per_minute: float = 600, journal: Path | None = None) -> str:
         """The closing lines a person reads; the last one names the report folder."""
         c, summary = self.counts, self.summary
         if self.dry_run:
@@ -176,8 +195,8 @@ class Report:
                 when = "fits in the bucket's first burst: seconds, bounded by round trips"
             else:
                 eta = _duration((valid - capacity) / (capacity / 60))
-                when = f"would take about {eta} after the first burst of {capacity}"
-            lines.append(f"At {capacity} writes/min, creating {valid} contacts {when}.")
+                when = f"would take about {eta} after the first burst of {capacity:.0f}"
+            lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
         else:
             lines.append(
                 f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
@@ -186,6 +205,7 @@ class Report:
         if summary.get("stopped"):
             lines.append(f"Stopped early: {summary['stopped']}")
             lines.append(f"Rerun the same command to resume: finished rows are kept in {journal}.")
+        lines.append(f"Report page: {self.directory / 'report.html'}")
         lines.append(f"Reports: {self.directory}")
         return "\n".join(lines)
 
@@ -202,6 +222,11 @@ class Report:
         files stay open for ``finish``."""
         if exc_type is not None:
             self.abandon()
+
+
+def status_counts(summary: Mapping[str, Any]) -> dict[str, int]:
+    """The summary's counts by status, in its order: whatever statuses it has."""
+    return {k: v for k, v in summary.items() if k in _STATUSES}
 
 
 def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
