@@ -1,7 +1,8 @@
 """``kirim-import history``: the runs a journal holds, newest first, one line each.
 
 A line gives the start time, the file, the mode (``--on-existing``), the counts by status,
-requests, 429s, the duration, the exit code and the report folder, as recorded when the run
+requests, 429s, the duration, the exit code, the report folder and why it stopped early (if it
+did), as recorded when the run
 finished or stopped (``journal.save_run``). A resumed run keeps its number and its first start
 time; its record is the last attempt's (whose report counts every row of the run). A run
 without a record (killed, still going, or run by 0.2.0) shows what the journal has.
@@ -70,7 +71,6 @@ def _fields(run: RunLine) -> list[str]:
         state = "finished" if run.finished_at is not None else "unfinished"
         return [*head, f"{state}, no record (killed, still running, or run by 0.2.0)"]
     counts = ", ".join(f"{n} {status}" for status, n in r.counts.items() if n) or "0 rows"
-    tail = f"exit {r.exit_code}" + (f" (stopped: {r.stopped})" if r.stopped else "")
     return [
         *head,
         r.file,
@@ -79,8 +79,9 @@ def _fields(run: RunLine) -> list[str]:
         f"{r.requests} requests",
         f"{r.http_429} 429s",
         f"{r.elapsed_s:.1f} s",
-        tail,
+        f"exit {r.exit_code}",
         r.report_dir,
+        *([f"stopped: {r.stopped}"] if r.stopped else []),
     ]
 
 

@@ -47,7 +47,8 @@ def require() -> str:
     where ``.ci/run`` installs it and a skip would hide that the page went unchecked."""
     found = find()
     if found is None:
-        why = "no chromium on PATH (apt-get install chromium, or set CHROMIUM)"
+        where = f"$CHROMIUM={os.environ['CHROMIUM']}" if os.environ.get("CHROMIUM") else "PATH"
+        why = f"no chromium found ({where}): apt-get install chromium, or set CHROMIUM"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {why}")
         pytest.skip(why)
