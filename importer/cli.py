@@ -3,6 +3,7 @@
     kirim-import plan FILE [input options]           validate and report, no network
     kirim-import run FILE [run options]              import into Kirim (or --sandbox)
     kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
+    kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
 
 Exit codes: 0 all rows fine; 1 some rows invalid or failed; 2 usage or input error, nothing
 sent; 3 stopped early (auth, account, signal, retry budget); 130 a second Ctrl-C.
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from importer import __version__, pipeline
+from importer import __version__, history, pipeline
 from importer.errors import ImporterError, InputError, StopRun
 from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
 from importer.redact import KEY_SHAPE
@@ -32,6 +33,8 @@ from importer.validate.mapping import load_mapping_file
 from importer.validate.records import FIELDS
 
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
+REPORTS = Path("reports")  # the default report folders go here, the journal beside them
+JOURNAL_FILE = "kirim-journal.sqlite"
 
 
 class UsageError(Exception):
@@ -139,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
+    past = sub.add_parser("history", help="the runs a journal holds, newest first")
+    past.add_argument(
+        "--state", type=Path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
+    )
+    past.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -193,7 +201,7 @@ def report_dir(args: argparse.Namespace, command: str) -> Path:
     if args.report_dir is not None:
         return cast(Path, args.report_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path("reports") / f"{args.file.stem}-{command}-{stamp}"
+    base = REPORTS / f"{args.file.stem}-{command}-{stamp}"
     candidate, n = base, 1
     while candidate.exists():
         n += 1
@@ -223,7 +231,7 @@ def check_base_url(url: str) -> str:
 def default_state(report_dir: Path, *, sandbox: bool) -> Path:
     """The journal beside the report folders; a --sandbox run's own, inside its folder (each
     sandbox is a fresh organisation: its entries would only clutter the real journal)."""
-    return report_dir / "journal.sqlite" if sandbox else report_dir.parent / "kirim-journal.sqlite"
+    return report_dir / "journal.sqlite" if sandbox else report_dir.parent / JOURNAL_FILE
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -300,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from importer.sandbox import command as sandbox_command
 
             return sandbox_command.run(args)
+        if args.command == "history":
+            state = args.state or REPORTS / JOURNAL_FILE
+            return history.show(state=state, as_json=args.json, out=sys.stdout)
         if args.command == "plan":
             if args.write_per_minute <= 0:
                 raise UsageError("--write-per-minute must be positive")

@@ -27,19 +27,21 @@ import polars as pl
 from importer import __version__
 from importer.errors import InputError, JournalError
 from importer.options import InputOptions, PlanOptions, RunOptions
+from importer.page import Context
 from importer.progress import Progress, setup_logging
 from importer.read import source
-from importer.report import Report, RunStats
+from importer.report import Report, RunStats, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher
-from importer.send.journal import Journal
+from importer.send.journal import Journal, save_run
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
 from importer.send.preflight import preflight
-from importer.send.records import RowResult
+from importer.send.records import RowResult, RunRecord
 from importer.send.retry import RetryPolicy, Sender
 from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
+from importer.timeline import Timeline
 from importer.validate import mapping, rows
 from importer.validate.records import PreparedInput
 
@@ -90,7 +92,9 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     with Report(directory=options.report_dir, dry_run=True) as report:
         for batch in prepared.batches:
             report.add_batch(rows=batch.rows, original=batch.original)
-    code = report.finish(stats=RunStats(), elapsed_s=time.monotonic() - started, extra=VERSIONS)
+    context = Context(options=options, write_per_minute=options.write_per_minute)
+    elapsed = time.monotonic() - started
+    code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=VERSIONS, context=context)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
 
@@ -220,6 +224,16 @@ async def run(
                 )
             )
         )
+        timeline = stack.enter_context(
+            Timeline(
+                read=lambda: (
+                    progress.counts["created"],
+                    sender.stats.requests,
+                    sender.stats.http_429,
+                    sender.stats.retries,
+                )
+            ).sampling()
+        )
         upserter = Upserter(
             client=client,
             sender=sender,
@@ -254,8 +268,16 @@ async def run(
         stats=stats,
         elapsed_s=time.monotonic() - started,
         extra={**VERSIONS, "account": found.account, "journal": str(options.state)},
+        context=Context(
+            options=options,
+            write_per_minute=write_pm,
+            journal=options.state,
+            settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
+            timeline=timeline.samples,
+        ),
     )
     print(report.render(journal=options.state), file=out)
+    _keep_record(options, run_id, report, logger)
     return code
 
 
@@ -269,6 +291,28 @@ class _Say:
     def __call__(self, text: str) -> None:
         if not self._quiet:
             print(text, file=self._out)
+
+
+def _keep_record(options: RunOptions, run_id: int, report: Report, logger: logging.Logger) -> None:
+    """How the run ended, into the journal for ``history`` (a failure there is only logged:
+    the report is written, and the rows' outcomes are in the journal already)."""
+    s = report.summary
+    record = RunRecord(
+        file=str(options.input.path),
+        mode=options.on_existing,
+        counts=status_counts(s),
+        requests=s["requests_sent"],
+        http_429=s["http_429"],
+        retries=s["retries"],
+        elapsed_s=s["elapsed_s"],
+        exit_code=s["exit_code"],
+        report_dir=str(options.report_dir),
+        stopped=s["stopped"],
+    )
+    try:
+        save_run(options.state, run_id=run_id, record=record)
+    except JournalError as exc:
+        logger.warning("%s; the run is missing from history", exc)
 
 
 @contextlib.contextmanager

@@ -3,9 +3,9 @@
 Rows arrive a batch at a time, in input order (``add_batch``), each batch being the validated
 rows plus what became of the ones that reached the sending stage. The report appends them to
 ``results.csv`` and ``failures.csv`` as it goes, so memory stays flat, and keeps the counts.
-``finish`` writes ``summary.json`` and only then moves the three files into place, so a
-crash never leaves a half-written report that looks whole (the partial files keep a
-``.partial`` suffix).
+``finish`` writes ``summary.json`` and ``report.html`` (the page: ``importer.page``) and only
+then moves the four files into place, so a crash never leaves a half-written report that
+looks whole (the partial files keep a ``.partial`` suffix).
 
 Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formula``).
 ``failures.csv`` has the input's own columns, unchanged, plus ``row_number``,
@@ -18,13 +18,14 @@ import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 
+from importer import page
 from importer.errors import ReportError
 from importer.formula import neutralise_expr
 from importer.private import open_private, private_folder
@@ -65,7 +66,8 @@ _SENT_SCHEMA: dict[str, Any] = {
     "replayed": pl.Boolean,
     "retryable": pl.Boolean,
 }
-_FILES = ("results.csv", "failures.csv", "summary.json")
+_FILES = ("results.csv", "failures.csv", "summary.json", "report.html")
+_STATUSES = frozenset(s.value for s in Status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class Report:
             )
         except OSError as exc:
             raise ReportError(_cannot_write(directory, exc)) from None
+        self.facts = page.Facts()  # what the page shows beyond the counts
 
     def _broke(self, exc: OSError) -> None:
         if self.broken is None:
@@ -135,6 +138,7 @@ class Report:
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
         if self.broken is not None:
             return  # counted; the files are gone for this run
+        self.facts.add(merged)
         is_failure = merged["status"].is_in([Status.INVALID.value, Status.FAILED.value])
         keep = [c for c in original.columns if c not in FAILURE_COLUMNS]
         failures = pl.concat(
@@ -159,9 +163,17 @@ class Report:
         )
         return 1 if bad else 0
 
-    def finish(self, *, stats: RunStats, elapsed_s: float, extra: dict[str, Any]) -> int:
-        """Write summary.json, put the three files in place, and return the exit code. When a
-        file cannot be written the partial files stay as they are, and the code is 3."""
+    def finish(
+        self,
+        *,
+        stats: RunStats,
+        elapsed_s: float,
+        extra: dict[str, Any],
+        context: page.Context | None = None,
+    ) -> int:
+        """Write summary.json and report.html, put the four files in place, and return the
+        exit code. When a file cannot be written the partial files stay as they are, and the
+        code is 3."""
         code = self.exit_code(stats)
         summary: dict[str, Any] = {"rows_total": self.rows_total}
         statuses = (
@@ -186,8 +198,17 @@ class Report:
             self._results.close()
             self._failures.close()
             if self.broken is None:
-                with os.fdopen(open_private(self._partial("summary.json")), "w") as handle:
-                    handle.write(json.dumps(summary, indent=2) + "\n")
+                _write_private(self._partial("summary.json"), json.dumps(summary, indent=2) + "\n")
+                context = context or page.Context()
+                closing = self.render(
+                    write_per_minute=context.write_per_minute, journal=context.journal
+                )
+                counts = {"rows_total": self.rows_total, **status_counts(summary)}
+                the_page = page.render(
+                    summary=summary, counts=counts, facts=self.facts, context=context,
+                    closing=closing,
+                )  # fmt: skip
+                _write_private(self._partial("report.html"), the_page)
                 for name in _FILES:
                     os.replace(self._partial(name), self.directory / name)
         except OSError as exc:
@@ -197,7 +218,7 @@ class Report:
             return 3
         return code
 
-    def render(self, *, write_per_minute: int = 600, journal: Path | None = None) -> str:
+    def render(self, *, write_per_minute: float = 600, journal: Path | None = None) -> str:
         """The closing lines a person reads; the last one names the report folder."""
         c, summary = self.counts, self.summary
         if self.dry_run:
@@ -218,8 +239,8 @@ class Report:
                 when = "fits in the bucket's first burst: seconds, bounded by round trips"
             else:
                 eta = _duration((valid - capacity) / (capacity / 60))
-                when = f"would take about {eta} after the first burst of {capacity}"
-            lines.append(f"At {capacity} writes/min, creating {valid} contacts {when}.")
+                when = f"would take about {eta} after the first burst of {capacity:.0f}"
+            lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
         else:
             lines.append(
                 f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
@@ -233,6 +254,8 @@ class Report:
                 )
         if self.broken is not None:
             lines.append(f"Reports incomplete: {self.broken} (partial files left as they are)")
+        else:
+            lines.append(f"Report page: {self.directory / 'report.html'}")
         lines.append(f"Reports: {self.directory}")
         return "\n".join(lines)
 
@@ -250,6 +273,11 @@ class Report:
         files stay open for ``finish``."""
         if exc_type is not None:
             self.abandon()
+
+
+def status_counts(summary: Mapping[str, Any]) -> dict[str, int]:
+    """The summary's counts by status, in its order: whatever statuses it has."""
+    return {k: v for k, v in summary.items() if k in _STATUSES}
 
 
 def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
@@ -297,6 +325,11 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
         .otherwise(pl.col("retryable"))
         .alias("retryable"),
     ).drop("sent_status", "sent_error_code", "sent_error_message")
+
+
+def _write_private(path: Path, text: str) -> None:
+    with os.fdopen(open_private(path), "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _cannot_write(directory: Path, exc: OSError) -> str:

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from importer.errors import JournalError
 from importer.private import FILE_MODE, private_file, private_folder
-from importer.send.records import Entry, Outcome
+from importer.send.records import Entry, Outcome, RunLine, RunRecord
 
 # A rowid table: rows sit in the order they were intended, so the outcomes of a batch
 # rewrite a few adjacent pages instead of one random page each. (Journals made by 0.1.0
@@ -90,6 +90,13 @@ _ENTRIES = (  # only "?" marks are formatted in
     " needs_lookup, body_hash, labels FROM contacts"
     " WHERE org=? AND account=? AND phone IN ({marks})"
 )
+# How a run ended, for `kirim-import history` (``save_run``, ``runs``): added to the runs table
+# of any journal that lacks them (0.2.0 kept none), so old runs show what they have.
+_RUN_COLUMNS = {
+    "file": "TEXT", "mode": "TEXT", "counts": "TEXT", "requests": "INTEGER",
+    "http_429": "INTEGER", "retries": "INTEGER", "elapsed_s": "REAL", "exit_code": "INTEGER",
+    "report_dir": "TEXT", "stopped": "TEXT", "ended_at": "REAL",
+}  # fmt: skip
 
 T = TypeVar("T")
 
@@ -176,6 +183,10 @@ class Journal:
             for name, kind in _ADDED.items():
                 if name not in columns:
                     db.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
+            have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            for name, kind in _RUN_COLUMNS.items():
+                if name not in have:  # a new journal, or one from 0.2.0: the runs' records
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
         except BaseException:
             db.close()
             raise
@@ -309,3 +320,56 @@ class Journal:
             self._closed = True
             self._thread.submit(self._db.close).result()
             self._thread.shutdown()
+
+
+# --- a run's record, after the journal is closed ---------------------------------------------
+
+
+def save_run(path: Path, *, run_id: int, record: RunRecord, now: float | None = None) -> None:
+    """Keep how run ``run_id`` ended (it finished or stopped) for ``history``. Its own short
+    connection: the run's journal is closed by then. Raises ``JournalError``."""
+    values = (
+        record.file, record.mode, json.dumps(dict(record.counts)), record.requests,
+        record.http_429, record.retries, record.elapsed_s, record.exit_code, record.report_dir,
+        record.stopped, time.time() if now is None else now, run_id,
+    )  # fmt: skip
+    sets = ", ".join(f"{name}=?" for name in _RUN_COLUMNS)
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, timeout=5.0)
+        with contextlib.closing(db), db:
+            db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", values)
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None
+
+
+def runs(path: Path) -> list[RunLine]:
+    """Every run the journal holds, newest first, read only; a column the journal lacks (one
+    from 0.2.0) reads as missing. Raises ``JournalError``."""
+    if not path.is_file():
+        raise JournalError(f"no journal at {path}")
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        with contextlib.closing(db):
+            have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            if not have:
+                raise JournalError(f"{path} is not a kirim-import journal (no runs table)")
+            wanted = ("run_id", "org", "account", "started_at", "finished_at", *_RUN_COLUMNS)
+            columns = ", ".join(c if c in have else "NULL" for c in wanted)
+            rows = db.execute(f"SELECT {columns} FROM runs ORDER BY run_id DESC").fetchall()
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None
+    return [_run_line(row) for row in rows]
+
+
+def _run_line(row: tuple[Any, ...]) -> RunLine:
+    run_id, org, account, started, finished = row[:5]
+    f = dict(zip(_RUN_COLUMNS, row[5:], strict=True))
+    record = None
+    if f["file"] is not None:
+        record = RunRecord(
+            file=f["file"], mode=f["mode"], counts=json.loads(f["counts"] or "{}"),
+            requests=f["requests"], http_429=f["http_429"], retries=f["retries"],
+            elapsed_s=f["elapsed_s"], exit_code=f["exit_code"], report_dir=f["report_dir"],
+            stopped=f["stopped"],
+        )  # fmt: skip
+    return RunLine(int(run_id), org, account, started, finished, f["ended_at"], record)

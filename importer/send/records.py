@@ -3,6 +3,7 @@ what became of each row that reached this stage."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from importer.validate.records import Status
@@ -54,3 +55,34 @@ class RowResult:
     attempts: int = 0
     replayed: bool = False
     retryable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """How a run ended, kept in the journal's ``runs`` table (``journal.save_run``) for
+    ``kirim-import history``."""
+
+    file: str
+    mode: str  # --on-existing
+    counts: Mapping[str, int]  # by status, as in summary.json
+    requests: int
+    http_429: int
+    retries: int
+    elapsed_s: float
+    exit_code: int
+    report_dir: str
+    stopped: str | None = None  # why it stopped early, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class RunLine:
+    """A run as the journal has it (``journal.runs``). ``record`` is None when the run left
+    none: killed, still going, or run by 0.2.0 (which kept no record)."""
+
+    run_id: int
+    org: str
+    account: str
+    started_at: float
+    finished_at: float | None  # set when the run ended without stopping early
+    ended_at: float | None  # when its record was written
+    record: RunRecord | None
