@@ -207,13 +207,13 @@ class KirimClient:
         max_connections: int = 64,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
+        self._base = base_url.rstrip("/") + "/"
+        self._headers = [
+            ("Authorization", f"Bearer {api_key}"),
+            ("User-Agent", USER_AGENT),
+            ("Accept", "application/json"),
+        ]
         self._http = HttpxAiohttpClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
             timeout=httpx.Timeout(timeout_s, connect=10.0),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -222,6 +222,7 @@ class KirimClient:
             trust_env=True,  # proxies and CA settings from the environment, as httpx reads them
             follow_redirects=False,
         )
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per path: parsing showed in profiles
         self._cap = max_answer_bytes
         self._deadline = timeout_s
         self._secrets = (api_key,)
@@ -245,26 +246,32 @@ class KirimClient:
         body: dict[str, Any] | None = None,
         key: str | None = None,
     ) -> Reply:
-        headers = {}
+        headers = list(self._headers)
         content = None
         if body is not None:
             content = canonical_json(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers.append(("Content-Type", "application/json"))
         if key is not None:
-            headers["Idempotency-Key"] = key
+            headers.append(("Idempotency-Key", key))
+        if params is None:
+            url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self._base + path))
+        else:
+            url = httpx.URL(self._base + path, params=params)
+        # built here and handed to send(): the client still picks the transport (proxy or
+        # not) and applies its timeouts, without build_request's URL and cookie merging
+        request = httpx.Request(method, url, headers=headers, content=content)
         try:
-            async with (
-                asyncio.timeout(self._deadline),
-                self._http.stream(
-                    method, path, params=params, content=content, headers=headers
-                ) as response,
-            ):
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self._cap:
-                        raise AnswerTooLarge(f"an answer of more than {self._cap // 1024} KiB")
-                    chunks.append(chunk)
+            async with asyncio.timeout(self._deadline):
+                response = await self._http.send(request, stream=True)
+                try:
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self._cap:
+                            raise AnswerTooLarge(f"an answer of more than {self._cap // 1024} KiB")
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
         except TimeoutError:
             return unanswered(TimeoutError(f"no whole answer within {self._deadline:g} s"))
         except (httpx.TransportError, OSError) as exc:
