@@ -94,7 +94,17 @@ def _detected(path: Path, head: bytes) -> Encoding:
 
     with path.open("rb") as f:  # a sample: the detector holds what it is given in memory
         sample = f.read(_SAMPLE)
-    best = charset_normalizer.from_bytes(sample).best()
+    found = charset_normalizer.from_bytes(sample)
+    best = found.best()
+    if best is not None:  # a tie between code pages: the common one
+        best = next(
+            (
+                m for m in found
+                if m.encoding == "cp1252" and m.chaos <= best.chaos
+                and m.coherence >= best.coherence
+            ),
+            best,
+        )  # fmt: skip
     if best is None:
         raise InputError(
             f"{path}: not UTF-8, and its encoding could not be recognised; "

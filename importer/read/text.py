@@ -48,6 +48,7 @@ TextFormat = Literal["csv", "tsv"]
 _DELIMITERS = (",", ";", "\t", "|")
 _CHUNK = 1 << 20
 _SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())  # what str.strip() strips
+_NO_DELIMITERS = str.maketrans(dict.fromkeys(_DELIMITERS, ""))
 _HEAD_LINES = 200  # lines looked at for the delimiter, the header and a title row
 
 
@@ -159,8 +160,11 @@ def _layout(path: Path, target: Path, fmt: TextFormat, options: InputOptions) ->
 
 
 def _detect_delimiter(lines: list[str]) -> str:
-    """The most frequent delimiter outside quotes on the first line that holds one."""
+    """The most frequent delimiter outside quotes on the first line that holds one and is
+    not blank (Excel writes ``,,,`` or ``;;;`` for an empty row)."""
     for line in lines:
+        if not line.translate(_NO_DELIMITERS).strip():
+            continue
         counts = dict.fromkeys(_DELIMITERS, 0)
         quoted = False
         for ch in line:
