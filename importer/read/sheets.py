@@ -101,11 +101,7 @@ def _column_letter(i: int) -> str:
 
 def _readable(expr: pl.Expr) -> pl.Expr:
     """Dates as ``2024-01-15``, times as ``14:30``, date-times without ``:00`` seconds."""
-    return (
-        expr.str.replace(_DATE, "$1")
-        .str.replace(_TIME, "$1")
-        .str.replace(_ZERO_SECONDS, "$1$2")
-    )
+    return expr.str.replace(_DATE, "$1").str.replace(_TIME, "$1").str.replace(_ZERO_SECONDS, "$1$2")
 
 
 def _has_data(book: Any, name: str) -> bool:

@@ -83,8 +83,11 @@ def test_title_row_suggests_header_row(tmp_path: Path) -> None:
                        r"pass --header-row 3"):  # fmt: skip
         _open(_write(tmp_path, "a.csv", data))
     titled = b"Daftar Pelanggan,,\nNo HP,Nama,Kota\n0812,A,B\n"
-    with pytest.raises(InputError, match=r"has no column name but holds data; name it; line 1 "
-                       r"looks like a title and line 2 like the header: pass --header-row 2"):  # fmt: skip
+    message = (
+        r"has no column name but holds data; name it; line 1 "
+        r"looks like a title and line 2 like the header: pass --header-row 2"
+    )
+    with pytest.raises(InputError, match=message):
         _open(_write(tmp_path, "b.csv", titled))
     reader = _open(_write(tmp_path, "c.csv", titled), header_row=2)
     assert reader.info.columns == ("No HP", "Nama", "Kota")

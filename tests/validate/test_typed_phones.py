@@ -43,7 +43,8 @@ def test_float_artefact_read_with_a_warning() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["+62 812 3456 7890 ext. 12", "0812345678 x12", "021-555-0123 #12", "+1 415 555 2671 ext 3"]
+    "raw",
+    ["+62 812 3456 7890 ext. 12", "0812345678 x12", "021-555-0123 #12", "+1 415 555 2671 ext 3"],
 )
 def test_extension_is_invalid(raw: str) -> None:
     result = parse_phone(raw, default_region="ID", require_mobile=False)
@@ -106,7 +107,12 @@ def _resolve(columns: list[str]) -> object:
 def test_outlook_priority_mobile_then_primary_then_the_rest() -> None:
     colmap = resolve(columns=tuple(OUTLOOK), options=InputOptions(path=Path("x.csv")))
     assert colmap.phone == "Mobile Phone"
-    assert colmap.phone_fallbacks == ("Primary Phone", "Home Phone", "Home Phone 2", "Business Phone")
+    assert colmap.phone_fallbacks == (
+        "Primary Phone",
+        "Home Phone",
+        "Home Phone 2",
+        "Business Phone",
+    )
     assert colmap.email == "E-mail Address"
     assert colmap.name == ("First Name", "Last Name")
     assert describe(colmap)[0] == (
@@ -145,10 +151,14 @@ def test_whatsapp_column_wins_and_empty_cells_fall_back_with_a_warning() -> None
     rows = _validate(frame)
     assert rows["phone_number"].to_list() == ["+6281234567890", "+6281311113333", None]
     assert rows["warning"].to_list() == [
-        None, "column 'No WA' is empty: the phone is from 'Phone'", None
+        None,
+        "column 'No WA' is empty: the phone is from 'Phone'",
+        None,
     ]
     assert rows["error_message"].to_list() == [
-        None, None, "columns 'No WA', 'Mobile', 'Phone' are all empty"
+        None,
+        None,
+        "columns 'No WA', 'Mobile', 'Phone' are all empty",
     ]
 
 
