@@ -168,7 +168,9 @@ def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     sheet, table, others = _load_sheet(path, options.sheet, kind)
     table = table.with_row_index("_line", offset=1)
     cells = [c for c in table.columns if c != "_line"]
-    filled = table.filter(pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells))
+    filled = table.clear()
+    if cells:
+        filled = table.filter(pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells))
     if filled.is_empty():
         holding = ", ".join(repr(s) for s in others)
         elsewhere = f"; sheets that hold data: {holding} (pick one with --sheet)" if others else ""
