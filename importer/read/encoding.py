@@ -50,9 +50,9 @@ def choose(path: Path, wanted: str | None) -> Encoding:
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _must_decode(path, "utf-16", hint="; pass --encoding with the file's real encoding")
         return Encoding("utf-16", "utf-16")
-    good, bad, lines = _utf8_census(path)
-    if not bad:
+    if _decodes(path, "utf-8-sig"):  # the usual case, at C speed
         return Encoding("utf-8-sig", _label("utf-8-sig", head))
+    good, bad, lines = _utf8_census(path)
     if good >= bad:
         where = ", ".join(map(str, lines)) + (" ..." if bad > len(lines) else "")
         raise InputError(
@@ -121,6 +121,18 @@ def _detected(path: Path, head: bytes) -> Encoding:
         "pass --encoding to choose another"
     )
     return Encoding(codec, codec, note)
+
+
+def _decodes(path: Path, codec: str) -> bool:
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    with path.open("rb") as f:
+        try:
+            while chunk := f.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 def _same(sample: bytes, one: str, other: str) -> bool:
