@@ -28,6 +28,7 @@ import phonenumbers
 from importer import __version__, history, pipeline
 from importer.errors import ImporterError, InputError, StopRun
 from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
+from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
 from importer.validate.records import FIELDS
@@ -42,11 +43,32 @@ class UsageError(Exception):
 
 
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="CSV, TSV, Parquet or XLSX file")
+    parser.add_argument(
+        "file",
+        type=Path,
+        help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), or - for stdin",
+    )
     g = parser.add_argument_group("reading and mapping")
-    g.add_argument("--encoding", help="text encoding (default: detect UTF-8, else cp1252)")
+    g.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="what the file is, whatever its name says (needed for - , standard input)",
+    )
+    g.add_argument(
+        "--encoding", help="text encoding (default: UTF-8, else detected; this always wins)"
+    )
     g.add_argument("--delimiter", help="field delimiter: , ; tab | (default: detect)")
-    g.add_argument("--sheet", help="XLSX sheet name (default: the first)")
+    g.add_argument(
+        "--sheet", help="a workbook's sheet: its name (any case) or 1-based position "
+        "(default: the first visible)"
+    )
+    g.add_argument(
+        "--header-row",
+        type=int,
+        metavar="N",
+        help="the header's line in a text file, or row in a sheet (1-based; default: the "
+        "first non-blank)",
+    )
     g.add_argument(
         "--map",
         action="append",
@@ -183,11 +205,15 @@ def input_options(args: argparse.Namespace) -> InputOptions:
             codecs.lookup(args.encoding)
         except LookupError:
             raise UsageError(f"--encoding {args.encoding!r} is not a known encoding") from None
+    if args.header_row is not None and args.header_row < 1:
+        raise UsageError(f"--header-row {args.header_row}: the first line is 1")
     return InputOptions(
         path=args.file,
         encoding=args.encoding,
         delimiter=delimiter,
         sheet=args.sheet,
+        header_row=args.header_row,
+        format=args.format,
         field_map=field_map,
         metadata=_metadata(args.metadata),
         default_region=region,
@@ -201,7 +227,8 @@ def report_dir(args: argparse.Namespace, command: str) -> Path:
     if args.report_dir is not None:
         return cast(Path, args.report_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = REPORTS / f"{args.file.stem}-{command}-{stamp}"
+    stem = "stdin" if str(args.file) == "-" else args.file.name.split(".")[0] or args.file.stem
+    base = REPORTS / f"{stem}-{command}-{stamp}"
     candidate, n = base, 1
     while candidate.exists():
         n += 1

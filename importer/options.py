@@ -21,7 +21,9 @@ class InputOptions:
     path: Path
     encoding: str | None = None  # None: detect (UTF-8 with or without BOM, else cp1252)
     delimiter: str | None = None  # None: detect from the header line (, ; tab |)
-    sheet: str | None = None  # XLSX sheet name; None: the first sheet
+    sheet: str | None = None  # a sheet's name (any case) or 1-based position; None: first visible
+    header_row: int | None = None  # the header's file line / sheet row (1-based); None: find it
+    format: str | None = None  # csv, tsv, parquet, xlsx, ...: overrides the extension ("-": stdin)
     field_map: Mapping[str, str] = field(default_factory=dict)  # API field -> header (--map)
     metadata: MetadataPolicy = "all"  # which unmapped columns go to metadata
     default_region: str | None = None  # ISO 3166 alpha-2, for national numbers only

@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import httpx
 import phonenumbers
@@ -43,10 +43,11 @@ from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
-from importer.validate.records import PreparedInput
+from importer.validate.records import PreparedInput, ValidatedBatch
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
 MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
+_T = TypeVar("_T")
 
 
 def prepare(options: InputOptions) -> PreparedInput:
@@ -74,12 +75,15 @@ def header_lines(prepared: PreparedInput) -> list[str]:
             ("encoding", info.encoding),
             ("delimiter", info.delimiter),
             ("sheet", info.sheet),
+            ("header_line", info.header_line if info.header_line != 1 else None),
+            ("compression", info.compression),
         )
         if v
     )
     lines = [
         f"Input: {info.path} ({info.format}{', ' + how if how else ''}), "
         f"{len(info.columns)} columns",
+        *(f"  warning: {note}" for note in info.notes),
         "Mapping:",
     ]
     return lines + [f"  {line}" for line in mapping.describe(prepared.mapping)]
@@ -254,9 +258,10 @@ async def run(
             upserter=upserter,
             listener=_Listener(progress, report, logger),
         )
-        await _drive(work, prepared, stop)
+        await _drive(work, _stop_on_input_error(prepared.batches, stop), stop)
         if stop.requested and prepared.reread is not None:
-            work.unread(prepared.reread(), phone_column=prepared.mapping.phone)
+            unread = _stop_on_input_error(iter(prepared.reread()), stop)
+            work.unread(unread, phone_column=prepared.mapping.phone)
     stats = RunStats(
         requests_sent=sender.stats.requests,
         http_429=sender.stats.http_429,
@@ -315,6 +320,15 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
         logger.warning("%s; the run is missing from history", exc)
 
 
+def _stop_on_input_error(items: Iterator[_T], stop: Stop) -> Iterator[_T]:
+    """``items`` until reading the input fails mid-run: then the run stops like any other
+    stop (every row read is reported, exit 3), rather than ending with an exception."""
+    try:
+        yield from items
+    except InputError as exc:
+        stop.request(Why.INPUT, f"the input could not be read further: {exc}")
+
+
 @contextlib.contextmanager
 def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[None]:
     """Close the journal when the run ends: after an error quietly (the first exception is
@@ -336,7 +350,7 @@ def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[N
             stop.request(Why.JOURNAL, str(exc))
 
 
-async def _drive(work: Dispatcher, prepared: PreparedInput, stop: Stop) -> None:
+async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop) -> None:
     """Run the workers over the batches; a signal stops intake and lets in-flight rows finish
     for at most ``drain_timeout_s``."""
     loop = asyncio.get_running_loop()
@@ -348,7 +362,7 @@ async def _drive(work: Dispatcher, prepared: PreparedInput, stop: Stop) -> None:
 
     with _signals(on_signal):
         workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
-        await work.feed(prepared.batches)
+        await work.feed(batches)
         for _ in workers:
             await work.queue.put(None)
         pending, deadline = set(workers), None

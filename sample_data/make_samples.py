@@ -8,12 +8,20 @@
                         -> ``--default-region MX`` (the Brazilian ones carry +55 or 0055).
 - contacts.parquet      phone as an int64 column (country code, no '+')
                         -> ``--default-region ID`` (62... digits are read as +62...).
+- google_contacts.csv   a Google Contacts export ("Google CSV", the published column list):
+                        UTF-8, "Phone 1 - Value" / "Phone 2 - Value", " ::: " between two
+                        values in one cell, a quoted multi-line note, a stray quote in a
+                        nickname -> ``--default-region ID``.
+- outlook_contacts.csv  an Outlook export (the published column list): cp1252 (as Outlook
+                        writes CSV on Windows), CRLF, four phone columns (Mobile, Primary,
+                        Home, Business...) -> ``--default-region ID``.
 The others mix valid rows, invalid rows (too short, letters, scientific notation, bad email) and
 duplicates that only show after normalisation (0812-3456-7890 vs +62 812 3456 7890).
 """
 
 from __future__ import annotations
 
+import csv
 import random
 from pathlib import Path
 
@@ -123,8 +131,164 @@ def contacts_parquet() -> None:
     frame.write_parquet(HERE / "contacts.parquet")
 
 
+GOOGLE = [
+    "First Name",
+    "Middle Name",
+    "Last Name",
+    "Phonetic First Name",
+    "Phonetic Middle Name",
+    "Phonetic Last Name",
+    "Name Prefix",
+    "Name Suffix",
+    "Nickname",
+    "File As",
+    "Organization Name",
+    "Organization Title",
+    "Organization Department",
+    "Birthday",
+    "Notes",
+    "Photo",
+    "Labels",
+    "E-mail 1 - Label",
+    "E-mail 1 - Value",
+    "E-mail 2 - Label",
+    "E-mail 2 - Value",
+    "Phone 1 - Label",
+    "Phone 1 - Value",
+    "Phone 2 - Label",
+    "Phone 2 - Value",
+    "Address 1 - Label",
+    "Address 1 - Formatted",
+    "Address 1 - Street",
+    "Address 1 - City",
+    "Address 1 - PO Box",
+    "Address 1 - Region",
+    "Address 1 - Postal Code",
+    "Address 1 - Country",
+    "Address 1 - Extended Address",
+    "Website 1 - Label",
+    "Website 1 - Value",
+]
+OUTLOOK = [
+    "First Name",
+    "Middle Name",
+    "Last Name",
+    "Title",
+    "Suffix",
+    "Nickname",
+    "Given Yomi",
+    "Surname Yomi",
+    "E-mail Address",
+    "E-mail 2 Address",
+    "E-mail 3 Address",
+    "Home Phone",
+    "Home Phone 2",
+    "Business Phone",
+    "Business Phone 2",
+    "Mobile Phone",
+    "Car Phone",
+    "Other Phone",
+    "Primary Phone",
+    "Pager",
+    "Business Fax",
+    "Home Fax",
+    "Other Fax",
+    "Company Main Phone",
+    "Callback",
+    "Radio Phone",
+    "Telex",
+    "TTY/TDD Phone",
+    "IMAddress",
+    "Job Title",
+    "Department",
+    "Company",
+    "Office Location",
+    "Manager's Name",
+    "Assistant's Name",
+    "Assistant's Phone",
+    "Company Yomi",
+    "Business Street",
+    "Business City",
+    "Business State",
+    "Business Postal Code",
+    "Business Country/Region",
+    "Home Street",
+    "Home City",
+    "Home State",
+    "Home Postal Code",
+    "Home Country/Region",
+    "Other Street",
+    "Other City",
+    "Other State",
+    "Other Postal Code",
+    "Other Country/Region",
+    "Personal Web Page",
+    "Spouse",
+    "Schools",
+    "Hobby",
+    "Location",
+    "Web Page",
+    "Birthday",
+    "Anniversary",
+    "Notes",
+]
+
+
+def _export(header: list[str], rows: list[dict[str, str]]) -> list[list[str]]:
+    return [header, *([row.get(h, "") for h in header] for row in rows)]
+
+
+def google_csv() -> None:
+    """Eight contacts as Google Contacts exports them."""
+    rows = [
+        {"First Name": "Budi", "Last Name": "Santoso", "Labels": "* myContacts",
+         "E-mail 1 - Label": "* Home", "E-mail 1 - Value": "budi@contoh.co.id",
+         "Phone 1 - Label": "Mobile", "Phone 1 - Value": "+62 812-3456-7801"},
+        {"First Name": "Siti", "Last Name": "Wijaya", "Nickname": 'Bu"Siti',
+         "Labels": "* myContacts ::: Pelanggan", "Phone 1 - Label": "Mobile",
+         "Phone 1 - Value": "0812-3456-7802", "Phone 2 - Label": "Work",
+         "Phone 2 - Value": "021-5550-1234"},
+        {"First Name": "Agus", "Last Name": "Pratama", "Phone 1 - Label": "Mobile ::: Work",
+         "Phone 1 - Value": "+62 812-3456-7803 ::: +62 813-1111-2222"},
+        {"First Name": "Dewi", "Last Name": "Lestari", "Notes": "Pelanggan lama,\nsuka diskon",
+         "Phone 2 - Label": "Mobile", "Phone 2 - Value": "0812 3456 7804",
+         "E-mail 1 - Value": "dewi@contoh.co.id", "E-mail 2 - Value": "dewi@kantor.co.id"},
+        {"First Name": "Joko", "Last Name": "Widodo", "Birthday": "1961-06-21",
+         "Phone 1 - Label": "Mobile", "Phone 1 - Value": "tel:+6281234567805"},
+        {"First Name": "Rina", "Organization Name": "Toko Maju", "Phone 1 - Label": "Mobile",
+         "Phone 1 - Value": "0812-3456"},
+        {"First Name": "María", "Last Name": "García", "Phone 1 - Label": "Mobile",
+         "Phone 1 - Value": "+52 1 55 1234 5678", "Address 1 - City": "Ciudad de México"},
+        {"First Name": "Andi", "Phone 1 - Label": "Mobile", "Phone 1 - Value": "+62 812-3456-7801"},
+    ]  # fmt: skip
+    with (HERE / "google_contacts.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(_export(GOOGLE, rows))
+
+
+def outlook_csv() -> None:
+    """Eight contacts as Outlook exports them (cp1252, CRLF, every column quoted)."""
+    rows = [
+        {"First Name": "Budi", "Last Name": "Santoso", "E-mail Address": "budi@contoh.co.id",
+         "Mobile Phone": "+62 812 3456 7811", "Business Phone": "+62 21 5550 1234"},
+        {"First Name": "José", "Last Name": "Müller", "Primary Phone": "0812 3456 7812",
+         "Home Phone": "021 5550 1235", "Company": "Café Größe"},
+        {"First Name": "Siti", "Last Name": "Wijaya", "Home Phone": "0812-3456-7813",
+         "E-mail Address": "siti@contoh.co.id", "E-mail 2 Address": "siti@kantor.co.id"},
+        {"First Name": "Agus", "Mobile Phone": "+62 812 3456 7814 ext. 12"},
+        {"First Name": "Dewi", "Mobile Phone": "0812 3456 7815", "Notes": "VIP; \"emas\""},
+        {"First Name": "Eko", "Mobile Phone": "12345"},
+        {"First Name": "Rina", "Business Phone": "+62 812 3456 7816", "Birthday": "1/15/1990"},
+        {"First Name": "Nur", "Mobile Phone": "+62 812 3456 7811"},
+    ]  # fmt: skip
+    with (HERE / "outlook_contacts.csv").open("w", newline="", encoding="cp1252") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        writer.writerows(_export(OUTLOOK, rows))
+
+
 if __name__ == "__main__":
     contacts_csv()
     pelanggan_csv()
     clientes_xlsx()
     contacts_parquet()
+    google_csv()
+    outlook_csv()

@@ -76,6 +76,29 @@ def check_headers(*, path: Path, raw: list[str], where: Where) -> list[str]:
     return names
 
 
+def header_hint(
+    header_at: int, header: list[str], early: list[tuple[int, list[str]]], unit: str = "line"
+) -> str:
+    """When the header looks like a title row: "; ... pass --header-row N" naming the line
+    (or sheet row) among ``early`` (the first rows under it) that looks like the header."""
+    named = sum(1 for cell in header if cell and cell.strip())
+    for at, cells in early:
+        values = [c.strip() if c else "" for c in cells]
+        while values and not values[-1]:
+            values.pop()
+        if (
+            len(values) >= 2
+            and len(values) > named
+            and all(values)
+            and not any(_LOOKS_LIKE_DATA.search(v) for v in values)
+        ):
+            return (
+                f"; {unit} {header_at} looks like a title and {unit} {at} like the header: "
+                f"pass --header-row {at}"
+            )
+    return ""
+
+
 def empty_named(*, path: Path, names: list[str], has_data: list[bool], where: Where) -> list[str]:
     """Give empty-header columns a placeholder (dropped later) or refuse them if they hold data."""
     out = []

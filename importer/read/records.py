@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 # What the report appends to the input's own columns in failures.csv. A file that has all four
 # is a failures.csv fed back: the reader drops them, so they never become metadata.
@@ -20,8 +19,11 @@ class SourceInfo:
     """What was detected about the input file."""
 
     path: Path
-    format: Literal["csv", "tsv", "parquet", "xlsx"]
+    format: str  # csv, tsv, parquet, xlsx, xlsm, xlsb, xls, ods
     columns: tuple[str, ...]  # headers as the file has them (trimmed, BOM removed)
     encoding: str | None = None  # text formats only
     delimiter: str | None = None  # text formats only
-    sheet: str | None = None  # xlsx only
+    sheet: str | None = None  # workbooks only
+    header_line: int | None = None  # the file's line (or the sheet's row) of the header
+    notes: tuple[str, ...] = ()  # warnings about the whole file, shown under the Input line
+    compression: str | None = None  # gz, bz2, xz, zst: read through it

@@ -2,8 +2,11 @@
 
 Numbers stored as numbers become their digits: ``6281234567890.0`` -> ``"6281234567890"``
 (a float that is a whole number is printed as an integer, anything else as polars prints
-it). Parquet is scanned in batches; an XLSX sheet is read whole (a sheet holds at most ~1M
-rows) through fastexcel as strings, its first non-empty row is the header, then it is sliced.
+it). Parquet is scanned in batches. A workbook (XLSX, XLSM, XLSB, XLS, ODS) sheet is read
+whole (a sheet holds at most ~1M rows) through fastexcel as strings; its first non-empty row
+is the header (or ``--header-row``), then it is sliced. Dates read as ``2024-01-15``, times as
+``14:30``. Row numbers count from the sheet's first non-empty row (fastexcel does not say
+where the used range starts).
 """
 
 from __future__ import annotations
@@ -16,8 +19,17 @@ import polars as pl
 
 from importer.errors import InputError
 from importer.options import InputOptions
-from importer.read.frames import Opened, check_headers, empty_named, kept_columns, numbered
+from importer.read.frames import (
+    Opened,
+    check_headers,
+    empty_named,
+    header_hint,
+    kept_columns,
+    numbered,
+)
 from importer.read.records import SourceInfo
+
+_EARLY = 200  # rows looked at for a title row
 
 # --- Parquet ------------------------------------------------------------------------------
 
@@ -70,7 +82,12 @@ def open_parquet(*, path: Path, options: InputOptions) -> Opened:
     return Opened(info=info, rows=int(rows), read=read)
 
 
-# --- XLSX ---------------------------------------------------------------------------------
+# --- workbooks: XLSX, XLSM, XLSB, XLS, ODS -----------------------------------------------
+
+# date and time cells as fastexcel writes them as text -> as a person writes them
+_DATE = r"^(\d{4}-\d{2}-\d{2}) 00:00:00(?:\.0+)?$"
+_TIME = r"^1899-12-3[01] (\d{2}:\d{2}(?::\d{2})?)(?:\.0+)?$"  # a time alone: day 0 of Excel
+_ZERO_SECONDS = r"^(\d{4}-\d{2}-\d{2} |)(\d{2}:\d{2}):00$"
 
 
 def _column_letter(i: int) -> str:
@@ -82,47 +99,121 @@ def _column_letter(i: int) -> str:
     return letters
 
 
-def _load_sheet(path: Path, wanted: str | None) -> tuple[str, pl.DataFrame]:
-    """(sheet name, every cell as text, no header) via fastexcel; ``InputError`` if unreadable."""
+def _readable(expr: pl.Expr) -> pl.Expr:
+    """Dates as ``2024-01-15``, times as ``14:30``, date-times without ``:00`` seconds."""
+    return expr.str.replace(_DATE, "$1").str.replace(_TIME, "$1").str.replace(_ZERO_SECONDS, "$1$2")
+
+
+def _has_data(book: Any, name: str) -> bool:
+    sheet = book.load_sheet(name, header_row=None, dtypes="string", n_rows=50)
+    table: pl.DataFrame = sheet.to_polars()
+    if table.width == 0 or table.height == 0:
+        return False
+    return bool(table.select(pl.any_horizontal(pl.all().str.strip_chars() != "").any()).item())
+
+
+def _pick_sheet(path: Path, book: Any, wanted: str | None) -> tuple[str, list[str]]:
+    """(the sheet to read, the other visible sheets that hold data)."""
+    sheets: list[str] = list(book.sheet_names)
+    listed = ", ".join(repr(s) for s in sheets)
+    if wanted is not None:
+        if wanted.strip().isdigit():
+            at = int(wanted)
+            if not 1 <= at <= len(sheets):
+                raise InputError(
+                    f"{path}: --sheet {wanted}: the workbook has {len(sheets)} sheet(s): {listed}"
+                )
+            chosen = sheets[at - 1]
+        else:
+            hits = [s for s in sheets if s.casefold() == wanted.strip().casefold()]
+            if not hits:
+                raise InputError(f"{path}: no sheet named {wanted!r}; the sheets are {listed}")
+            chosen = hits[0]
+    else:
+        visible = [
+            s for s in sheets if book.load_sheet(s, header_row=None, n_rows=1).visible == "visible"
+        ]
+        chosen = (visible or sheets)[0]
+    others = [
+        s for s in sheets
+        if s != chosen
+        and book.load_sheet(s, header_row=None, n_rows=1).visible == "visible"
+        and _has_data(book, s)
+    ]  # fmt: skip
+    return chosen, others
+
+
+def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[str, pl.DataFrame, list[str]]:
+    """(sheet name, every cell as text, no header; the other sheets with data) via fastexcel;
+    ``InputError`` if unreadable."""
     import fastexcel
 
     try:
         book: Any = fastexcel.read_excel(str(path))
-        sheets: list[str] = list(book.sheet_names)
-        if wanted is not None and wanted not in sheets:
-            raise InputError(
-                f"{path}: no sheet named {wanted!r}; the sheets are "
-                + ", ".join(repr(s) for s in sheets)
-            )
-        sheet = wanted if wanted is not None else sheets[0]
-        table: pl.DataFrame = book.load_sheet(sheet, header_row=None, dtypes="string").to_polars()
+        sheet, others = _pick_sheet(path, book, wanted)
+        loaded = book.load_sheet(sheet, header_row=None, dtypes="string")
+        table: pl.DataFrame = loaded.to_polars()
     except InputError:
         raise
     except Exception as exc:  # fastexcel raises its own exception tree
-        raise InputError(f"{path}: not a readable XLSX file: {exc}") from exc
-    return sheet, table
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{path}: not a readable {kind.upper()} workbook (the reader said: {first})"
+        ) from exc
+    return sheet, table, others
 
 
-def open_xlsx(*, path: Path, options: InputOptions) -> Opened:
+def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     """Load the sheet, find and check its header row, and slice the rest into batches."""
-    sheet, table = _load_sheet(path, options.sheet)
+    sheet, table, others = _load_sheet(path, options.sheet, kind)
     table = table.with_row_index("_line", offset=1)
     cells = [c for c in table.columns if c != "_line"]
-    filled = table.filter(pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells))
+    filled = table.clear()
+    if cells:
+        filled = table.filter(pl.any_horizontal(pl.col(c).str.strip_chars() != "" for c in cells))
     if filled.is_empty():
-        raise InputError(f"{path}: sheet {sheet!r} is empty (it needs a header row)")
-    head = filled.row(0, named=True)
+        holding = ", ".join(repr(s) for s in others)
+        elsewhere = f"; sheets that hold data: {holding} (pick one with --sheet)" if others else ""
+        raise InputError(f"{path}: sheet {sheet!r} is empty (it needs a header row){elsewhere}")
+    if options.header_row is not None:
+        if not 1 <= options.header_row <= table.height:
+            raise InputError(
+                f"{path}: --header-row {options.header_row}: sheet {sheet!r} has "
+                f"{table.height} rows"
+            )
+        head = table.row(options.header_row - 1, named=True)
+    else:
+        head = filled.row(0, named=True)
     header_line = int(head["_line"])
-    data = table.filter(pl.col("_line") > header_line).drop("_line")
+    data = table.filter(pl.col("_line") > header_line)
+    raw = [head[c] or "" for c in cells]
 
     def where(i: int) -> str:
         return f"sheet {sheet!r}, cell {_column_letter(i)}{header_line}"
 
-    names = check_headers(path=path, raw=[head[c] or "" for c in cells], where=where)
-    has_data = [bool(data[c].drop_nulls().str.strip_chars().str.len_chars().sum()) for c in cells]
-    names = empty_named(path=path, names=names, has_data=has_data, where=where)
-    data = data.rename(dict(zip(cells, names, strict=True)))
-    info = SourceInfo(path=path, format="xlsx", sheet=sheet, columns=kept_columns(names))
+    def hint() -> str:
+        if options.header_row is not None:
+            return ""
+        early = [(int(r[0]), list(r[1:])) for r in data.head(_EARLY).select("_line", *cells).rows()]
+        return header_hint(header_line, raw, early, unit="row")
+
+    try:
+        names = check_headers(path=path, raw=raw, where=where)
+        has_data = [
+            bool(data[c].drop_nulls().str.strip_chars().str.len_chars().sum()) for c in cells
+        ]
+        names = empty_named(path=path, names=names, has_data=has_data, where=where)
+    except InputError as exc:
+        raise InputError(f"{exc}{hint()}") from None
+    data = data.drop("_line").rename(dict(zip(cells, names, strict=True)))
+    data = data.with_columns(_readable(pl.col(c)) for c in data.columns)
+    notes: tuple[str, ...] = ()
+    if others:
+        notes = (f"other sheets hold data too: {', '.join(repr(s) for s in others)} (--sheet)",)
+    info = SourceInfo(
+        path=path, format=kind, sheet=sheet, columns=kept_columns(names),
+        header_line=header_line, notes=notes,
+    )  # fmt: skip
     size = options.batch_size
 
     def read() -> Iterator[pl.DataFrame]:

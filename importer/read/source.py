@@ -1,4 +1,5 @@
-"""Read the input file (CSV/TSV, Parquet, XLSX) as text, in bounded-memory batches.
+"""Read the input file (CSV/TSV, Parquet, a workbook; compressed or piped) as text, in
+bounded-memory batches.
 
 ``open_source`` checks the whole file first (encoding, header, field counts) so that a bad
 file is an ``InputError`` before anything is sent; ``SourceReader.batches()`` then yields
@@ -13,14 +14,25 @@ Numbers stored as numbers (Parquet, XLSX) become their digits: ``6281234567890.0
 ``"6281234567890"``. A column with an empty header is dropped when it holds no data at all,
 else it is an error.
 
-This module picks the format and owns the reader; ``textfile`` reads CSV/TSV, ``sheets``
-Parquet and XLSX, and ``frames`` holds what they share (header checks, row numbering).
+This module picks the format (the extension, or ``--format``; the file's first bytes must
+agree) and owns the reader; ``text`` reads CSV/TSV (through ``encoding`` and ``parse``),
+``sheets`` Parquet and workbooks, and ``frames`` holds what they share (header checks, row
+numbering).
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+import shutil
+import sys
+import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO, cast
 
 import polars as pl
 
@@ -28,11 +40,28 @@ from importer.errors import InputError
 from importer.options import InputOptions
 from importer.read.frames import Opened
 from importer.read.records import SourceInfo
-from importer.read.sheets import open_parquet, open_xlsx
+from importer.read.sheets import open_parquet, open_workbook
 from importer.read.text import TextFormat, open_text
 
 _TEXT: dict[str, TextFormat] = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv"}
-_TABLES = {".parquet": open_parquet, ".pq": open_parquet, ".xlsx": open_xlsx, ".xlsm": open_xlsx}
+_BOOKS = {".xlsx": "xlsx", ".xlsm": "xlsm", ".xlsb": "xlsb", ".xls": "xls", ".ods": "ods"}
+_PARQUET = (".parquet", ".pq")
+_COMPRESSED = {".gz": "gz", ".bz2": "bz2", ".xz": "xz", ".zst": "zst"}
+FORMATS = ("csv", "tsv", "parquet", "xlsx", "xlsm", "xlsb", "xls", "ods")
+# what a file's first bytes say it is
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP container (an XLSX, XLSM, XLSB or ODS workbook)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (XLS)"),
+    (b"PAR1", "a Parquet file"),
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"BZh", "bzip2-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
+)
+_KINDS = {".xlsx": 0, ".xlsm": 0, ".xlsb": 0, ".ods": 0, ".xls": 1, ".parquet": 2, ".pq": 2}
+
+
+_COPY_CHUNK = 1 << 20
 
 
 class SourceReader:
@@ -44,6 +73,12 @@ class SourceReader:
         self._read = opened.read
         tmpdir = opened.tmpdir
         self._finalizer = weakref.finalize(self, tmpdir.cleanup) if tmpdir else None
+        self._kept: list[Callable[[], None]] = []
+
+    def keep(self, tmpdir: tempfile.TemporaryDirectory[str] | None) -> None:
+        """Own one more temporary directory (a decompressed or piped copy of the input)."""
+        if tmpdir is not None:
+            self._kept.append(weakref.finalize(self, tmpdir.cleanup))
 
     def batches(self) -> Iterable[pl.DataFrame]:
         """Frames of at most ``batch_size`` rows; each ``iter()`` reads the file again."""
@@ -53,6 +88,8 @@ class SourceReader:
         """Remove the transcoded temporary copy, if one was made."""
         if self._finalizer is not None:
             self._finalizer()
+        for finalizer in self._kept:
+            finalizer()
 
     def __enter__(self) -> SourceReader:
         return self
@@ -82,23 +119,126 @@ class _Batches:
 
 
 def open_source(*, options: InputOptions) -> SourceReader:
-    """Detect the format, check the file, and return a reader; ``InputError`` if unusable."""
+    """Detect the format, check the file, and return a reader; ``InputError`` if unusable.
+
+    ``-`` reads standard input (``--format`` says what it is); ``.gz``, ``.bz2``, ``.xz`` and
+    ``.zst`` files are decompressed to a temporary copy first (the inner extension decides
+    the format), streamed: memory stays flat.
+    """
+    if options.batch_size < 1:
+        raise InputError(f"batch size must be at least 1, not {options.batch_size}")
     path = options.path
-    suffix = path.suffix.lower()
-    if suffix not in _TEXT and suffix not in _TABLES:
-        known = " ".join(sorted([*_TEXT, *_TABLES]))
-        raise InputError(f"{path}: unknown file type {path.suffix!r}; expected one of {known}")
+    stdin = str(path) == "-"
+    if stdin and options.format is None:
+        raise InputError("reading standard input ('-') needs --format (csv, tsv, parquet, xlsx)")
+    inner, compression = path, None
+    if path.suffix.lower() in _COMPRESSED and not stdin:
+        compression = _COMPRESSED[path.suffix.lower()]
+        inner = path.with_suffix("")
+    suffix = f".{options.format}" if options.format else inner.suffix.lower()
+    if suffix not in _TEXT and suffix not in _BOOKS and suffix not in _PARQUET:
+        known = " ".join(sorted([*_TEXT, *_BOOKS, *_PARQUET, *_COMPRESSED]))
+        raise InputError(f"{path}: unknown file type {inner.suffix!r}; expected one of {known}")
+    tmpdir: tempfile.TemporaryDirectory[str] | None = None
+    local = path
+    if stdin or compression:
+        tmpdir = tempfile.TemporaryDirectory(prefix="kirim-import-in-")
+        local = Path(tmpdir.name) / f"input{suffix}"
+    try:
+        if stdin:
+            _copy(sys.stdin.buffer, local, path)
+        elif compression:
+            _decompress(path, compression, local)
+        elif not path.is_file():
+            raise InputError(f"{path}: no such file")
+        reader = _open_local(path=path, local=local, suffix=suffix, options=options)
+    except BaseException:
+        if tmpdir:
+            tmpdir.cleanup()
+        raise
+    if compression:
+        reader.info = replace(reader.info, compression=compression)
+    reader.keep(tmpdir)
+    return reader
+
+
+def _open_local(*, path: Path, local: Path, suffix: str, options: InputOptions) -> SourceReader:
+    """``local`` (the file, or its decompressed copy) read as ``suffix`` says."""
+    try:
+        with local.open("rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    if head == b"":
+        raise InputError(f"{path}: the file is empty (it needs a header line and data rows)")
+    suffix = _check_content(path, head, suffix)
+    opts = replace(options, path=local) if local != path else options
+    try:
+        if suffix in _TEXT:
+            opened = open_text(path=local, fmt=_TEXT[suffix], options=opts)
+        elif suffix in _PARQUET:
+            opened = open_parquet(path=local, options=opts)
+        else:
+            opened = open_workbook(path=local, options=opts, kind=_BOOKS[suffix])
+    except InputError as exc:  # messages name the user's file, not our copy
+        raise InputError(str(exc).replace(str(local), str(path))) from None
+    if local != path:
+        opened = opened._replace(info=replace(opened.info, path=path))
+    return SourceReader(opened=opened)
+
+
+def _check_content(path: Path, head: bytes, suffix: str) -> str:
+    """The format to read, after checking the first bytes agree with the extension."""
+    found = next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+    kind = _KINDS.get(suffix)
+    if kind == 1 and head.startswith(b"PK\x03\x04"):
+        return ".xlsx"  # an .xls that is really an XLSX (Excel opens both)
+    if kind == 0 and head.startswith(b"\xd0\xcf\x11\xe0"):
+        return ".xls"
+    if kind is not None and not head.startswith(_MAGIC[kind][0]):
+        what = found or "text (a CSV?)"
+        raise InputError(f"{path}: the name says {suffix[1:]} but the file is {what}; rename it")
+    if suffix in _TEXT and found:
+        raise InputError(
+            f"{path}: the name says {suffix[1:]} but the file is {found}, not text; "
+            "rename it to its real extension"
+        )
+    return suffix
+
+
+def _copy(src: BinaryIO, dst: Path, shown: Path) -> None:
+    try:
+        with dst.open("wb") as out:
+            shutil.copyfileobj(src, out, _COPY_CHUNK)
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot copy the input ({exc.strerror})") from exc
+
+
+def _decompressor(compression: str, raw: BinaryIO) -> BinaryIO:
+    if compression == "gz":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    if compression == "bz2":
+        return cast(BinaryIO, bz2.BZ2File(raw, "rb"))
+    return cast(BinaryIO, lzma.LZMAFile(raw, "rb"))
+
+
+def _decompress(path: Path, compression: str, dst: Path) -> None:
+    """Stream ``path`` through its decompressor into ``dst``; ``InputError`` when damaged."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with path.open("rb") as f:
-            empty = f.read(1) == b""
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    if empty:
-        raise InputError(f"{path}: the file is empty (it needs a header line and data rows)")
-    if options.batch_size < 1:
-        raise InputError(f"batch size must be at least 1, not {options.batch_size}")
-    if suffix in _TEXT:
-        return SourceReader(opened=open_text(path=path, fmt=_TEXT[suffix], options=options))
-    return SourceReader(opened=_TABLES[suffix](path=path, options=options))
+        with path.open("rb") as raw:
+            if compression == "zst":
+                import zstandard
+
+                with zstandard.ZstdDecompressor().stream_reader(raw) as src:
+                    _copy(cast(BinaryIO, src), dst, path)
+                return
+            with _decompressor(compression, raw) as src:
+                _copy(src, dst, path)
+    except InputError:
+        raise
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable {compression} file ({exc})") from exc
+    except Exception as exc:  # zstandard.ZstdError
+        raise InputError(f"{path}: not a readable {compression} file ({exc})") from exc

@@ -1,197 +1,230 @@
-"""CSV and TSV: the encoding, the delimiter, one structural check pass, and batched reading.
+"""CSV and TSV: the encoding, the delimiter, where the header is, and one structural pass.
 
-The encoding is UTF-8 (BOM or not) or cp1252 when not given (UTF-16 when it has a BOM); a
-file that is not UTF-8 is transcoded to a temporary UTF-8 copy, because polars reads UTF-8
-only. The delimiter is the most frequent of ``, ; tab |`` outside quotes on the first
-non-blank line. The check pass streams the whole file once (bounded memory) and refuses a
-row whose field count differs from the header's, naming its FILE LINE.
+The encoding comes from ``encoding``; a file that is not UTF-8 is transcoded to a temporary
+UTF-8 copy (polars reads UTF-8 only). An Excel ``sep=;`` first line sets the delimiter and is
+skipped; else the delimiter is the most frequent of ``, ; tab |`` outside quotes on the header
+line (the first non-blank line that holds one). The header is ``--header-row`` (the file's
+line), else the first line that is not blank (empty, or only delimiters and spaces).
+
+Which parser reads the data is decided once, and the same one both checks and reads:
+
+- a file with no quote at all, no lone CR and one field count on every non-blank line is
+  split on newlines and the delimiter by polars (the check counts delimiters per line in
+  polars; the reader splits the same lines with quoting off);
+- any other file goes through ``parse.records`` (the one quote-aware parser) in a single
+  pass that checks the structure and writes the rows it read to a temporary Arrow spool,
+  which is what the run then reads: what was checked is what is read, whole.
+
+Rows with fewer fields than the header are padded with empty cells (counted in a note); a row
+with more fields is an error naming its line, unless the extra fields are empty.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import polars as pl
 
 from importer.errors import InputError
 from importer.options import InputOptions
-from importer.read.frames import Opened, check_headers, empty_named, kept_columns, numbered
+from importer.read import encoding as encodings
+from importer.read.frames import (
+    Opened,
+    check_headers,
+    empty_named,
+    header_hint,
+    kept_columns,
+    numbered,
+)
+from importer.read.parse import records
 from importer.read.records import SourceInfo
 
 TextFormat = Literal["csv", "tsv"]
 _DELIMITERS = (",", ";", "\t", "|")
 _CHUNK = 1 << 20
 _SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())  # what str.strip() strips
+_NO_DELIMITERS = str.maketrans(dict.fromkeys(_DELIMITERS, ""))
+_HEAD_LINES = 200  # lines looked at for the delimiter, the header and a title row
+
+
+class _Layout(NamedTuple):
+    delimiter: str
+    skip: int  # physical lines before the header search starts (a sep= line, --header-row)
+    fixed: bool  # --header-row: the header is line skip + 1, whatever it holds
+    sep_line: bool
+
+
+class _Checked(NamedTuple):
+    names: list[str]
+    rows: int
+    header_line: int
+    notes: tuple[str, ...]
 
 
 def open_text(*, path: Path, fmt: TextFormat, options: InputOptions) -> Opened:
-    """Choose the encoding and delimiter, check the structure, and read in batches."""
-    encoding = _choose_encoding(path, options.encoding)
-    with path.open("rb") as f:
-        head = f.read(4)
-    delimiter = options.delimiter
-    if delimiter is not None and len(delimiter) != 1:
-        raise InputError(f"--delimiter must be one character, not {delimiter!r}")
-    tmpdir: tempfile.TemporaryDirectory[str] | None = None
-    target = path
-    if encoding != "utf-8-sig":  # polars reads UTF-8 only: transcode in a streaming way
-        tmpdir = tempfile.TemporaryDirectory(prefix="kirim-import-")
-        target = Path(tmpdir.name) / "input.csv"
-        with (
-            path.open(encoding=encoding, newline="") as src,
-            target.open("w", encoding="utf-8", newline="") as dst,
-        ):
-            while chunk := src.read(_CHUNK):
-                dst.write(chunk)
+    """Choose the encoding and delimiter, find the header, check the structure, and read."""
+    enc = encodings.choose(path, options.encoding)
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise InputError(f"--delimiter must be one character, not {options.delimiter!r}")
+    tmpdir = tempfile.TemporaryDirectory(prefix="kirim-import-")
     try:
-        delimiter = delimiter or _sniff(target, fmt)
-        names, rows = _quick_check(path, target, delimiter) or _check_text(path, target, delimiter)
+        target = path
+        if enc.codec != "utf-8-sig":  # polars reads UTF-8 only: transcode in a streaming way
+            target = Path(tmpdir.name) / "input.csv"
+            with (
+                path.open(encoding=enc.codec, newline="") as src,
+                target.open("w", encoding="utf-8", newline="") as dst,
+            ):
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+        layout = _layout(path, target, fmt, options)
+        spool = Path(tmpdir.name) / "rows"
+        quick = _quick_check(path, target, layout)
+        checked = quick or _check_and_spool(path, target, layout, spool, options.batch_size)
     except BaseException:
-        if tmpdir:
-            tmpdir.cleanup()
+        tmpdir.cleanup()
         raise
+    notes = tuple(n for n in (enc.note, *checked.notes) if n)
+    if layout.sep_line:
+        notes = (f"line 1 'sep={layout.delimiter}' sets the delimiter", *notes)
     info = SourceInfo(
-        path=path, format=fmt, columns=kept_columns(names), encoding=_label(encoding, head),
-        delimiter=delimiter,
+        path=path, format=fmt, columns=kept_columns(checked.names), encoding=enc.label,
+        delimiter=layout.delimiter, header_line=checked.header_line, notes=notes,
     )  # fmt: skip
+    names = checked.names
 
-    def read() -> Iterator[pl.DataFrame]:
+    def read_split() -> Iterator[pl.DataFrame]:
         scan = pl.scan_csv(
-            target, separator=delimiter, infer_schema=False, new_columns=names,
-            truncate_ragged_lines=True, raise_if_empty=False, quote_char='"',
+            target, separator=layout.delimiter, infer_schema=False, new_columns=names,
+            has_header=False, skip_lines=checked.header_line, truncate_ragged_lines=True,
+            raise_if_empty=False, quote_char=None,
         )  # fmt: skip
         try:
             yield from numbered(iter(scan.collect_batches(chunk_size=options.batch_size)))
         except pl.exceptions.PolarsError as exc:
-            raise InputError(f"{path}: cannot read the file: {exc}") from exc
+            raise InputError(
+                f"{path}: cannot read the file (was it changed since it was checked?)"
+            ) from exc
 
-    return Opened(info=info, rows=rows, read=read, tmpdir=tmpdir)
-
-
-# --- encoding -----------------------------------------------------------------------------
-
-
-def _line_of(path: Path, offset: int) -> int:
-    line = 1
-    with path.open("rb") as f:
-        done = 0
-        while done < offset:
-            chunk = f.read(min(_CHUNK, offset - done))
-            if not chunk:
-                break
-            line += chunk.count(b"\n")
-            done += len(chunk)
-    return line
-
-
-def _decode_error(path: Path, encoding: str) -> str | None:
-    """Stream the file through ``encoding``; describe the first bad byte, or None if valid."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset = 0
-    with path.open("rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                at = offset + exc.start
-                bad = exc.object[exc.start : exc.start + 1].hex()
-                return f"byte 0x{bad} at offset {at} (line {_line_of(path, at)})"
-            if not chunk:
-                return None
-            offset += len(chunk)
-
-
-def _choose_encoding(path: Path, wanted: str | None) -> str:
-    with path.open("rb") as f:
-        head = f.read(4)
-    if wanted is None:
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            candidates = ["utf-16"]
-        else:
-            candidates = ["utf-8-sig", "cp1252"]
-    else:
+    def read_spool() -> Iterator[pl.DataFrame]:
+        rename = {f"c{i}": name for i, name in enumerate(names)}
+        parts = sorted(spool.glob("*.arrow")) if spool.exists() else []
         try:
-            name = codecs.lookup(wanted).name
-        except LookupError as exc:
-            raise InputError(f"unknown encoding {wanted!r} (try utf-8 or cp1252)") from exc
-        candidates = ["utf-8-sig" if name in ("utf-8", "utf-8-sig") else name]
-    problems = []
-    for enc in candidates:
-        problem = _decode_error(path, enc)
-        if problem is None:
-            return enc
-        problems.append(f"{_label(enc, b'')}: {problem}")
-    hint = "" if wanted else "; pass --encoding with the file's real encoding"
-    raise InputError(f"{path}: not valid text in {' or '.join(problems)}{hint}")
+            yield from numbered(pl.read_ipc(p).rename(rename) for p in parts)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(f"{path}: cannot read the checked rows back ({exc})") from exc
+
+    read = read_split if quick else read_spool
+    return Opened(info=info, rows=checked.rows, read=read, tmpdir=tmpdir)
 
 
-def _label(enc: str, head: bytes) -> str:
-    if enc == "utf-8-sig":
-        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-    return enc
+# --- layout -------------------------------------------------------------------------------
 
 
-# --- structure ----------------------------------------------------------------------------
-
-
-def _detect_delimiter(line: str) -> str:
-    counts = dict.fromkeys(_DELIMITERS, 0)
-    quoted = False
-    for ch in line:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in counts:
-            counts[ch] += 1
-    best = max(_DELIMITERS, key=lambda d: counts[d])  # ties: the first in _DELIMITERS
-    return best if counts[best] else ","
-
-
-def _sniff(target: Path, fmt: TextFormat) -> str:
-    """The delimiter, from the first non-blank line."""
+def _head(target: Path) -> list[str]:
+    """The first lines of the (UTF-8) file, with their endings (LF, CRLF or a lone CR)."""
+    lines = []
     with target.open(encoding="utf-8-sig", newline="") as f:
-        first = next((line for line in f if line.strip()), "")
-    return "\t" if fmt == "tsv" and "\t" in first else _detect_delimiter(first)
+        for line in f:
+            lines.append(line)
+            if len(lines) >= _HEAD_LINES:
+                break
+    return lines
 
 
-def _quick_check(path: Path, target: Path, delimiter: str) -> tuple[list[str], int] | None:
-    """The check pass for a file with no quoting at all (most exports), in polars.
+def _is_sep_line(line: str) -> str | None:
+    text = line.strip().strip('"')
+    return text[4] if len(text) == 5 and text.lower().startswith("sep=") else None
 
-    Every non-blank line must hold as many delimiters as the header line. Returns
-    ``(names, rows)``, or None when the careful pass must decide (quotes, a bad line, an
-    empty column name): that pass names the line and keeps every message the same.
+
+def _layout(path: Path, target: Path, fmt: TextFormat, options: InputOptions) -> _Layout:
+    lines = _head(target)
+    sep = _is_sep_line(lines[0]) if lines else None
+    skip = 1 if sep else 0
+    if options.header_row is not None:
+        if options.header_row < 1:
+            raise InputError(f"--header-row must be 1 or more, not {options.header_row}")
+        if options.header_row <= skip:
+            raise InputError(f"{path}: --header-row {options.header_row} is the 'sep=' line")
+        skip = options.header_row - 1
+    delimiter = options.delimiter or sep
+    if delimiter is None:
+        candidates = lines[skip : skip + 1] if options.header_row else lines[skip:]
+        delimiter = "\t" if fmt == "tsv" else _detect_delimiter(candidates)
+    return _Layout(delimiter, skip, options.header_row is not None, sep is not None)
+
+
+def _detect_delimiter(lines: list[str]) -> str:
+    """The most frequent delimiter outside quotes on the first line that holds one and is
+    not blank (Excel writes ``,,,`` or ``;;;`` for an empty row)."""
+    for line in lines:
+        if not line.translate(_NO_DELIMITERS).strip():
+            continue
+        counts = dict.fromkeys(_DELIMITERS, 0)
+        quoted = False
+        for ch in line:
+            if ch == '"':
+                quoted = not quoted
+            elif not quoted and ch in counts:
+                counts[ch] += 1
+        best = max(_DELIMITERS, key=lambda d: counts[d])  # ties: the first in _DELIMITERS
+        if counts[best]:
+            return best
+    return ","
+
+
+def _blank(line: str, delimiter: str) -> bool:
+    return not line.replace(delimiter, "").strip()
+
+
+# --- the quick path: no quotes ------------------------------------------------------------
+
+
+def _quick_check(path: Path, target: Path, layout: _Layout) -> _Checked | None:
+    """The check for a file with no quoting at all (most exports), in polars.
+
+    Every non-blank line after the header must hold as many delimiters as the header line.
+    None when ``_check_and_spool`` must decide (quotes, a lone CR, a bad line, an empty
+    column name): that pass names the line and keeps every message the same.
     """
-    with target.open(encoding="utf-8-sig", newline="") as f:
-        lines = enumerate(f, start=1)
-        at, first = next(((i, s) for i, s in lines if s.replace(delimiter, "").strip()), (0, ""))
-    if not at:
+    delimiter = layout.delimiter
+    with target.open("rb") as f:
+        head = f.read(_CHUNK)
+    offset, at, first = 0, 0, ""
+    for number, raw in enumerate(head.split(b"\n")[:-1], start=1):
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace")
+        offset += len(raw) + 1
+        if number > layout.skip and (layout.fixed or not _blank(line, delimiter)):
+            at, first = number, line
+            break
+    if not at or not _plain(head[:offset], at_start=True):
         return None
-    raw = first.rstrip("\r\n").split(delimiter)
-    if not all(cell.strip() for cell in raw):
+    raw_names = first.rstrip("\r").split(delimiter)
+    if not all(cell.strip() for cell in raw_names):
         return None  # empty header cells: the careful pass checks their columns
     try:
-        shapes = _shapes(target, delimiter)
+        shapes = _shapes(target, delimiter, offset)
     except pl.exceptions.PolarsError:
         return None  # whatever polars cannot read as lines, the careful pass judges
-    if shapes is None or set(shapes) != {len(raw) - 1}:
+    if shapes is None or not set(shapes) <= {len(raw_names) - 1}:
         return None
-    names = check_headers(path=path, raw=raw, where=lambda i: f"line {at}, column {i + 1}")
-    return names, shapes[len(raw) - 1] - 1
+    names = check_headers(path=path, raw=raw_names, where=lambda i: f"line {at}, column {i + 1}")
+    return _Checked(names, shapes[len(raw_names) - 1], at, ())
 
 
-def _shapes(target: Path, delimiter: str) -> Counter[int] | None:
-    """How many non-blank lines hold each count of delimiters, read in blocks of whole lines;
-    None as soon as a block is not ``_plain``."""
+def _shapes(target: Path, delimiter: str, offset: int) -> Counter[int] | None:
+    """How many non-blank lines from ``offset`` on hold each count of delimiters, read in
+    blocks of whole lines; None as soon as a block is not ``_plain``."""
     found: Counter[int] = Counter()
     with target.open("rb") as f:
+        f.seek(offset)
         rest = b""
-        at_start = True
+        at_start = offset == 0
         while chunk := f.read(_CHUNK * 16):
             data = rest + chunk
             cut = data.rfind(b"\n") + 1
@@ -228,43 +261,110 @@ def _shapes_of(block: bytes, delimiter: str) -> dict[int, int]:
     return dict(zip(counts["line"], counts["len"], strict=True))
 
 
-def _check_text(path: Path, target: Path, delimiter: str) -> tuple[list[str], int]:
-    """The careful check pass, with the csv module: header, field counts, rows. Bounded memory."""
-    csv.field_size_limit(1 << 30)
+# --- the careful path: the one parser, checked and spooled in one pass --------------------
+
+
+class _Spool:
+    """Rows as read, written in batches to Arrow files (``c0``, ``c1``, ...; "" as null)."""
+
+    def __init__(self, directory: Path, width: int, size: int) -> None:
+        self.directory = directory
+        self.width = width
+        self.size = size
+        self.rows: list[list[str]] = []
+        self.parts = 0
+        directory.mkdir()
+
+    def add(self, row: list[str]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        columns = list(zip(*self.rows, strict=True))
+        frame = pl.DataFrame(
+            {f"c{i}": pl.Series(columns[i], dtype=pl.String) for i in range(self.width)}
+        ).with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
+        frame.write_ipc(self.directory / f"{self.parts:08d}.arrow")
+        self.parts += 1
+        self.rows = []
+
+
+def _check_and_spool(
+    path: Path, target: Path, layout: _Layout, spool_dir: Path, batch_size: int
+) -> _Checked:
+    """The careful pass: header, field counts and rows, with ``parse.records``; the rows go
+    to the spool the run reads. Bounded memory."""
+    delimiter = layout.delimiter
     with target.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quotechar='"', strict=False)
+        for _ in range(layout.skip):
+            if not f.readline():
+                break
+        found = records(f, delimiter, first_line=layout.skip + 1)
         header: list[str] | None = None
         header_line = 0
-        has_data: list[bool] = []
-        watch: list[int] = []
-        rows = 0
-        last_line = 0
+        for start, row in found:
+            if layout.fixed or "".join(row).strip():
+                header, header_line = row, start
+                break
+        if header is None or (layout.fixed and not "".join(header).strip()):
+            what = "line " + str(layout.skip + 1) if layout.fixed else "the file"
+            raise InputError(f"{path}: {what} has only blank lines (it needs a header line)")
+        early: list[tuple[int, list[str]]] = []  # the first rows, to spot a title row
+
+        def where(i: int) -> str:
+            return f"line {header_line}, column {i + 1}"
+
+        def hint() -> str:
+            return "" if layout.fixed else header_hint(header_line, header, early)
+
         try:
-            for row in reader:
-                start, last_line = last_line + 1, reader.line_num
-                if not "".join(row).strip():
-                    continue
-                if header is None:
-                    header, header_line = row, start
-                    has_data = [False] * len(row)
-                    watch = [i for i, cell in enumerate(row) if not cell.strip()]
-                    continue
-                if len(row) != len(header):
+            check_headers(path=path, raw=header, where=where)
+        except InputError as exc:
+            raise InputError(f"{exc}{hint()}") from None
+        width = len(header)
+        spool = _Spool(spool_dir, width, batch_size)
+        has_data = [False] * width
+        watch = [i for i, cell in enumerate(header) if not cell.strip()]
+        rows = padded = trimmed = 0
+        first_padded = 0
+        for start, row in found:
+            if not "".join(row).strip():
+                continue
+            if len(early) < _HEAD_LINES:
+                early.append((start, row))
+            if len(row) != width:
+                if len(row) > width and any(cell.strip() for cell in row[width:]):
                     raise InputError(
                         f"{path}: line {start} has {len(row)} fields but the header "
-                        f"(line {header_line}) has {len(header)}; check the delimiter "
-                        f"{delimiter!r} and quoting"
+                        f"(line {header_line}) has {width}; check the delimiter {delimiter!r} "
+                        f"and quoting{hint()}"
                     )
-                rows += 1
-                for i in watch:  # only empty-header columns: must they be kept?
-                    has_data[i] = has_data[i] or bool(row[i].strip())
-        except csv.Error as exc:
-            raise InputError(f"{path}: line {reader.line_num}: cannot parse: {exc}") from exc
-    if header is None:
-        raise InputError(f"{path}: the file has only blank lines (it needs a header line)")
-
-    def where(i: int) -> str:
-        return f"line {header_line}, column {i + 1}"
-
+                if len(row) < width:
+                    padded += 1
+                    first_padded = first_padded or start
+                    row = row + [""] * (width - len(row))
+                else:
+                    trimmed += 1
+                    row = row[:width]
+            rows += 1
+            for i in watch:  # only empty-header columns: must they be kept?
+                has_data[i] = has_data[i] or bool(row[i].strip())
+            spool.add(row)
+        spool.flush()
     names = check_headers(path=path, raw=header, where=where)
-    return empty_named(path=path, names=names, has_data=has_data, where=where), rows
+    try:
+        names = empty_named(path=path, names=names, has_data=has_data, where=where)
+    except InputError as exc:
+        raise InputError(f"{exc}{hint()}") from None
+    notes = []
+    if padded:
+        notes.append(
+            f"{padded} row(s) had fewer fields than the header (first: line {first_padded}); "
+            "their missing cells were read as empty"
+        )
+    if trimmed:
+        notes.append(f"{trimmed} row(s) had extra empty fields at the end; they were dropped")
+    return _Checked(names, rows, header_line, tuple(notes))

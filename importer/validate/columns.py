@@ -44,16 +44,18 @@ def fast_email(raw: pl.Series) -> pl.Series:
 def phone_key(raw: pl.Expr) -> pl.Expr:
     """The value a phone cell is parsed as: separators dropped when that cannot change it.
 
-    A cell of ASCII digits, ``+`` and separators ``space ( ) . - / nbsp`` with at least three
+    A cell of ASCII digits, ``+`` and separators ``space ( ) . - nbsp`` with at least three
     digits and ``+`` only in front parses exactly as its digits: phonenumbers drops those
     separators itself, all of them are phone punctuation to it, and no extension pattern can
     match without a letter, ``#``, ``~``, ``,`` or ``;``. ``0812-3456-7890`` and
-    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key.
+    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key, and so are a
+    float's ``6281234567890.0`` (its ``.0`` is not a digit) and a ``/`` (two numbers?).
     """
-    compact = raw.str.replace_all(r"[ ().\-/\x{a0}]", "")
+    compact = raw.str.replace_all(r"[ ().\-\x{a0}]", "")
     same = (
-        raw.str.contains(r"^[0-9 ().\-/\x{a0}+]*$")
+        raw.str.contains(r"^[0-9 ().\-\x{a0}+]*$")
         & compact.str.contains(r"^\+?[0-9]{3,}$")
+        & ~raw.str.contains(r"\.0+\s*$")
         & (raw.str.strip_chars().str.len_chars() <= MAX_LEN)
     )
     return pl.when(same).then(compact).otherwise(raw)

@@ -28,19 +28,31 @@ from importer.validate.records import ColumnMapping
 
 FIELDS = ("phone_number", "name", "email")
 
-_PHONE = """phone; phone number; phone no; telephone; telephone number; tel; mobile; mobile phone;
-mobile number; mobile no; cell; cell phone; cellphone; cell number; whatsapp; whatsapp number;
-wa; wa number; msisdn; contact number; no hp; nomor hp; no handphone; nomor handphone; handphone;
-hp; no wa; nomor wa; nomor whatsapp; no whatsapp; nomor telepon; no telepon; no telp; nomor telp;
-telepon; telp; telefono; telefone; celular; movil; telefono movil; numero de telefono;
-numero de celular; numero de whatsapp; numero whatsapp; telemovel"""
+# Phone columns by kind, in the order a phone is picked when a file has several (exports from
+# Google Contacts and Outlook carry four or more): a WhatsApp column, then a mobile one, then a
+# "primary" one, then the first of the others in the file. Where the chosen column's cell is
+# empty, the next column's is used (with a warning on the row). A number in a header ("Phone 1
+# - Value", "Home Phone 2") orders columns of one kind; two columns of the same kind and number
+# ("Phone" and "Telephone") are an error that asks for --map.
+_WHATSAPP = """whatsapp; whatsapp number; whatsapp no; wa; wa number; no wa; nomor wa;
+nomor whatsapp; no whatsapp; numero de whatsapp; numero whatsapp; hp wa; no hp wa; nomor hp wa;
+wa hp"""
+_MOBILE = """mobile; mobile phone; mobile number; mobile no; cell; cell phone; cellphone;
+cell number; no hp; nomor hp; no handphone; nomor handphone; handphone; hp; celular; movil;
+telefono movil; numero de celular; telemovel; ponsel; no ponsel; nomor ponsel"""
+_PRIMARY = "primary phone"
+_PHONE = """phone; phone number; phone no; telephone; telephone number; tel; msisdn;
+contact number; contact phone number; nomor telepon; no telepon; no telp; nomor telp; telepon;
+telp; no telp hp; telefono; telefone; numero de telefono"""
+_OTHER_PHONES = """home phone; business phone; company main phone; other phone; car phone;
+work phone"""
 _NAME = """name; full name; fullname; contact name; customer name; display name; nama;
 nama lengkap; nama pelanggan; nama kontak; nombre; nombre completo; nome; nome completo;
 nombre y apellido; nombre y apellidos"""
 _FIRST = "first name; firstname; given name; forename; nama depan; primer nombre; primeiro nome"
 _LAST = """last name; lastname; surname; family name; nama belakang; apellido; apellidos;
 sobrenome; ultimo nome"""
-_EMAIL = """email; e mail; email address; e mail address; mail; surel; alamat email;
+_EMAIL = """email; e mail; email address; e mail address; e mail value; mail; surel; alamat email;
 alamat e mail; alamat surel; correo; correo electronico; email direccion; endereco de email;
 endereco de e mail"""
 
@@ -56,8 +68,14 @@ def _table(words: str) -> frozenset[str]:
     return frozenset(normalise_header(w) for w in words.split(";"))
 
 
+PHONE_KINDS: dict[str, frozenset[str]] = {  # in the order of preference
+    "whatsapp": _table(_WHATSAPP),
+    "mobile": _table(_MOBILE),
+    "primary": _table(_PRIMARY),
+    "phone": _table(_PHONE) | _table(_OTHER_PHONES),
+}
 ALIASES: dict[str, frozenset[str]] = {
-    "phone": _table(_PHONE),
+    "phone": frozenset().union(*PHONE_KINDS.values()),
     "name": _table(_NAME),
     "first": _table(_FIRST),
     "last": _table(_LAST),
@@ -91,12 +109,50 @@ def _mapped(field: str, value: str, columns: tuple[str, ...]) -> tuple[str, ...]
     return (_find(value, columns, field),)
 
 
+def _numbered(header: str) -> tuple[str, int]:
+    """(the header without its number and Google's "- Value", the number or 0):
+    ``"Phone 2 - Value"`` -> ``("phone", 2)``; ``"E-mail 2 Address"`` -> ``("e mail address",
+    2)``."""
+    words = normalise_header(header).split()
+    numbers = [w for w in words if w.isdigit()]
+    if len(numbers) != 1:
+        return " ".join(words), 0
+    rest = [w for w in words if not w.isdigit()]
+    if rest[-1:] == ["value"] and len(rest) > 1:
+        rest.pop()
+    return " ".join(rest), int(numbers[0])
+
+
 def _by_alias(kind: str, columns: list[str]) -> list[str]:
-    return [c for c in columns if normalise_header(c) in ALIASES[kind]]
+    return [c for c in columns if _numbered(c)[0] in ALIASES[kind]]
+
+
+def _phones(columns: list[str]) -> list[str]:
+    """The phone columns in the order of preference; ``InputError`` on two of one kind."""
+    ranked: list[tuple[int, int, str]] = []
+    seen: dict[tuple[str, int], str] = {}
+    for position, column in enumerate(columns):
+        base, number = _numbered(column)
+        for rank, (kind, aliases) in enumerate(PHONE_KINDS.items()):
+            if base in aliases:
+                # generic phones share a kind; "Home Phone" and "Business Phone" do not
+                same = (kind if kind != "phone" or base in _table(_PHONE) else base, number)
+                if same in seen:
+                    raise InputError(
+                        f"columns {seen[same]!r} and {column!r} could each be the phone_number; "
+                        "pick one with --map phone_number=HEADER"
+                    )
+                seen[same] = column
+                ranked.append((rank, position, column))
+                break
+    return [column for *_, column in sorted(ranked)]
 
 
 def _one(kind: str, field: str, columns: list[str]) -> str | None:
     hits = _by_alias(kind, columns)
+    numbers = [_numbered(h)[1] for h in hits]
+    if len(hits) > 1 and len(set(numbers)) == len(hits):  # "E-mail 1 - Value", "E-mail 2 - Value"
+        return min(zip(numbers, range(len(hits)), hits, strict=True))[2]
     if len(hits) > 1:
         raise InputError(
             f"columns {_quoted(hits)} could each be the {field}; pick one with --map {field}=HEADER"
@@ -123,14 +179,14 @@ def resolve(
     free = [c for c in columns if c not in used and c != SOURCE_ROW]
 
     if "phone_number" not in chosen:
-        phone = _one("phone", "phone_number", free)
-        if phone is None:
+        phones = _phones(free)
+        if not phones:
             raise InputError(
                 f"no phone column found among {_quoted(columns)}; "
                 "name it with --map phone_number=HEADER"
             )
-        chosen["phone_number"], how["phone_number"] = (phone,), f"alias {phone!r}"
-        free.remove(phone)
+        chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {phones[0]!r}"
+        free = [c for c in free if c not in phones]
     if "email" not in chosen:
         email = _one("email", "email", free)
         chosen["email"] = (email,) if email else ()
@@ -145,6 +201,7 @@ def resolve(
     metadata, how["metadata"] = _metadata(options, columns, free)
     return ColumnMapping(
         phone=chosen["phone_number"][0],
+        phone_fallbacks=chosen["phone_number"][1:],
         name=chosen["name"],
         email=chosen["email"][0] if chosen["email"] else None,
         metadata=metadata,
@@ -189,8 +246,11 @@ def describe(mapping: ColumnMapping) -> list[str]:
         kind = how.split(" ", 1)[0] if how.startswith("alias") else how
         return f"{field} <- {' + '.join(repr(c) for c in cols)} ({kind})"
 
+    phone = line("phone_number", (mapping.phone,))
+    if mapping.phone_fallbacks:
+        phone += f"; where it is empty: {_quoted(mapping.phone_fallbacks)}, in that order"
     lines = [
-        line("phone_number", (mapping.phone,)),
+        phone,
         line("name", mapping.name),
         line("email", (mapping.email,) if mapping.email else ()),
     ]

@@ -3,10 +3,17 @@
 ``default_region`` applies ONLY to national numbers: a cell starting with ``+`` or with the
 international ``00`` prefix (``0062812...`` is ``+62812...``) keeps its own country code.
 Spreadsheet damage such as ``6.28123E+11`` is reported (``scientific_notation``), never repaired:
-the lost digits cannot be known.
+the lost digits cannot be known. A float export's ``6281234567890.0`` is read as the whole
+number it stands for, with a warning.
+
+Cells as people type them: a ``tel:`` link and a ``https://wa.me/62...`` (or
+``api.whatsapp.com/send?phone=``) link are read as their number; no-break, narrow and thin
+spaces are separators; an extension (``ext. 12``, ``x12``, ``#12``) makes the cell invalid
+(``has_extension``: a WhatsApp number has none), and so do two numbers in one cell
+(``several_numbers``: split by ``/``, ``,``, ``;``, `` or `` or Google Contacts' `` ::: ``).
 
 Reason codes: missing_phone, not_a_number, too_short, too_long, invalid_for_region,
-no_region, invalid_number, scientific_notation, not_mobile.
+no_region, invalid_number, scientific_notation, not_mobile, has_extension, several_numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +27,18 @@ from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 from importer.validate.phonefast import PLAIN, quick_parse, region_and_type
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+_FLOAT = re.compile(r"^(\+?\d{7,})\.0+$")  # 6281234567890.0: a number stored as a float
+_SPACES = re.compile(r"[\u00a0\u2007\u2009\u202f]")  # no-break, figure, thin, narrow no-break
+_LINK = re.compile(
+    r"^(?:tel:(?://)?|(?:https?://)?(?:www\.)?(?:wa\.me/|api\.whatsapp\.com/send/?\?phone=))"
+    r"(?P<number>[^?&#]*)",
+    re.IGNORECASE,
+)
+_EXTENSION = re.compile(
+    r"(?i)(?:\b(?:ext|extn|extension|ekst)\b\.?|(?<=[\d\s.)])x|#)\s*:?\s*\d{1,7}$"
+)
+_SEVERAL = re.compile(r"\s*(?::::|;|,|/|\s(?:or|atau|o|ou)\s)\s*", re.IGNORECASE)
+_DIGITS = re.compile(r"\d")
 _SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
 _LETTERS = re.compile(r"[^\W\d_]")
 MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
@@ -41,6 +60,7 @@ class PhoneResult(NamedTuple):
     region: str | None  # region the number belongs to / was parsed with
     region_source: str | None  # "plus_sign" | "idd_00" | "default"
     number_type: str | None  # lowercase PhoneNumberType name
+    warning: str | None = None  # how the cell was read, when a person should know
 
 
 def _where(region: str | None, country_code: int | None = None) -> str:
@@ -61,8 +81,40 @@ def parse_phone(
     text = (raw or "").strip()
     if not text:
         return PhoneResult(None, "missing_phone", "is empty", None, None, None)
-    compact = text
+    warning = None
     if not PLAIN.fullmatch(text):  # the usual cell is plain digits: none of this applies
+        text, warning, refused = _as_typed(text)
+        if refused:
+            return refused
+    result = _parse(text, default_region=default_region, require_mobile=require_mobile, quick=quick)
+    return result._replace(warning=warning) if warning and result.e164 else result
+
+
+def _as_typed(text: str) -> tuple[str, str | None, PhoneResult | None]:
+    """A cell as people type it -> (the number's text, a warning, or why it is refused)."""
+    text = _SPACES.sub(" ", text).strip()
+    if link := _LINK.match(text):
+        number = link.group("number").strip()
+        wa = not text.lower().startswith("tel:")
+        text = "+" + number.lstrip("+") if wa and number[:1].isdigit() else number
+    if floated := _FLOAT.fullmatch(text):
+        return floated.group(1), f"{text!r} was read as {floated.group(1)} (a number cell)", None
+    if _EXTENSION.search(text) and len(_DIGITS.findall(text)) >= 7:
+        problem = "has an extension (a WhatsApp number has none); keep the number alone"
+        return text, None, PhoneResult(None, "has_extension", problem, None, None, None)
+    parts = [p for p in _SEVERAL.split(text) if p.strip()]
+    if len(parts) > 1 and sum(len(_DIGITS.findall(p)) >= 7 for p in parts) > 1:
+        shown = ", ".join(repr(p.strip()) for p in parts)
+        problem = f"holds several numbers ({shown}); keep one per row"
+        return text, None, PhoneResult(None, "several_numbers", problem, None, None, None)
+    return text, None, None
+
+
+def _parse(
+    text: str, *, default_region: str | None, require_mobile: bool, quick: bool
+) -> PhoneResult:
+    compact = text
+    if not PLAIN.fullmatch(text):
         compact = _SEPARATORS.sub("", text)
         if refused := _not_a_phone(text, compact):
             return refused

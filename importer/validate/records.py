@@ -38,6 +38,7 @@ class ColumnMapping:
     email: str | None = None
     metadata: tuple[str, ...] = ()  # each becomes metadata[header]
     how: Mapping[str, str] = field(default_factory=dict)  # API field -> "alias" | "--map" | ...
+    phone_fallbacks: tuple[str, ...] = ()  # read in order where ``phone``'s cell is empty
 
 
 # The columns of ValidatedBatch.rows, in order, with their polars types.

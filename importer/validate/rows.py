@@ -114,11 +114,20 @@ class _Planner:
     def start(self, batch: pl.DataFrame) -> _Started:
         """Shape the batch and hand its unique phones and emails to the parser."""
         m = self.mapping
+        raw_phone, phone_from = pl.col(m.phone), pl.lit(0)
+        if m.phone_fallbacks:  # the first phone column whose cell is not empty
+            cols = (m.phone, *m.phone_fallbacks)
+            filled = [pl.col(c).str.strip_chars().str.len_chars() > 0 for c in cols]
+            raw_phone = pl.coalesce(
+                [pl.when(f).then(pl.col(c)) for f, c in zip(filled, cols, strict=True)]
+            )
+            phone_from = pl.coalesce([pl.when(f).then(pl.lit(i)) for i, f in enumerate(filled)])
         # Only internal names in the working frame: input headers can be anything.
         frame = batch.select(
             pl.col("row_number"),
-            pl.col(m.phone).alias("_raw_phone"),
-            pl.col(m.phone).fill_null("").alias("_phone_key"),
+            raw_phone.alias("_raw_phone"),
+            raw_phone.fill_null("").alias("_phone_key"),
+            phone_from.alias("_phone_from"),
             (pl.col(m.email) if m.email else pl.lit(None, dtype=pl.String)).alias("_email_key"),
             full_name(m.name).alias("_name"),
             metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
@@ -141,8 +150,7 @@ class _Planner:
     def _phone_frame(
         self, phones: pl.DataFrame, keys: list[str], rows: list[PhoneRow]
     ) -> pl.DataFrame:
-        col = self.mapping.phone
-        names = ("_e164", "_phone_code", "_problem", "_region", "_rsource", "_ntype")
+        names = ("_e164", "_phone_code", "_problem", "_region", "_rsource", "_ntype", "_pwarn")
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         parsed = pl.DataFrame(
             {"_pkey": keys, **dict(zip(names, map(list, columns), strict=True))},
@@ -154,12 +162,7 @@ class _Planner:
         ).filter(pl.col("_phone_code").is_not_null())  # worded in Python: only the few bad
         msgs: list[str | None] = [None] * out.height
         for at, raw, code, problem in bad.iter_rows():
-            quoted = f"{_quote(raw.strip())} {problem}"
-            msgs[at] = (
-                f"column {col!r} is empty"
-                if code == "missing_phone"
-                else f"column {col!r}: {quoted}"
-            )
+            msgs[at] = None if code == "missing_phone" else f"{_quote(raw.strip())} {problem}"
         msg = pl.Series("_phone_msg", msgs, dtype=pl.String)
         return out.drop("_pkey", "_problem").insert_column(3, msg)
 
@@ -200,6 +203,26 @@ class _Planner:
                 pl.lit(None, dtype=pl.String).alias("_email_norm"),
                 pl.lit(None, dtype=pl.String).alias("_email_msg"),
             )
+        cols = (m.phone, *m.phone_fallbacks)
+        column = pl.lit(f"column {m.phone!r}")  # where the row's phone came from
+        for i, c in enumerate(m.phone_fallbacks, start=1):
+            label = pl.lit(f"column {c!r}")
+            column = pl.when(pl.col("_phone_from") == i).then(label).otherwise(column)
+        empty = f"column {m.phone!r} is empty"
+        if m.phone_fallbacks:
+            empty = f"columns {', '.join(repr(c) for c in cols)} are all empty"
+        phone_msg = (
+            pl.when(pl.col("_phone_code") == "missing_phone").then(pl.lit(empty))
+            .otherwise(column + pl.lit(": ") + pl.col("_phone_msg"))
+        )  # fmt: skip
+        taken = pl.lit(None, dtype=pl.String)
+        if m.phone_fallbacks:
+            taken = pl.when(pl.col("_phone_from") > 0).then(
+                pl.lit(f"column {m.phone!r} is empty: the phone is from ") + column.str.slice(7)
+            )
+        read_as = pl.when(pl.col("_pwarn").is_not_null()).then(
+            column + pl.lit(": ") + pl.col("_pwarn")
+        )
         bad_email = pl.col("_email_msg").is_not_null()
         fail_email = bad_email & pl.lit(opts.invalid_email == "fail")
         phone_bad = pl.col("_phone_code").is_not_null()
@@ -213,11 +236,14 @@ class _Planner:
             pl.col("_metadata").alias("metadata"),
             pl.when(phone_bad).then(pl.col("_phone_code"))
             .when(fail_email).then(pl.lit("invalid_email")).alias("error_code"),
-            pl.when(phone_bad).then(pl.col("_phone_msg"))
+            pl.when(phone_bad).then(phone_msg)
             .when(fail_email).then(pl.col("_email_msg")).alias("error_message"),
-            pl.when(bad_email & ~fail_email)
-            .then(pl.col("_email_msg") + pl.lit("; email left empty (--invalid-email drop)"))
-            .alias("warning"),
+            _non_empty(pl.concat_str(
+                taken, read_as,
+                pl.when(bad_email & ~fail_email)
+                .then(pl.col("_email_msg") + pl.lit("; email left empty (--invalid-email drop)")),
+                separator="; ", ignore_nulls=True,
+            )).alias("warning"),
             pl.lit(None, dtype=pl.Int64).alias("duplicate_of"),
             pl.col("_raw_phone").alias("raw_phone"),
             pl.col("_region").alias("phone_region"),

@@ -26,7 +26,10 @@ from typing import TypeVar
 from importer.validate.emails import check_email
 from importer.validate.phones import parse_phone
 
-PhoneRow = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+# e164, code, problem, region, region_source, number_type, warning
+PhoneRow = tuple[
+    str | None, str | None, str | None, str | None, str | None, str | None, str | None
+]
 EmailRow = tuple[str | None, str | None]  # (normalised, reason)
 Parsed = tuple[list[PhoneRow], list[EmailRow]]
 
@@ -41,7 +44,7 @@ def parse_values(
 ) -> Parsed:
     """``parse_phone`` and ``check_email`` over lists of values (run in a worker or here)."""
     rows: list[PhoneRow] = [
-        (r.e164, r.code, r.problem, r.region, r.region_source, r.number_type)
+        (r.e164, r.code, r.problem, r.region, r.region_source, r.number_type, r.warning)
         for r in (
             parse_phone(p, default_region=default_region, require_mobile=require_mobile)
             for p in phones

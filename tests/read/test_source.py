@@ -77,9 +77,10 @@ def test_invalid_encoding_names_file_offset_and_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.csv", b"phone,name\n1,ok\n2,bad \xff here\n")
     with pytest.raises(InputError, match=r"a\.csv.*utf-8.*0xff at offset 22 \(line 3\)"):
         _open(path, encoding="utf-8")
-    bad = _write(tmp_path, "b.csv", b"phone\n\x81\x8d\n")  # neither UTF-8 nor cp1252
-    with pytest.raises(InputError, match=r"b\.csv.*line 2.*--encoding"):
-        _open(bad)
+    damaged = "phone,name\n1,José\n2,Müller\n3,".encode() + b"Ren\xe9\n"  # UTF-8, one bad byte
+    message = r"b\.csv: the file is UTF-8 but 1 byte.*line 4.*--encoding"
+    with pytest.raises(InputError, match=message):
+        _open(_write(tmp_path, "b.csv", damaged))
 
 
 def test_utf16_bom(tmp_path: Path) -> None:
@@ -128,8 +129,8 @@ def test_empty_header_column_without_data_is_dropped(tmp_path: Path) -> None:
             b"a,b\n1,2\n\n3,4,5\n",
             r"r\.csv: line 4 has 3 fields but the header \(line 1\) has 2",
         ),
-        ("t.csv", b"a;b;c\r\n1;2;3\r\n4;5\r\n", r"t\.csv: line 3 has 2 fields .* has 3"),
-        ("q.csv", b'a,b\n"x\ny",1\n2\n', r"q\.csv: line 4 has 1 fields"),
+        ("t.csv", b"a;b\r\n1;2\r\n4;5;6\r\n", r"t\.csv: line 3 has 3 fields .* has 2"),
+        ("q.csv", b'a,b\n"x\ny",1\n2,3,4\n', r"q\.csv: line 4 has 3 fields"),
         ("x.json", b"{}", r"x\.json: unknown file type '\.json'"),
     ],
 )
@@ -189,8 +190,10 @@ def test_parquet_int_and_float_phones(tmp_path: Path) -> None:
 
 
 def test_not_parquet(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"p\.parquet: not a readable Parquet file"):
+    with pytest.raises(InputError, match=r"p\.parquet: the name says parquet but the file is text"):
         _open(_write(tmp_path, "p.parquet", b"phone\n1\n"))
+    with pytest.raises(InputError, match=r"q\.parquet: not a readable Parquet file"):
+        _open(_write(tmp_path, "q.parquet", b"PAR1 but damaged"))
 
 
 def test_failures_csv_fed_back_drops_report_columns(tmp_path: Path) -> None:
@@ -209,8 +212,14 @@ def test_row_number_headers_are_reserved(tmp_path: Path, name: str) -> None:
         _open(_write(tmp_path, "a.csv", f"Phone,{name}\n1,2\n".encode()))
 
 
+def _layout(delimiter: str = ",") -> object:
+    from importer.read import text as textfile
+
+    return textfile._Layout(delimiter, 0, False, False)
+
+
 def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
-    """The polars check pass for unquoted files gives what the csv-module pass gives, or
+    """The polars check pass for unquoted files gives what the one parser's pass gives, or
     declines; seeded random files of ragged, blank and whitespace lines."""
     from importer.read import text as textfile
 
@@ -227,12 +236,16 @@ def test_quick_check_agrees_with_the_careful_pass(tmp_path: Path) -> None:
             lines.insert(0, rng.choice(["", " ", ",,"]))
         end = rng.choice(["\n", "\r\n"])
         path = _write(tmp_path, f"f{n}.csv", (end.join(lines) + end).encode())
+        layout = _layout()
         try:
-            careful: tuple[list[str], int] | str = textfile._check_text(path, path, ",")
+            spool = tmp_path / f"spool{n}"
+            got = textfile._check_and_spool(path, path, layout, spool, 100)  # type: ignore[arg-type]
+            careful: tuple[list[str], int, int] | str = got[:3]
         except InputError as exc:
             careful = str(exc)
         try:
-            quick: tuple[list[str], int] | str | None = textfile._quick_check(path, path, ",")
+            found = textfile._quick_check(path, path, layout)  # type: ignore[arg-type]
+            quick: tuple[list[str], int, int] | str | None = found[:3] if found else None
         except InputError as exc:
             quick = str(exc)
         if quick is not None:
@@ -245,6 +258,7 @@ def test_quick_check_declines_quotes_and_lone_cr(tmp_path: Path) -> None:
     from importer.read import text as textfile
 
     bom = b"\xef\xbb\xbf"
+    layout = _layout()
     for data in (
         b'a,b\n"1",2\n',
         b"a,b\r1,2\r",
@@ -253,8 +267,10 @@ def test_quick_check_declines_quotes_and_lone_cr(tmp_path: Path) -> None:
         b"a,b\n" + bom + b",",
     ):
         path = _write(tmp_path, "a.csv", data)
-        assert textfile._quick_check(path, path, ",") is None
+        assert textfile._quick_check(path, path, layout) is None  # type: ignore[arg-type]
     path = _write(tmp_path, "b.csv", bom + b"\n a , b \r\n1,2\r\n\r\n,\r\n3,4\r\n")
-    assert textfile._quick_check(path, path, ",") == (["a", "b"], 2)  # a leading BOM is fine
+    found = textfile._quick_check(path, path, layout)  # type: ignore[arg-type]
+    assert found is not None
+    assert found[:3] == (["a", "b"], 2, 2)  # a leading BOM is fine; the header is line 2
     path = _write(tmp_path, "c.csv", b"a\n" + b"1\n" * (1 << 20) + bom + b"\n")  # past 1 chunk
-    assert textfile._quick_check(path, path, ",") is None
+    assert textfile._quick_check(path, path, layout) is None  # type: ignore[arg-type]

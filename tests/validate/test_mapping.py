@@ -70,9 +70,14 @@ def test_normalise_header() -> None:
     assert normalise_header("  Nº. Teléfono  (Móvil) ") == "no telefono movil"
 
 
-def test_two_phone_columns_is_an_error() -> None:
-    with pytest.raises(InputError, match=r"'Phone', 'Mobile'.*--map phone_number=HEADER"):
-        _resolve(["Phone", "Mobile", "Name"])
+@pytest.mark.parametrize(
+    ("first", "second"), [("Phone", "Telephone"), ("Mobile", "HP"), ("WhatsApp", "No WA")]
+)
+def test_two_phone_columns_of_one_kind_is_an_error(first: str, second: str) -> None:
+    with pytest.raises(
+        InputError, match=rf"'{first}' and '{second}' could each.*--map phone_number=HEADER"
+    ):
+        _resolve([first, "Name", second])
 
 
 def test_no_phone_column_lists_headers() -> None:

@@ -1,0 +1,187 @@
+"""Every workbook format, --sheet, empty sheets, dates and times; compressed files and
+content that does not match its name."""
+
+from __future__ import annotations
+
+import bz2
+import datetime
+import gzip
+import lzma
+from pathlib import Path
+
+import polars as pl
+import pytest
+import zstandard
+
+from importer.errors import InputError
+from importer.options import InputOptions
+from importer.read.source import SourceReader, open_source
+
+
+def _open(path: Path, **kw: object) -> SourceReader:
+    return open_source(options=InputOptions(path=path, **kw))  # type: ignore[arg-type]
+
+
+def _read(path: Path, **kw: object) -> pl.DataFrame:
+    return pl.concat(list(_open(path, **kw).batches()))
+
+
+def _xlsx(path: Path) -> Path:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    hidden = book.add_worksheet("Old")
+    hidden.write_row(0, 0, ["Phone", "Name"])
+    hidden.write_row(1, 0, ["0811", "hidden"])
+    hidden.hide()
+    data = book.add_worksheet("Kontak")
+    book.add_worksheet("Kosong")  # empty
+    more = book.add_worksheet("Lain")
+    more.write_row(0, 0, ["Phone", "Name"])
+    more.write_row(1, 0, ["0819", "other"])
+    date = book.add_format({"num_format": "yyyy-mm-dd"})
+    time = book.add_format({"num_format": "hh:mm"})
+    stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    data.write_row(0, 0, ["Phone", "Name", "Born", "Call at", "Seen"])
+    data.write_string(1, 0, "0812")
+    data.write(1, 1, "Budi")
+    data.write_datetime(1, 2, datetime.datetime(2024, 1, 15), date)
+    data.write_datetime(1, 3, datetime.datetime(1899, 12, 31, 14, 30), time)
+    data.write_datetime(1, 4, datetime.datetime(2024, 1, 15, 9, 5), stamp)
+    data.write_number(2, 0, 6281234567890)
+    data.write(2, 1, "Ani")
+    data.activate()
+    book.close()
+    return path
+
+
+def test_xlsx_first_visible_sheet_dates_times_and_other_sheets(tmp_path: Path) -> None:
+    reader = _open(_xlsx(tmp_path / "c.xlsx"))
+    assert reader.info.sheet == "Kontak"  # "Old" is hidden
+    assert reader.info.notes == ("other sheets hold data too: 'Lain' (--sheet)",)
+    df = pl.concat(list(reader.batches()))
+    assert df.rows() == [
+        (1, "0812", "Budi", "2024-01-15", "14:30", "2024-01-15 09:05"),
+        (2, "6281234567890", "Ani", None, None, None),
+    ]
+
+
+@pytest.mark.parametrize(("wanted", "name"), [("lain", "Lain"), ("4", "Lain"), ("OLD", "Old")])
+def test_sheet_by_name_any_case_or_position(tmp_path: Path, wanted: str, name: str) -> None:
+    assert _open(_xlsx(tmp_path / "c.xlsx"), sheet=wanted).info.sheet == name
+
+
+def test_empty_sheet_names_the_sheets_with_data(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "c.xlsx")
+    with pytest.raises(InputError, match=r"sheet 'Kosong' is empty .*sheets that hold data: "
+                       r"'Kontak', 'Lain' \(pick one with --sheet\)"):  # fmt: skip
+        _open(path, sheet="kosong")
+    with pytest.raises(InputError, match=r"--sheet 9: the workbook has 4 sheet\(s\)"):
+        _open(path, sheet="9")
+
+
+def test_sheet_title_row_and_header_row(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "t.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("S")
+    sheet.write(0, 0, "Daftar Pelanggan")
+    sheet.write_row(1, 0, ["No HP", "Nama"])
+    sheet.write_row(2, 0, ["0812", "A"])
+    book.close()
+    with pytest.raises(InputError, match=r"row 1 looks like a title and row 2 like the header: "
+                       r"pass --header-row 2"):  # fmt: skip
+        _open(path)
+    assert _read(path, header_row=2).rows() == [(1, "0812", "A")]
+
+
+def test_xls(tmp_path: Path) -> None:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Data")
+    for col, value in enumerate(["Phone", "Name"]):
+        sheet.write(0, col, value)
+    sheet.write(1, 0, 6281234567890.0)
+    sheet.write(1, 1, "Budi")
+    path = tmp_path / "old.xls"
+    book.save(str(path))
+    reader = _open(path)
+    assert (reader.info.format, reader.info.sheet) == ("xls", "Data")
+    assert pl.concat(list(reader.batches())).rows() == [(1, "6281234567890", "Budi")]
+
+
+def test_ods(tmp_path: Path) -> None:
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="Lembar1")
+    for values in (["Phone", "Name"], ["0812 3456 7890", "Siti"]):
+        row = TableRow()
+        for value in values:
+            cell = TableCell(valuetype="string")
+            cell.addElement(P(text=value))
+            row.addElement(cell)
+        table.addElement(row)
+    doc.spreadsheet.addElement(table)
+    path = tmp_path / "calc.ods"
+    doc.save(str(path))
+    reader = _open(path)
+    assert (reader.info.format, reader.info.sheet) == ("ods", "Lembar1")
+    assert pl.concat(list(reader.batches())).rows() == [(1, "0812 3456 7890", "Siti")]
+
+
+def test_damaged_workbook_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InputError, match=r"bad\.xlsx: not a readable XLSX workbook \(the reader"):
+        _open(path)
+
+
+CSV = b"Phone,Name\n0812,Budi\n0813,Ani\n"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "pack"),
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".zst", lambda data: zstandard.ZstdCompressor().compress(data)),
+    ],
+)
+def test_compressed_text(tmp_path: Path, suffix: str, pack: object) -> None:
+    path = tmp_path / f"contacts.csv{suffix}"
+    path.write_bytes(pack(CSV))  # type: ignore[operator]
+    reader = _open(path)
+    assert (reader.info.path, reader.info.format) == (path, "csv")
+    assert reader.info.compression == suffix[1:]
+    assert pl.concat(list(reader.batches())).rows() == [(1, "0812", "Budi"), (2, "0813", "Ani")]
+
+
+def test_compressed_workbook_and_damaged_archive(tmp_path: Path) -> None:
+    book = _xlsx(tmp_path / "c.xlsx")
+    packed = tmp_path / "c.xlsx.gz"
+    packed.write_bytes(gzip.compress(book.read_bytes()))
+    assert _open(packed).info.sheet == "Kontak"
+    broken = tmp_path / "d.csv.gz"
+    broken.write_bytes(gzip.compress(CSV)[:-10])
+    with pytest.raises(InputError, match=r"d\.csv\.gz: not a readable gz file"):
+        _open(broken)
+
+
+def test_content_that_does_not_match_the_name(tmp_path: Path) -> None:
+    book = _xlsx(tmp_path / "c.xlsx")
+    named_csv = tmp_path / "export.csv"
+    named_csv.write_bytes(book.read_bytes())
+    with pytest.raises(InputError, match=r"export\.csv: the name says csv but the file is a ZIP "
+                       r"container \(an XLSX"):  # fmt: skip
+        _open(named_csv)
+    text_xlsx = tmp_path / "export.xlsx"
+    text_xlsx.write_bytes(CSV)
+    with pytest.raises(InputError, match=r"export\.xlsx: the name says xlsx but the file is text"):
+        _open(text_xlsx)
+    assert _read(text_xlsx, format="csv")["Name"].to_list() == ["Budi", "Ani"]  # --format wins
