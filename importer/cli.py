@@ -189,22 +189,13 @@ def input_options(args: argparse.Namespace) -> InputOptions:
         field_map[field.strip()] = header.strip()
     delimiter = args.delimiter
     if delimiter is not None:
-        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
-        if len(delimiter) != 1:
-            raise UsageError(f"--delimiter {args.delimiter!r}: one character, or 'tab'")
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)  # checked in read/
     region = args.default_region.upper() if args.default_region else None
     if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
         raise UsageError(
             f"--default-region {args.default_region!r} is not an ISO country code "
             "that phone numbering knows (e.g. ID, US, GB, BR)"
         )
-    if args.encoding:
-        import codecs
-
-        try:
-            codecs.lookup(args.encoding)
-        except LookupError:
-            raise UsageError(f"--encoding {args.encoding!r} is not a known encoding") from None
     if args.header_row is not None and args.header_row < 1:
         raise UsageError(f"--header-row {args.header_row}: the first line is 1")
     return InputOptions(

@@ -12,6 +12,8 @@ OnExisting = Literal["skip", "update", "create"]
 
 # Rows per batch read, validated, sent and reported together: memory holds a few of them.
 BATCH_ROWS = 50_000
+# New unique values in one batch before worker processes help parse them.
+POOL_THRESHOLD = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,8 @@ class InputOptions:
     invalid_email: Literal["fail", "drop"] = "fail"
     keep: Literal["first", "last"] = "first"
     batch_size: int = BATCH_ROWS
-    pool_threshold: int = 20_000  # new unique values in a batch before worker processes help
+    pool_threshold: int = POOL_THRESHOLD
+    workers: int | None = None  # parser processes; None: one per core, up to 4 (none on 1 core)
 
 
 @dataclass(frozen=True, slots=True)

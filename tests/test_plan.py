@@ -73,14 +73,27 @@ def test_input_errors_exit_2_with_the_file_named(
     [
         ["--default-region", "XX"],
         ["--map", "phone=Phone"],
-        ["--delimiter", ";;"],
-        ["--encoding", "no-such-codec"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["plan", str(SAMPLES / "contacts.csv"), *argv])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--delimiter", ";;"], "--delimiter must be one character"),
+        (["--encoding", "no-such-codec"], "unknown encoding 'no-such-codec'"),
+    ],
+)
+def test_reading_options_are_checked_where_the_file_is_read(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["plan", str(SAMPLES / "contacts.csv"), "--report-dir", str(tmp_path), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,16 +7,22 @@ import and which therefore import no polars.
 from __future__ import annotations
 
 import polars as pl
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from importer.validate.emails import FAST_SHAPE, SPECIAL_DOMAINS
 from importer.validate.phones import MAX_LEN
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+FAST_SHAPE = rf"({_ATOM}(?:\.{_ATOM})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})"  # (local)@(domain)
+SPECIAL_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)  # left to email-validator, like "--"
 
 
 def fast_email(raw: pl.Series) -> pl.Series:
-    """``emails.check_email``'s fast path over a column: the normalised address where it
-    applies (plain ASCII ``local@domain``, the domain lowercased), else null and
-    ``check_email`` decides. Same pattern and checks; the tests hold the two equal. Built
-    in steps, so each part is computed once."""
+    """The plain addresses of a column settled without email-validator (~20-40 us each):
+    where the cell is plain ASCII ``local@domain`` within the length limits, what
+    email-validator answers for it (the domain lowercased, the rest as is); else null, and
+    ``emails.check_email`` decides. The tests hold the two equal. Built in steps, so each
+    part is computed once."""
     special = "|".join(d.replace(".", r"\.") for d in SPECIAL_DOMAINS)
     text = pl.col("text")
     local, domain = pl.col("field_0"), pl.col("field_1")

@@ -161,12 +161,10 @@ def _one(kind: str, field: str, columns: list[str]) -> str | None:
 
 
 def resolve(
-    *, columns: tuple[str, ...], options: InputOptions, mapping_file: Path | None = None
+    *, columns: tuple[str, ...], options: InputOptions
 ) -> ColumnMapping:
     """Map the file's headers to API fields; ``InputError`` when it cannot be decided."""
     field_map = dict(options.field_map)
-    if mapping_file is not None:
-        field_map = {**load_mapping_file(mapping_file), **field_map}
     for key in field_map:
         if key not in FIELDS:
             raise InputError(f"--map {key}=...: unknown field; use one of {', '.join(FIELDS)}")

@@ -31,7 +31,6 @@ from importer.validate.duplicates import Dedup, last_rows
 from importer.validate.records import VALIDATED_SCHEMA, ColumnMapping, ValidatedBatch
 from importer.validate.uniques import EmailRow, Pending, PhoneRow, UniqueParser
 
-_CACHE_LIMIT = 500_000
 _NO_EMAILS = pl.DataFrame(schema={"_email_key": pl.String, "_email_norm": pl.String})
 _SCHEMA = pl.Schema({name: dtype() for name, dtype in VALIDATED_SCHEMA.items()})
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\"} | {
@@ -263,7 +262,7 @@ def validate_batches(
     """
     with UniqueParser(
         default_region=options.default_region, require_mobile=options.require_mobile,
-        threshold=options.pool_threshold, cache_limit=_CACHE_LIMIT,
+        threshold=options.pool_threshold, workers=options.workers,
     ) as parser:  # fmt: skip
         planner = _Planner(mapping, options, parser)
         if options.keep == "first":

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from importer.options import POOL_THRESHOLD
 from importer.validate.emails import check_email
 from importer.validate.phones import parse_phone
 
@@ -33,7 +34,7 @@ PhoneRow = tuple[
 EmailRow = tuple[str | None, str | None]  # (normalised, reason)
 Parsed = tuple[list[PhoneRow], list[EmailRow]]
 
-POOL_THRESHOLD = 20_000  # values not yet seen in one batch before the pool is used
+CACHE_LIMIT = 500_000  # parsed values kept per kind across batches (phones, emails)
 _CHUNK = 8_192  # values per job: small enough to balance, big enough to amortise pickling
 _MAX_WORKERS = 4
 _V = TypeVar("_V")
@@ -80,7 +81,7 @@ class UniqueParser:
         require_mobile: bool,
         workers: int | None = None,
         threshold: int = POOL_THRESHOLD,
-        cache_limit: int = 500_000,
+        cache_limit: int = CACHE_LIMIT,
     ) -> None:
         self.default_region = default_region
         self.require_mobile = require_mobile

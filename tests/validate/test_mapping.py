@@ -15,7 +15,7 @@ from importer.validate.records import ColumnMapping
 
 def _resolve(columns: list[str], **kw: object) -> ColumnMapping:
     opts = InputOptions(path=Path("x.csv"), **kw)  # type: ignore[arg-type]
-    return resolve(columns=tuple(columns), options=opts, mapping_file=None)
+    return resolve(columns=tuple(columns), options=opts)
 
 
 @pytest.mark.parametrize(
