@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local sandbox and import into it (no key needed)",
     )
     g.add_argument("--on-existing", choices=("skip", "update", "create"), default="skip")
+    g.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="attach this Kirim label to every contact the run creates or updates; repeatable",
+    )
     g.add_argument("--concurrency", type=int, help="requests in flight (default: from the rate)")
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
@@ -212,6 +219,14 @@ def input_options(args: argparse.Namespace) -> InputOptions:
         invalid_email=cast(Literal["fail", "drop"], args.invalid_email),
         keep=cast(Literal["first", "last"], args.keep),
     )
+
+
+def _labels(names: list[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(n.strip() for n in names))
+    for name in out:
+        if not 1 <= len(name) <= 50:
+            raise UsageError(f"--label {name!r}: a label name has 1 to 50 characters")
+    return out
 
 
 def report_dir(args: argparse.Namespace, command: str) -> Path:
@@ -290,6 +305,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         max_attempts=args.max_attempts,
         verbose=args.verbose,
         quiet=args.quiet,
+        labels=_labels(args.label),
     )
 
 

@@ -66,3 +66,4 @@ class RunOptions:
     drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
     verbose: bool = False
     quiet: bool = False  # cron: only warnings and the closing lines
+    labels: tuple[str, ...] = ()  # --label: on every contact the run created or updated

@@ -34,6 +34,7 @@ from importer.report import Report, RunStats, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher
 from importer.send.journal import Journal, save_run
+from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
 from importer.send.preflight import preflight
@@ -238,16 +239,24 @@ async def run(
                 )
             ).sampling()
         )
+        writes = TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True, stop=stop)
+        reads = TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True, stop=stop)
         upserter = Upserter(
             client=client,
             sender=sender,
-            writes=TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True, stop=stop),
-            reads=TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True, stop=stop),
+            writes=writes,
+            reads=reads,
             journal=journal,
             account=found.account,
             on_existing=options.on_existing,
             stop=stop,
         )
+        labeler: Labeler | None = None
+        if options.labels or prepared.mapping.labels:
+            labeler = Labeler(
+                client=client, sender=sender, writes=writes, reads=reads, journal=journal,
+                account=found.account, stop=stop, flag_names=options.labels,
+            )  # fmt: skip
         work = Dispatcher(
             options=options,
             concurrency=concurrency,
@@ -257,6 +266,7 @@ async def run(
             journal=journal,
             upserter=upserter,
             listener=_Listener(progress, report, logger),
+            labeler=labeler,
         )
         await _drive(work, _stop_on_input_error(prepared.batches, stop), stop)
         if stop.requested and prepared.reread is not None:
@@ -360,24 +370,31 @@ async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop
             raise SystemExit(130)  # a second Ctrl-C: leave now; the journal makes it safe
         stop.request(Why.SIGNAL, f"interrupted by {signal.Signals(signum).name}")
 
-    with _signals(on_signal):
-        workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
-        await work.feed(batches)
-        for _ in workers:
-            await work.queue.put(None)
-        pending, deadline = set(workers), None
-        while pending:  # after a stop, in-flight requests get drain_timeout_s to finish
+    async def finish(tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for ``tasks``; after a stop, in-flight requests get drain_timeout_s."""
+        pending, deadline = set(tasks), None
+        while pending:
             _, pending = await asyncio.wait(pending, timeout=0.25)
             if stop.requested:
                 deadline = deadline or loop.time() + work.options.drain_timeout_s
                 if loop.time() >= deadline:
                     break
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        for ended in await asyncio.gather(*workers, return_exceptions=True):
+        for ended in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(ended, Exception):  # a bug: better a traceback than a row unreported
                 raise ended
+
+    with _signals(on_signal):
+        workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
+        reporter = asyncio.create_task(work.reporter())
+        await work.feed(batches)
+        for _ in workers:
+            await work.queue.put(None)
+        await finish(workers)
         work.settle_queued()
+        work.finish_reporting()
+        await finish([reporter])
 
 
 @contextlib.contextmanager

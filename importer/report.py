@@ -53,6 +53,7 @@ RESULT_COLUMNS = (
     "phone_region",
     "region_source",
     "number_type",
+    "labels",
 )
 _SENT_SCHEMA: dict[str, Any] = {
     "row_number": pl.Int64,
@@ -65,6 +66,8 @@ _SENT_SCHEMA: dict[str, Any] = {
     "attempts": pl.Int64,
     "replayed": pl.Boolean,
     "retryable": pl.Boolean,
+    "sent_labels": pl.String,
+    "sent_warning": pl.String,
 }
 _FILES = ("results.csv", "failures.csv", "summary.json", "report.html")
 _STATUSES = frozenset(s.value for s in Status)
@@ -128,7 +131,10 @@ class Report:
         self, *, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult] = ()
     ) -> None:
         """Account for one batch of rows, in input order."""
-        merged = _merge(rows, results).with_columns(
+        merged = _merge(rows, results)
+        if not self.dry_run:  # a run shows the labels attached, a plan the ones it would attach
+            merged = merged.with_columns(pl.col("sent_labels").alias("labels"))
+        merged = merged.drop("sent_labels").with_columns(
             original[SOURCE_ROW].cast(pl.Int64, strict=False).alias(SOURCE_ROW)
             if SOURCE_ROW in original.columns
             else pl.col("row_number").alias(SOURCE_ROW)
@@ -289,6 +295,7 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
             pl.lit(None, pl.String).alias("request_id"),
             pl.lit(None, pl.Int64).alias("attempts"),
             pl.lit(None, pl.Boolean).alias("replayed"),
+            pl.lit(None, pl.String).alias("sent_labels"),
             pl.when(pl.col("status") == Status.INVALID.value)
             .then(pl.lit(False))
             .when(pl.col("status") == Status.FAILED.value)
@@ -309,6 +316,8 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
                 s.attempts,
                 s.replayed,
                 s.retryable,
+                s.labels,
+                s.warning,
             )
             for s in results
         ],
@@ -320,11 +329,14 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
         pl.coalesce("sent_status", "status").alias("status"),
         pl.coalesce("sent_error_code", "error_code").alias("error_code"),
         pl.coalesce("sent_error_message", "error_message").alias("error_message"),
+        pl.concat_str("warning", "sent_warning", separator="; ", ignore_nulls=True)
+        .replace("", None)
+        .alias("warning"),
         pl.when(pl.col("status") == Status.INVALID.value)
         .then(pl.lit(False))
         .otherwise(pl.col("retryable"))
         .alias("retryable"),
-    ).drop("sent_status", "sent_error_code", "sent_error_message")
+    ).drop("sent_status", "sent_error_code", "sent_error_message", "sent_warning")
 
 
 def _write_private(path: Path, text: str) -> None:

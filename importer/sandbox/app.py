@@ -197,6 +197,7 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
     """Wrap a handler in the shared pipeline; ``route`` names it in the statistics."""
     plain = handler is h.unmatched
     creates = handler is h.create_contact
+    labels = handler is h.bulk_label
     override = BODY_OVERRIDES.get(handler)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -234,6 +235,11 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
             if creates and faults.error_message is not None:
                 state.faults.count("error_message")
                 raise invalid("invalid_field_value", faults.error_message)
+            if labels and faults.label_status is not None:
+                state.faults.count("label_status")
+                raise ApiError(
+                    faults.label_status, "api_error", "internal_error", "labels are unavailable"
+                )
             misbehaviour = state.plan_create(faults) if creates else None
             if misbehaviour is None and is_write and not plain:
                 status, payload = await _write(state, handler, request, rid, headers, faults)

@@ -17,6 +17,8 @@ Kinds, each counted per injection under its name (see ``KINDS``):
 * ``html`` / ``oversize`` / ``endless``: a contact create answers 200 with a gateway's HTML
   block page, a JSON-looking body of ``oversize_bytes``, or a body that never ends (no effect,
   the key is not claimed). ``html_rate``, ``oversize_rate``, ``endless_rate`` share one roll.
+* ``label_status``: with it set (a 4xx or 5xx), every ``bulk_label`` answers that status with
+  an ``api_error`` body and no effect.
 * ``me_body`` / ``accounts_body``: ``GET /v1/me`` / ``GET /v1/accounts`` answer 200 with
   exactly that JSON (``None`` serves the real document, so JSON ``null`` cannot be served).
 """
@@ -40,6 +42,7 @@ KINDS = (
     "ambiguous",
     "retry_after",
     "error_message",
+    "label_status",
     "html",
     "oversize",
     "endless",
@@ -97,6 +100,7 @@ class FaultSettings:
     endless_rate: float = 0.0
     retry_after_s: float | None = None
     error_message: str | None = None
+    label_status: int | None = None
     me_body: Any = None
     accounts_body: Any = None
     _bodies: dict[str, bytes] = field(init=False, repr=False, compare=False)
@@ -127,6 +131,11 @@ class FaultSettings:
             raise ValueError(
                 f"error_message must be a string of 1 to {MAX_ERROR_MESSAGE} characters"
             )
+        code = self.label_status
+        if code is not None and (
+            not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599
+        ):
+            raise ValueError(f"label_status must be an HTTP status 400..599, got {code!r}")
         bodies = {}
         for name in _BODIES:
             value = getattr(self, name)

@@ -140,6 +140,18 @@ def an_object(data: Any) -> bool:
     return isinstance(data, dict)
 
 
+def a_label(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"] != ""
+
+
+def labels_applied(data: Any) -> bool:
+    """A ``bulk_label`` answer: how many were applied (and skipped), as counts."""
+    return isinstance(data, dict) and all(
+        isinstance(data.get(k, 0), int) and not isinstance(data.get(k, 0), bool)
+        for k in ("applied", "skipped_cross_org", "skipped_team_mismatch")
+    ) and "applied" in data
+
+
 def reply_from(
     status: int, headers: httpx.Headers, body: bytes, shape: Shape, secrets: tuple[str, ...] = ()
 ) -> Reply:
@@ -291,6 +303,20 @@ class KirimClient:
 
     async def create(self, *, account: str, body: dict[str, Any], key: str) -> Reply:
         return await self._send("POST", f"{account}/contacts", a_contact, body=body, key=key)
+
+    async def labels(self) -> Reply:
+        return await self._send("GET", "labels", a_list)
+
+    async def create_label(self, *, name: str) -> Reply:
+        body = {"name": name}
+        key = idempotency_key(account="labels", body=body)
+        return await self._send("POST", "labels", a_label, body=body, key=key)
+
+    async def bulk_label(self, *, account: str, label_id: str, contact_ids: list[str]) -> Reply:
+        body = {"contact_ids": contact_ids, "label_id": label_id, "operation": "attach"}
+        key = idempotency_key(account=account, body=body)
+        path = f"{account}/contacts/bulk_label"
+        return await self._send("POST", path, labels_applied, body=body, key=key)
 
     async def update(self, *, account: str, contact_id: str, body: dict[str, Any]) -> Reply:
         path = f"{account}/contacts/{contact_id}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import polars as pl
@@ -23,13 +23,17 @@ from importer.errors import JournalError
 from importer.options import RunOptions
 from importer.send.decide import Action, decide
 from importer.send.journal import Journal
+from importer.send.labels import Labeler, LabelRow
 from importer.send.records import Entry, RowResult
 from importer.send.stop import Stop, Why
 from importer.send.upsert import Job, Upserter, body_fingerprint, make_body, row_key
-from importer.validate.records import VALIDATED_SCHEMA, Status, ValidatedBatch
+from importer.validate.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, Status, ValidatedBatch
 
 _SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
 INTENT_CHUNK = 256  # rows journalled per commit, just before they are queued
+# contacts whose body we wrote (this run, or an earlier one: unchanged): --label is theirs
+_WRITTEN = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED})
+_HAS_CONTACT = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.EXISTS})
 _QUIET = frozenset({"not_attempted", "limit_reached", "interrupted"})  # summed up at the end
 
 
@@ -52,6 +56,7 @@ class _InFlight:
     batch: ValidatedBatch
     waiting: int = 0
     results: list[RowResult] = field(default_factory=list)
+    known: dict[int, frozenset[str]] = field(default_factory=dict)  # row -> the journal's labels
 
 
 def not_sent(row: int, code: str, message: str) -> RowResult:
@@ -76,6 +81,7 @@ class Dispatcher:
         journal: Journal,
         upserter: Upserter,
         listener: Listener,
+        labeler: Labeler | None = None,
     ) -> None:
         self.options = options
         self.concurrency = concurrency
@@ -85,6 +91,8 @@ class Dispatcher:
         self._journal = journal
         self._upserter = upserter
         self._listener = listener
+        self._labeler = labeler
+        self._finished: asyncio.Queue[_InFlight | None] = asyncio.Queue()
         self.queue: asyncio.Queue[tuple[Job, _InFlight] | None] = asyncio.Queue(
             maxsize=concurrency * 2
         )
@@ -103,7 +111,64 @@ class Dispatcher:
     def _drain(self) -> None:
         while self._inflight and self._inflight[0].waiting == 0:
             done = self._inflight.pop(0)
-            self._listener.batch_done(done.batch.rows, done.batch.original, done.results)
+            if self._labeler is None:
+                self._listener.batch_done(done.batch.rows, done.batch.original, done.results)
+            else:  # labels first (``reporter``), in the same order
+                self._finished.put_nowait(done)
+
+    async def reporter(self) -> None:
+        """With labels to attach: each finished batch is labelled, then reported, in order,
+        until ``finish_reporting``. Cancelled (a stop that outlasted the drain), it reports
+        what is left without labels: every row still ends in the report."""
+        if self._labeler is None:
+            return
+        done: _InFlight | None = None
+        try:
+            while (done := await self._finished.get()) is not None:
+                results = await self._labelled(self._labeler, done)
+                self._listener.batch_done(done.batch.rows, done.batch.original, results)
+                done = None
+        except asyncio.CancelledError:
+            left: list[_InFlight | None] = [done]
+            while not self._finished.empty():
+                left.append(self._finished.get_nowait())
+            for batch in left:
+                if batch is not None:
+                    self._listener.batch_done(batch.batch.rows, batch.batch.original, batch.results)
+            raise
+
+    async def _labelled(self, labeler: Labeler, done: _InFlight) -> list[RowResult]:
+        try:
+            labelled = await labeler.label(self._label_rows(labeler, done))
+        except JournalError as exc:
+            self._stop.request(Why.JOURNAL, str(exc))
+            return done.results
+        return [
+            replace(r, labels=got.names, warning=got.warning)
+            if (got := labelled.get(r.row_number)) is not None
+            else r
+            for r in done.results
+        ]
+
+    def finish_reporting(self) -> None:
+        self._finished.put_nowait(None)
+
+    def _label_rows(self, labeler: Labeler, done: _InFlight) -> list[LabelRow]:
+        flag = labeler.flag_names
+        rows = done.batch.rows.filter(pl.col("status") == Status.VALID.value)
+        column = dict(zip(rows["row_number"], rows["labels"], strict=True))
+        phones = dict(zip(rows["row_number"], rows["phone_number"], strict=True))
+        out: list[LabelRow] = []
+        for r in done.results:
+            if r.contact_id is None or r.status not in _HAS_CONTACT:
+                continue
+            names = flag if r.status in _WRITTEN else ()
+            if cell := column.get(r.row_number):
+                names = (*names, *cell.split(LABEL_SEPARATOR))
+            if names := tuple(dict.fromkeys(names)):
+                known = done.known.get(r.row_number, frozenset())
+                out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
+        return out
 
     async def worker(self) -> None:
         while (item := await self.queue.get()) is not None:
@@ -136,6 +201,8 @@ class Dispatcher:
             body = make_body(phone=phone, name=name, email=email, metadata=meta)
             key = row_key(account=self._account, body=body)
             entry = entries.get(phone)
+            if entry is not None and entry.labels:
+                state.known[row] = entry.labels
             decision = decide(
                 entry=entry,
                 key=key,

@@ -276,6 +276,12 @@ class Journal:
         rows = [(org, account, p, k, now, run_id, now) for p, k in items]
         await self._await(self._write, _INTEND, rows)
 
+    async def labelled(self, items: Iterable[tuple[str, frozenset[str]]]) -> None:
+        """Note the label ids each phone's contact now has; durable when this returns."""
+        org, account = self._org, self._account
+        rows = [(json.dumps(sorted(ids)), org, account, phone) for phone, ids in items]
+        await self._await(self._write, _LABELLED, rows)
+
     def record(self, outcome: Outcome) -> None:
         """Note a row's final answer; written with the next batch, without waiting for it."""
         self._buffer.append(outcome)

@@ -55,6 +55,8 @@ class RowResult:
     attempts: int = 0
     replayed: bool = False
     retryable: bool | None = None
+    labels: str | None = None  # the labels its contact has, of those wanted (send.labels)
+    warning: str | None = None  # e.g. a label that could not be attached
 
 
 @dataclass(frozen=True, slots=True)

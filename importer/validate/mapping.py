@@ -24,9 +24,7 @@ from pathlib import Path
 from importer.errors import InputError
 from importer.options import InputOptions
 from importer.read.records import SOURCE_ROW
-from importer.validate.records import ColumnMapping
-
-FIELDS = ("phone_number", "name", "email")
+from importer.validate.records import FIELDS, ColumnMapping
 
 # Phone columns by kind, in the order a phone is picked when a file has several (exports from
 # Google Contacts and Outlook carry four or more): a WhatsApp column, then a mobile one, then a
@@ -55,6 +53,8 @@ sobrenome; ultimo nome"""
 _EMAIL = """email; e mail; email address; e mail address; e mail value; mail; surel; alamat email;
 alamat e mail; alamat surel; correo; correo electronico; email direccion; endereco de email;
 endereco de e mail"""
+_LABELS = """labels; label; tags; tag; etiquetas; etiqueta; rotulos; rotulo; marcadores;
+kategori; penanda; grup label"""
 
 
 def normalise_header(header: str) -> str:
@@ -80,6 +80,7 @@ ALIASES: dict[str, frozenset[str]] = {
     "first": _table(_FIRST),
     "last": _table(_LAST),
     "email": _table(_EMAIL),
+    "labels": _table(_LABELS),
 }
 
 
@@ -191,6 +192,12 @@ def resolve(
         if email:
             how["email"] = f"alias {email!r}"
             free.remove(email)
+    if "labels" not in chosen:
+        labels = _one("labels", "labels", free)
+        chosen["labels"] = (labels,) if labels else ()
+        if labels:
+            how["labels"] = f"alias {labels!r}"
+            free.remove(labels)
     if "name" not in chosen:
         chosen["name"] = _name_by_alias(free)
         if chosen["name"]:
@@ -204,6 +211,7 @@ def resolve(
         email=chosen["email"][0] if chosen["email"] else None,
         metadata=metadata,
         how=how,
+        labels=chosen["labels"][0] if chosen["labels"] else None,
     )
 
 
@@ -252,6 +260,8 @@ def describe(mapping: ColumnMapping) -> list[str]:
         line("name", mapping.name),
         line("email", (mapping.email,) if mapping.email else ()),
     ]
+    if mapping.labels:
+        lines.append(line("labels", (mapping.labels,)))
     meta = mapping.how.get("metadata", "")
     if mapping.metadata:
         lines.append(f"metadata <- {_quoted(mapping.metadata)} ({meta})")

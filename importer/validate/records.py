@@ -25,8 +25,9 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
-# The API fields a column can feed (``--map FIELD=HEADER``); metadata takes the rest.
-FIELDS = ("phone_number", "name", "email")
+# The fields a column can feed (``--map FIELD=HEADER``); metadata takes the rest. ``labels``
+# is not a contact field: its values are attached as Kirim labels (``send.labels``).
+FIELDS = ("phone_number", "name", "email", "labels")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class ColumnMapping:
     metadata: tuple[str, ...] = ()  # each becomes metadata[header]
     how: Mapping[str, str] = field(default_factory=dict)  # API field -> "alias" | "--map" | ...
     phone_fallbacks: tuple[str, ...] = ()  # read in order where ``phone``'s cell is empty
+    labels: str | None = None  # label names, split on ``;`` or ``,``
 
 
 # The columns of ValidatedBatch.rows, in order, with their polars types.
@@ -57,7 +59,9 @@ VALIDATED_SCHEMA: dict[str, type[pl.DataType]] = {
     "phone_region": pl.String,  # region the number belongs to / was parsed with
     "region_source": pl.String,  # how the region was decided: "plus_sign", "idd_00", "default"
     "number_type": pl.String,  # mobile | fixed_line | fixed_line_or_mobile | voip | ...
+    "labels": pl.String,  # the labels column's names, trimmed, de-duplicated, joined by "; "
 }
+LABEL_SEPARATOR = "; "
 
 
 @dataclass(frozen=True, slots=True)

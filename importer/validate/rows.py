@@ -28,7 +28,12 @@ import polars as pl
 from importer.options import InputOptions
 from importer.validate.columns import fast_email, phone_key
 from importer.validate.duplicates import Dedup, last_rows
-from importer.validate.records import VALIDATED_SCHEMA, ColumnMapping, ValidatedBatch
+from importer.validate.records import (
+    LABEL_SEPARATOR,
+    VALIDATED_SCHEMA,
+    ColumnMapping,
+    ValidatedBatch,
+)
 from importer.validate.uniques import EmailRow, Pending, PhoneRow, UniqueParser
 
 _NO_EMAILS = pl.DataFrame(schema={"_email_key": pl.String, "_email_norm": pl.String})
@@ -52,6 +57,19 @@ def clean_text(expr: pl.Expr) -> pl.Expr:
     # becomes one space: what replacing every run would give, without rewriting single spaces
     spaced = expr.str.replace_all(r"[\s\p{Cc}]{2,}|[[\s\p{Cc}]&&[^ ]]", " ")
     return _non_empty(spaced.str.strip_chars())
+
+
+def label_names(cell: pl.Expr) -> pl.Expr:
+    """A labels cell (``VIP; Jakarta, 2024``) as its names: split on ``;`` or ``,``, trimmed,
+    empty ones dropped, each once in first-seen order, joined by ``LABEL_SEPARATOR``."""
+    names = (
+        cell.str.replace_all(",", ";", literal=True).str.split(";")
+        .list.eval(pl.element().str.strip_chars())
+        .list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
+        .list.unique(maintain_order=True)
+        .list.join(LABEL_SEPARATOR)
+    )  # fmt: skip
+    return _non_empty(names)
 
 
 def full_name(columns: tuple[str, ...]) -> pl.Expr:
@@ -130,6 +148,7 @@ class _Planner:
             (pl.col(m.email) if m.email else pl.lit(None, dtype=pl.String)).alias("_email_key"),
             full_name(m.name).alias("_name"),
             metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
+            label_names(pl.col(m.labels) if m.labels else pl.lit(None, pl.String)).alias("_labels"),
         )
         phones = frame.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
             phone_key(pl.col("_phone_key")).alias("_pkey")
@@ -248,6 +267,7 @@ class _Planner:
             pl.col("_region").alias("phone_region"),
             pl.col("_rsource").alias("region_source"),
             pl.col("_ntype").alias("number_type"),
+            pl.col("_labels").alias("labels"),
         ).cast(_SCHEMA)  # fmt: skip
         return ValidatedBatch(rows=planned, original=started.batch.drop("row_number"))
 

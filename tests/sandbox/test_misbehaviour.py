@@ -237,6 +237,7 @@ def test_injected_counts_in_state_view() -> None:
             "ambiguous": 0,
             "retry_after": 0,
             "error_message": 0,
+            "label_status": 0,
             "html": 1,
             "oversize": 0,
             "endless": 0,

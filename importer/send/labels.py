@@ -1,0 +1,186 @@
+"""Labels, so people can find what an import made: the ``--label`` names go on every contact the
+import wrote (created or updated, by this run or, for an ``unchanged`` row, an earlier one),
+and a row's ``labels`` column on its contact whatever the row's status (an ``unchanged`` row
+whose column gained a label gets just that attach).
+
+A label is made when Kirim has none of that name (``GET /v1/labels`` once, then
+``POST /v1/labels``); contacts get it with ``POST /v1/{account}/contacts/bulk_label``, at most
+``LABEL_CHUNK`` ids a call, once a batch of rows has settled. Every call goes through the
+run's ``Sender`` under the write (or read) bucket, like the contacts' own. The journal records
+which labels each contact got (``Journal.labelled``), so labels already in place cost nothing
+the next night. A label call that fails never undoes a contact: the row keeps its status and
+gets a warning; a contact whose chunk Kirim skipped in part (another organisation or team) is
+not recorded, and is tried again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from importer.send.client import KirimClient, Reply, Verdict
+from importer.send.journal import Journal
+from importer.send.limiter import TokenBucket
+from importer.send.retry import Sender
+from importer.send.stop import Stop, Why
+from importer.validate.records import LABEL_SEPARATOR
+
+LABEL_CHUNK = 1000  # bulk_label takes at most 1,000 contact ids
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    """One row's contact and the labels it should have."""
+
+    row_number: int
+    phone: str
+    contact_id: str
+    names: tuple[str, ...]  # wanted: --label (created/updated rows) and the labels column
+    known: frozenset[str]  # label ids the journal says its contact has
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    names: str  # the wanted labels the contact has now, joined by LABEL_SEPARATOR
+    warning: str | None
+
+
+def _why(reply: Reply) -> str:
+    return f"{reply.status or 'no answer'} {reply.error_code}"
+
+
+class Labeler:
+    def __init__(
+        self,
+        *,
+        client: KirimClient,
+        sender: Sender,
+        writes: TokenBucket,
+        reads: TokenBucket,
+        journal: Journal,
+        account: str,
+        stop: Stop,
+        flag_names: tuple[str, ...],
+    ) -> None:
+        self._client = client
+        self._sender = sender
+        self._writes = writes
+        self._reads = reads
+        self._journal = journal
+        self._account = account
+        self._stop = stop
+        self.flag_names = flag_names
+        self._ids: dict[str, str] = {}  # name -> id, of the labels Kirim has
+        self._names: dict[str, str] = {}  # id -> name
+        self._missing: dict[str, str] = {}  # name -> why it could not be had
+        self._listed = False
+        self._lock = asyncio.Lock()
+
+    def _stop_on(self, reply: Reply) -> None:
+        if reply.verdict is Verdict.STOP:
+            self._stop.request(
+                Why.SERVER,
+                f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}",
+            )
+
+    def _learn(self, data: Any) -> None:
+        for label in data if isinstance(data, list) else ():
+            if isinstance(label, dict):
+                name, label_id = label.get("name"), label.get("id")
+                if isinstance(name, str) and isinstance(label_id, str) and label_id:
+                    self._ids.setdefault(name, label_id)
+                    self._names.setdefault(label_id, name)
+
+    async def _list(self) -> Reply:
+        reply, _ = await self._sender.call(self._reads, self._client.labels)
+        if reply.verdict is Verdict.OK:
+            self._learn(reply.data)
+        return reply
+
+    async def _ensure(self, names: set[str]) -> None:
+        """Find or make each label by name (once per run and name)."""
+        async with self._lock:
+            todo = sorted(n for n in names if n not in self._ids and n not in self._missing)
+            if todo and not self._listed:
+                listed = await self._list()
+                self._listed = listed.verdict is Verdict.OK
+                if not self._listed:
+                    self._stop_on(listed)
+                    for name in todo:
+                        self._missing[name] = f"the labels could not be listed ({_why(listed)})"
+                    return
+            for name in todo:
+                if name in self._ids:
+                    continue
+                made, _ = await self._sender.call(
+                    self._writes, partial(self._client.create_label, name=name)
+                )
+                if made.verdict is Verdict.OK:
+                    self._learn([made.data])
+                    continue
+                if made.verdict is Verdict.EXISTS:  # made since we listed: look again
+                    await self._list()
+                    if name in self._ids:
+                        continue
+                self._stop_on(made)
+                self._missing[name] = f"it could not be made ({_why(made)}: {made.error_message})"
+
+    async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
+        """Attach what each row's contact lacks; returns each row's labels and warning."""
+        await self._ensure({n for r in rows for n in r.names})
+        wanted: dict[str, list[LabelRow]] = defaultdict(list)
+        for r in rows:
+            for name in r.names:
+                label_id = self._ids.get(name)
+                if label_id is not None and label_id not in r.known:
+                    wanted[label_id].append(r)
+        got: dict[int, set[str]] = defaultdict(set)
+        warnings: dict[int, list[str]] = defaultdict(list)
+        for label_id, members in wanted.items():
+            name = self._names[label_id]
+            for start in range(0, len(members), LABEL_CHUNK):
+                chunk = members[start : start + LABEL_CHUNK]
+                ids = list(dict.fromkeys(r.contact_id for r in chunk))
+                reply, _ = await self._sender.call(
+                    self._writes,
+                    partial(
+                        self._client.bulk_label,
+                        account=self._account,
+                        label_id=label_id,
+                        contact_ids=ids,
+                    ),
+                )
+                if reply.verdict is not Verdict.OK:
+                    self._stop_on(reply)
+                    for r in chunk:
+                        warnings[r.row_number].append(
+                            f"label {name!r} not attached ({_why(reply)}); a rerun tries again"
+                        )
+                    continue
+                skipped = sum(
+                    reply.data.get(k, 0) for k in ("skipped_cross_org", "skipped_team_mismatch")
+                )
+                for r in chunk:
+                    if skipped:
+                        warnings[r.row_number].append(
+                            f"label {name!r}: Kirim skipped {skipped} of the {len(ids)} contacts "
+                            "labelled with this one (another organisation or team)"
+                        )
+                    else:
+                        got[r.row_number].add(label_id)
+        labelled = [(r.phone, r.known | got[r.row_number]) for r in rows if got[r.row_number]]
+        if labelled:
+            await self._journal.labelled(labelled)
+        out: dict[int, Labelled] = {}
+        for r in rows:
+            has = r.known | got[r.row_number]
+            for name in r.names:
+                if name in self._missing:
+                    warnings[r.row_number].append(f"label {name!r}: {self._missing[name]}")
+            names = [n for n in r.names if self._ids.get(n) in has]
+            why = "; ".join(dict.fromkeys(warnings[r.row_number])) or None
+            out[r.row_number] = Labelled(LABEL_SEPARATOR.join(names), why)
+        return out

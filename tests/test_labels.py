@@ -1,0 +1,130 @@
+"""Labels through ``main(argv)`` against the sandbox: ``--label`` on what the import wrote, a
+``labels`` column on every row's contact, chunks of at most 1,000, labels already
+in place costing nothing the next night, and a label call that fails never undoing a row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.cli import main
+from importer.sandbox import Sandbox, SandboxConfig
+from tests.conftest import phone, write_contacts
+from tests.test_nightly import Requests
+from tests.test_run import results
+
+UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
+BULK = ("POST", "/v1/{phone_number_id}/contacts/bulk_label")
+LABELS = "/v1/labels"
+
+
+@pytest.fixture
+def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(seed=31, **UNLIMITED)) as running:
+        monkeypatch.setenv("KIRIM_API_KEY", running.token)
+        yield running
+
+
+def export(path: Path, n: int, *, tags: dict[int, str] | None = None, rename: int = 0) -> Path:
+    rows = []
+    for i in range(1, n + 1):
+        row = {"Phone": phone(i), "Name": f"Contact {i}" + (" Jr" if i == rename else "")}
+        if tags is not None:
+            row["Tags"] = tags.get(i, "")
+        rows.append(row)
+    return write_contacts(path, rows)
+
+
+def run(box: Sandbox, file: Path, tmp: Path, name: str, *extra: str) -> tuple[int, Path]:
+    reports = tmp / name
+    argv = ["run", str(file), "--base-url", box.base_url, "--report-dir", str(reports),
+            "--state", str(tmp / "journal.sqlite"), "--default-region", "ID", *extra]  # fmt: skip
+    return main(argv), reports
+
+
+def labels_by_phone(box: Sandbox) -> dict[str, set[str]]:
+    names = {label["id"]: label["name"] for label in box.state.store.labels()}
+    return {c["phone_number"]: {names[i] for i in c["labels"]} for c in box.contacts()}
+
+
+def test_flag_labels_go_on_what_the_import_wrote_and_cost_nothing_the_next_night(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    seen = Requests(box)
+    flags = ("--label", "VIP", "--label", "Imported 2026-11", "--on-existing", "update")
+    code, first = run(box, export(tmp_path / "a.csv", 30), tmp_path, "n1", *flags)
+    assert code == 0
+    sent = seen.since()
+    assert sent[("GET", LABELS)] == 1  # listed once
+    assert sent[("POST", LABELS)] == 2  # each made once
+    assert sent[BULK] == 2  # one chunk per label
+    assert all(v == {"VIP", "Imported 2026-11"} for v in labels_by_phone(box).values())
+    assert {r["labels"] for r in results(first)} == {"VIP; Imported 2026-11"}
+
+    code, second = run(box, export(tmp_path / "b.csv", 30, rename=7), tmp_path, "n2", *flags)
+    assert code == 0
+    sent = seen.since()
+    assert sent[("PATCH", "/v1/{phone_number_id}/contacts/{contact_id}")] == 1
+    assert sent[BULK] == 0  # the updated contact has both already: the journal knows
+    statuses = Counter(r["status"] for r in results(second))
+    assert statuses == {"unchanged": 29, "updated": 1}
+
+
+def test_a_labels_column_attaches_to_every_row_and_a_gained_label_alone(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    tags = {1: "Gold; Jakarta", 2: "jakarta, Jakarta", 3: ""}
+    assert run(box, export(tmp_path / "a.csv", 4, tags=tags), tmp_path, "n1")[0] == 0
+    have = labels_by_phone(box)
+    assert have[phone(1)] == {"Gold", "Jakarta"}
+    assert have[phone(2)] == {"jakarta", "Jakarta"}  # names are exact, as Kirim keeps them
+    assert have[phone(3)] == have[phone(4)] == set()
+
+    seen = Requests(box)
+    tags[4] = "Gold"  # row 4 gains a label; its contact is otherwise the same
+    code, second = run(
+        box, export(tmp_path / "b.csv", 4, tags=tags), tmp_path, "n2", "--on-existing", "update"
+    )
+    assert code == 0
+    sent = seen.since()
+    assert sent[BULK] == 1  # just that attach
+    assert sent[("POST", LABELS)] == 0
+    rows = results(second)
+    assert [r["status"] for r in rows] == ["unchanged"] * 4  # labels are not the body
+    assert rows[3]["labels"] == "Gold"
+    assert labels_by_phone(box)[phone(4)] == {"Gold"}
+
+
+def test_labels_go_in_chunks_of_at_most_1000(box: Sandbox, tmp_path: Path) -> None:
+    seen = Requests(box)
+    code, _ = run(
+        box, export(tmp_path / "a.csv", 2500), tmp_path, "r", "--label", "Big", "--on-existing",
+        "create",
+    )  # fmt: skip
+    assert code == 0
+    assert seen.since()[BULK] == 3  # 1000 + 1000 + 500 (the sandbox refuses more than 1000)
+    assert sum(v == {"Big"} for v in labels_by_phone(box).values()) == 2500
+
+
+def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path: Path) -> None:
+    box.set_faults(label_status=503)
+    file = export(tmp_path / "a.csv", 3)
+    code, first = run(box, file, tmp_path, "n1", "--label", "VIP", "--max-attempts", "1")
+    assert code == 0  # the contacts are there: a label is not worth failing a row for
+    rows = results(first)
+    assert [r["status"] for r in rows] == ["created"] * 3
+    assert all("label 'VIP' not attached (503" in r["warning"] for r in rows)
+    assert all(r["labels"] == "" for r in rows)
+    assert box.injected()["label_status"] == 1
+
+    box.set_faults(label_status=None)
+    seen = Requests(box)
+    code, second = run(box, file, tmp_path, "n2", "--label", "VIP", "--on-existing", "update")
+    assert code == 0
+    rows = results(second)
+    assert [(r["status"], r["labels"]) for r in rows] == [("unchanged", "VIP")] * 3
+    assert seen.since()[BULK] == 1  # the journal knew they lacked it: one attach, no writes
+    assert all(v == {"VIP"} for v in labels_by_phone(box).values())
