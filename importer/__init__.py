@@ -1,3 +1,3 @@
 """kirim-import: bulk contact importer for the Kirim WhatsApp Business API."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from importer import __version__, history, pipeline
 from importer.errors import ImporterError, InputError, StopRun
 from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
 from importer.read.source import FORMATS
-from importer.redact import KEY_SHAPE
+from importer.redact import KEY_SHAPE, redact
 from importer.validate.mapping import load_mapping_file
 from importer.validate.records import FIELDS
 
@@ -74,7 +75,7 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FIELD=HEADER",
-        help="map an API field (phone_number, name, email) to a column; repeatable",
+        help="map a field (phone_number, name, email, labels) to a column; repeatable",
     )
     g.add_argument("--mapping", type=Path, metavar="FILE", help="TOML or JSON field->header map")
     g.add_argument(
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="kirim-import",
-        description=__doc__.split("\n")[0],
+        description="Bulk contact importer for the Kirim WhatsApp Business API: validate a "
+        "spreadsheet (plan), import it exactly once (run), or serve a local Kirim (sandbox).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kirim-import {__version__}")
@@ -137,13 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the local sandbox and import into it (no key needed)",
     )
-    g.add_argument("--on-existing", choices=("skip", "update", "create"), default="skip")
+    g.add_argument(
+        "--on-existing",
+        choices=("skip", "update", "create"),
+        default="skip",
+        help="a phone Kirim has already: skip it (default), update what changed (nightly "
+        "jobs: only what changed since the last run is sent), or create without looking",
+    )
     g.add_argument(
         "--label",
         action="append",
         default=[],
         metavar="NAME",
-        help="attach this Kirim label to every contact the run creates or updates; repeatable",
+        help="attach this Kirim label to every contact the import wrote; repeatable",
     )
     g.add_argument("--concurrency", type=int, help="requests in flight (default: from the rate)")
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
@@ -282,6 +290,10 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         raise UsageError("--limit must be 0 or more")
     key = os.environ.get("KIRIM_API_KEY", "").strip()  # a CRLF .env file leaves a \r
     base_url = args.base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
+    if args.account is not None and not re.fullmatch(r"\d{6,20}", args.account):
+        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
+    if args.sandbox and args.base_url:
+        raise UsageError("--sandbox starts its own server: leave out --base-url")
     if not args.sandbox:
         if not key:
             raise UsageError("set KIRIM_API_KEY to your Kirim API key (or use --sandbox)")
@@ -370,4 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the run installed its own handler: nothing was sent
         print("kirim-import: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if os.environ.get("KIRIM_IMPORT_DEBUG"):
+            raise
+        # a bug of ours: one line, with no key in it (KIRIM_IMPORT_DEBUG=1 shows the traceback)
+        print(
+            f"kirim-import: internal error: {type(exc).__name__}: {redact(str(exc))} "
+            "(rerun with KIRIM_IMPORT_DEBUG=1 for the details; the journal keeps what was done)",
+            file=sys.stderr,
+        )
+        return 3
     return 2

@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TextIO, TypeVar
 
 import httpx
@@ -25,26 +26,27 @@ import phonenumbers
 import polars as pl
 
 from importer import __version__
-from importer.errors import InputError, JournalError
+from importer.errors import InputError, JournalError, StopRun
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import Progress, setup_logging
 from importer.read import source
+from importer.redact import redact
 from importer.report import Report, RunStats, status_counts
 from importer.send.client import KirimClient, Reply
-from importer.send.dispatch import Dispatcher
+from importer.send.dispatch import Dispatcher, not_sent, unread_batches
 from importer.send.journal import Journal, save_run
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
-from importer.send.preflight import preflight
+from importer.send.preflight import Preflight, preflight
 from importer.send.records import RowResult, RunRecord
-from importer.send.retry import RetryPolicy, Sender
+from importer.send.retry import LABEL_POLICY, RetryPolicy, Sender
 from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
-from importer.validate.records import PreparedInput, ValidatedBatch
+from importer.validate.records import PreparedInput, Status, ValidatedBatch
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
 MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
@@ -167,9 +169,10 @@ async def run(
     sleep: Sleep = asyncio.sleep,
     journal_type: type[Journal] = Journal,
 ) -> int:
-    """Import the file; returns the exit code. Raises ``InputError`` or ``StopRun`` (pre-flight)
-    before anything is written to Kirim. ``transport``, ``sleep`` and ``journal_type`` are
-    seams for tests and benchmarks."""
+    """Import the file; returns the exit code. Raises ``InputError`` (or ``JournalError``,
+    ``ReportError``) before anything is sent. A pre-flight that Kirim refuses is a stop like
+    any other: every row is reported ``not_attempted``, exit 3. ``transport``, ``sleep`` and
+    ``journal_type`` are seams for tests and benchmarks."""
     started = time.monotonic()
     prepared = prepare(options.input)
     logger = setup_logging(
@@ -178,122 +181,181 @@ async def run(
     say = _Say(out, quiet=options.quiet)
     say("\n".join(header_lines(prepared)))
     stop = Stop()
-    sender = Sender(
-        stop=stop,
-        policy=RetryPolicy(max_attempts=options.max_attempts, max_wait_s=options.max_wait_s),
-        sleep=sleep,
-        on_wait=_waiting(logger),
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        stack.enter_context(journal_lock(options.state))  # one run per journal, from here on
-        client = await stack.enter_async_context(
-            KirimClient(
-                base_url=options.base_url,
-                api_key=options.api_key,
-                transport=transport,
-                timeout_s=options.timeout_s,
-                max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
-            )
-        )
-        found = await preflight(client=client, sender=sender, account=options.account)
-        write_pm = found.write_per_minute or 60.0
-        if options.max_rate:
-            write_pm = min(write_pm, options.max_rate)
-        read_pm = found.read_per_minute or write_pm * 10
-        concurrency = options.concurrency or auto_concurrency(write_pm)
-        say(
-            f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
-            f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
-        )
-        report = stack.enter_context(
-            Report(
-                directory=options.report_dir,
-                dry_run=False,
-                on_failure=lambda why: stop.request(Why.OUTPUT, why),
-            )
-        )
-        journal = journal_type(
-            options.state,
-            org=found.org,
-            account=found.account,
-            on_failure=lambda why: stop.request(Why.JOURNAL, why),
-        )
-        run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
-        stack.enter_context(_closing(journal, stop, logger))
-        if journal.resumed:
-            say(f"Resuming the unfinished run #{run_id} from {options.state}")
-        progress = stack.enter_context(
-            contextlib.closing(
-                Progress(
-                    stream=err, total=prepared.rows_total, logger=logger, quiet=options.quiet
+    policy = RetryPolicy(max_attempts=options.max_attempts, max_wait_s=options.max_wait_s)
+    sender = Sender(stop=stop, policy=policy, sleep=sleep, on_wait=_waiting(logger))
+    # labels have their own short tries, outside the retry budget: they never stop an import
+    label_sender = Sender(stop=stop, policy=LABEL_POLICY, sleep=sleep, on_wait=_waiting(logger))
+    with journal_lock(options.state):  # one run per journal, its history record included
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                KirimClient(
+                    base_url=options.base_url,
+                    api_key=options.api_key,
+                    transport=transport,
+                    timeout_s=options.timeout_s,
+                    max_connections=options.concurrency or MAX_AUTO_CONCURRENCY,
                 )
             )
-        )
-        timeline = stack.enter_context(
-            Timeline(
-                read=lambda: (
-                    progress.counts["created"],
-                    sender.stats.requests,
-                    sender.stats.http_429,
-                    sender.stats.retries,
+            report = stack.enter_context(
+                Report(
+                    directory=options.report_dir,
+                    dry_run=False,
+                    on_failure=lambda why: stop.request(Why.OUTPUT, why),
                 )
-            ).sampling()
-        )
-        writes = TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True, stop=stop)
-        reads = TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True, stop=stop)
-        upserter = Upserter(
-            client=client,
-            sender=sender,
-            writes=writes,
-            reads=reads,
-            journal=journal,
-            account=found.account,
-            on_existing=options.on_existing,
-            stop=stop,
-        )
-        labeler: Labeler | None = None
-        if options.labels or prepared.mapping.labels:
-            labeler = Labeler(
-                client=client, sender=sender, writes=writes, reads=reads, journal=journal,
-                account=found.account, stop=stop, flag_names=options.labels,
-            )  # fmt: skip
-        work = Dispatcher(
-            options=options,
-            concurrency=concurrency,
-            account=found.account,
-            run_id=run_id,
-            stop=stop,
-            journal=journal,
-            upserter=upserter,
-            listener=_Listener(progress, report, logger),
-            labeler=labeler,
-        )
-        await _drive(work, _stop_on_input_error(prepared.batches, stop), stop)
-        if stop.requested and prepared.reread is not None:
-            unread = _stop_on_input_error(iter(prepared.reread()), stop)
-            work.unread(unread, phone_column=prepared.mapping.phone)
-    stats = RunStats(
-        requests_sent=sender.stats.requests,
-        http_429=sender.stats.http_429,
-        retries=sender.stats.retries,
-        stopped=stop.reason,
-        ignore_codes=frozenset({"limit_reached"}),
-    )
-    code = report.finish(
-        stats=stats,
-        elapsed_s=time.monotonic() - started,
-        extra={**VERSIONS, "account": found.account, "journal": str(options.state)},
-        context=Context(
-            options=options,
-            write_per_minute=write_pm,
-            journal=options.state,
-            settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
-            timeline=timeline.samples,
-        ),
-    )
-    print(report.render(journal=options.state), file=out)
-    _keep_record(options, run_id, report, logger)
+            )
+            try:
+                found = await preflight(client=client, sender=sender, account=options.account)
+            except StopRun as exc:  # nothing was written: every row is reported not_attempted
+                stop.request(Why.SERVER, str(exc))
+                _not_attempted(prepared, report)
+                found = None
+            if found is not None:
+                sent = await _send_all(
+                    stack, prepared=prepared, options=options, found=found, client=client,
+                    report=report, senders=(sender, label_sender), stop=stop, say=say,
+                    err=err, logger=logger, sleep=sleep, journal_type=journal_type,
+                )  # fmt: skip
+        with _signals(lambda _: None):  # the report is being written: a Ctrl-C waits for it
+            stats = RunStats(
+                requests_sent=sender.stats.requests + label_sender.stats.requests,
+                http_429=sender.stats.http_429 + label_sender.stats.http_429,
+                retries=sender.stats.retries + label_sender.stats.retries,
+                stopped=stop.reason,
+                ignore_codes=frozenset({"limit_reached"}),
+            )
+            extra = {**VERSIONS, "journal": str(options.state)}
+            if found is None:
+                code = report.finish(stats=stats, elapsed_s=time.monotonic() - started, extra=extra)
+            else:
+                code = report.finish(
+                    stats=stats,
+                    elapsed_s=time.monotonic() - started,
+                    extra={**extra, "account": found.account},
+                    context=sent.context,
+                )
+            if stop.reason:  # on standard error too: a cron log keeps it
+                print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
+            print(report.render(journal=options.state), file=out)
+            if found is not None:
+                _keep_record(options, sent.run_id, report, logger)
     return code
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    run_id: int
+    context: Context  # what the report page shows of the run
+
+
+async def _send_all(
+    stack: contextlib.AsyncExitStack,
+    *,
+    prepared: PreparedInput,
+    options: RunOptions,
+    found: Preflight,
+    client: KirimClient,
+    report: Report,
+    senders: tuple[Sender, Sender],
+    stop: Stop,
+    say: _Say,
+    err: TextIO,
+    logger: logging.Logger,
+    sleep: Sleep,
+    journal_type: type[Journal],
+) -> _Sent:
+    """The run after its pre-flight: journal, workers, labels; every row to the report."""
+    sender, label_sender = senders
+    write_pm = found.write_per_minute or 60.0
+    if options.max_rate:
+        write_pm = min(write_pm, options.max_rate)
+    read_pm = found.read_per_minute or write_pm * 10
+    concurrency = options.concurrency or auto_concurrency(write_pm)
+    say(
+        f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
+        f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
+    )
+    journal = journal_type(
+        options.state,
+        org=found.org,
+        account=found.account,
+        on_failure=lambda why: stop.request(Why.JOURNAL, why),
+    )
+    run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
+    stack.enter_context(_closing(journal, stop, logger))
+    if journal.resumed:
+        say(f"Resuming the unfinished run #{run_id} from {options.state}")
+    progress = stack.enter_context(
+        contextlib.closing(
+            Progress(stream=err, total=prepared.rows_total, logger=logger, quiet=options.quiet)
+        )
+    )
+    timeline = stack.enter_context(
+        Timeline(
+            read=lambda: (
+                progress.counts["created"],
+                sender.stats.requests,
+                sender.stats.http_429,
+                sender.stats.retries,
+            )
+        ).sampling()
+    )
+    writes = TokenBucket(per_minute=write_pm, sleep=sleep, sync_first=True, stop=stop)
+    reads = TokenBucket(per_minute=read_pm, sleep=sleep, sync_first=True, stop=stop)
+    upserter = Upserter(
+        client=client,
+        sender=sender,
+        writes=writes,
+        reads=reads,
+        journal=journal,
+        account=found.account,
+        on_existing=options.on_existing,
+    )
+    labeler: Labeler | None = None
+    if options.labels or prepared.mapping.labels:
+        labeler = Labeler(
+            client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
+            account=found.account, flag_names=options.labels,
+        )  # fmt: skip
+    work = Dispatcher(
+        options=options,
+        concurrency=concurrency,
+        account=found.account,
+        run_id=run_id,
+        stop=stop,
+        journal=journal,
+        upserter=upserter,
+        listener=_Listener(progress, report, logger),
+        labeler=labeler,
+    )
+    await _drive(work, _stop_on_input_error(prepared.batches, stop), stop)
+    if stop.requested and prepared.reread is not None:
+        unread = _stop_on_input_error(iter(prepared.reread()), stop)
+        work.unread(unread, phone_column=prepared.mapping.phone)
+    context = Context(
+        options=options,
+        write_per_minute=write_pm,
+        journal=options.state,
+        settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
+        timeline=timeline.samples,
+    )
+    return _Sent(run_id, context)
+
+
+def _not_attempted(prepared: PreparedInput, report: Report) -> None:
+    """Every row of a run that sent nothing, reported ``failed`` / ``not_attempted``: straight
+    from the file when it can be read again, else through validation."""
+    if prepared.reread is not None:
+        raw = prepared.reread()
+        for rows, original in unread_batches(raw, after=0, phone_column=prepared.mapping.phone):
+            report.add_batch(rows=rows, original=original)
+        return
+    for batch in prepared.batches:
+        valid = batch.rows.filter(pl.col("status") == Status.VALID.value)["row_number"]
+        report.add_batch(
+            rows=batch.rows,
+            original=batch.original,
+            results=[not_sent(r, "not_attempted", "the run stopped first") for r in valid],
+        )
 
 
 class _Say:

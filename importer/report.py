@@ -239,14 +239,22 @@ class Report:
         if self.reasons:
             ordered = sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
             lines.append("  by reason: " + ", ".join(f"{k} {v}" for k, v in ordered))
+            if self.reasons.get("no_region"):
+                lines.append(
+                    "  (numbers written without a country code need --default-region CC, "
+                    "e.g. --default-region ID)"
+                )
         if self.dry_run:
             valid, capacity = c.get("valid", 0), write_per_minute
-            if valid <= capacity:
+            if valid == 0:
+                lines.append("Nothing to create.")
+            elif valid <= capacity:
                 when = "fits in the bucket's first burst: seconds, bounded by round trips"
             else:
                 eta = _duration((valid - capacity) / (capacity / 60))
                 when = f"would take about {eta} after the first burst of {capacity:.0f}"
-            lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
+            if valid:
+                lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
         else:
             lines.append(
                 f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "

@@ -244,3 +244,53 @@ def test_a_server_message_holding_the_key_is_redacted_in_every_report(
     written = "".join(p.read_text() for p in (tmp_path / "r").iterdir())
     assert "field rejected for key [redacted]" in written
     assert box.token not in written + captured.out + captured.err
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "plain"])
+def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_key(
+    tmp_path: Path, kind: str
+) -> None:
+    """Whatever the layers under httpx raise (here the aiohttp adapter's own error for a
+    malformed answer, which it does not map to httpx's), the row is unanswered, the run ends
+    cleanly, and no message carries the headers with the key."""
+    import asyncio
+    import io
+
+    import aiohttp
+    import httpx
+
+    from importer import pipeline
+    from importer.options import InputOptions, RunOptions
+
+    key = "kdv_live_" + "S" * 24
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/me"):
+            return httpx.Response(200, json={"data": {"organization": {"id": "org_1"}}})
+        if request.url.path.endswith("/accounts"):
+            return httpx.Response(
+                200, json={"data": [{"phone_number_id": "1065403522", "status": "connected"}]}
+            )
+        told = f"Invalid Content-Length; headers {dict(request.headers)}"
+        if kind == "plain":
+            raise RuntimeError(told)
+        raise aiohttp.ClientResponseError(None, (), message=told)  # type: ignore[arg-type]
+
+    options = RunOptions(
+        input=InputOptions(path=contacts_file(tmp_path / "in.csv", 3), default_region="ID"),
+        report_dir=tmp_path / "r", state=tmp_path / "j.sqlite", base_url="https://kirim.test/v1",
+        api_key=key, max_attempts=1,
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    code = asyncio.run(
+        pipeline.run(options=options, out=out, err=err, transport=httpx.MockTransport(handler))
+    )
+    assert code == 1
+    rows = results(tmp_path / "r")
+    name = "RuntimeError" if kind == "plain" else "ClientResponseError"
+    assert [(r["status"], r["error_code"]) for r in rows] == [("failed", name)] * 3
+    written = out.getvalue() + err.getvalue()
+    written += "".join(p.read_text() for p in (tmp_path / "r").iterdir())
+    assert key not in written
+    if kind == "plain":  # its message is kept, the key in it redacted
+        assert "'authorization': 'Bearer [redacted]'" in rows[0]["error_message"]

@@ -56,6 +56,13 @@ def test_a_bad_key_stops_before_anything_is_sent(
     assert "invalid_api_key" in err
     assert bad not in err
     assert sandbox.request_count("POST", ROUTE) == 0
+    # a stop like any other: every row reported, retryable, none sent
+    with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["status"], r["error_code"]) for r in rows] == [("failed", "not_attempted")] * 3
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert (summary["exit_code"], summary["failed"]) == (3, 3)
+    assert "invalid_api_key" in summary["stopped"]
 
 
 def test_no_key_is_a_usage_error(

@@ -40,7 +40,7 @@ import hashlib
 import json
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -146,10 +146,14 @@ def a_label(data: Any) -> bool:
 
 def labels_applied(data: Any) -> bool:
     """A ``bulk_label`` answer: how many were applied (and skipped), as counts."""
-    return isinstance(data, dict) and all(
-        isinstance(data.get(k, 0), int) and not isinstance(data.get(k, 0), bool)
-        for k in ("applied", "skipped_cross_org", "skipped_team_mismatch")
-    ) and "applied" in data
+    return (
+        isinstance(data, dict)
+        and all(
+            isinstance(data.get(k, 0), int) and not isinstance(data.get(k, 0), bool)
+            for k in ("applied", "skipped_cross_org", "skipped_team_mismatch")
+        )
+        and "applied" in data
+    )
 
 
 def reply_from(
@@ -189,6 +193,7 @@ def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
     """No answer came (or none we could take): the request may or may not have arrived. A
     certificate that does not verify is told as such: no retry will change it."""
     cause: BaseException | None = exc
+    refused: str | None = None
     while cause is not None:
         why = getattr(cause, "verify_message", None)  # ssl's own error (aiohttp's wraps one)
         if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(why, str):
@@ -197,9 +202,24 @@ def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
                 "CA signs it, point SSL_CERT_FILE at that CA bundle"
             )
             return Reply(status=0, error_code=CERTIFICATE, error_message=message)
+        if isinstance(cause, OSError) and cause.strerror and refused is None:
+            refused = cause.strerror  # "Connection refused", "Name or service not known", ...
         cause = cause.__cause__ or cause.__context__
-    message = redact(str(exc) or type(exc).__name__, secrets=secrets)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and refused is not None:
+        message = f"could not connect: {refused}"
+    else:
+        try:
+            text = str(exc)
+        except Exception:  # some libraries' errors fail to print themselves
+            text = ""
+        message = redact(text or type(exc).__name__, secrets=secrets)
     return Reply(status=0, error_code=type(exc).__name__, error_message=message)
+
+
+def _not_found(reply: Reply, code: str) -> Reply:
+    """A 404 on a contact's or label's own path: that thing is gone (deleted in Kirim), not
+    the account, so the run goes on (``resource_not_found`` on the account path stops it)."""
+    return replace(reply, error_code=code) if reply.status == 404 else reply
 
 
 class AnswerTooLarge(httpx.TransportError):
@@ -286,7 +306,9 @@ class KirimClient:
                     await response.aclose()
         except TimeoutError:
             return unanswered(TimeoutError(f"no whole answer within {self._deadline:g} s"))
-        except (httpx.TransportError, OSError) as exc:
+        except Exception as exc:
+            # httpx's transport errors, OS errors, and whatever the aiohttp adapter lets
+            # through unmapped (a malformed answer): never a traceback that shows the headers
             return unanswered(exc, self._secrets)
         answer = b"".join(chunks)
         return reply_from(response.status_code, response.headers, answer, shape, self._secrets)
@@ -316,8 +338,10 @@ class KirimClient:
         body = {"contact_ids": contact_ids, "label_id": label_id, "operation": "attach"}
         key = idempotency_key(account=account, body=body)
         path = f"{account}/contacts/bulk_label"
-        return await self._send("POST", path, labels_applied, body=body, key=key)
+        reply = await self._send("POST", path, labels_applied, body=body, key=key)
+        return _not_found(reply, "label_not_found")
 
     async def update(self, *, account: str, contact_id: str, body: dict[str, Any]) -> Reply:
         path = f"{account}/contacts/{contact_id}"
-        return await self._send("PATCH", path, a_contact, body=body)
+        reply = await self._send("PATCH", path, a_contact, body=body)
+        return _not_found(reply, "contact_not_found")

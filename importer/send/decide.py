@@ -48,8 +48,9 @@ def decide(
     """What to send for one row whose create would carry ``key`` and whose body has the
     fingerprint ``body_hash``."""
     if entry is not None and entry.state == "done":
-        if entry.run_id == run_id and entry.outcome is not None:  # a resumed run did it
-            return Decision(Action.SETTLED, Status(entry.outcome))
+        same = mode != "update" or entry.body_hash == body_hash
+        if entry.run_id == run_id and entry.outcome is not None and same:  # done earlier in
+            return Decision(Action.SETTLED, Status(entry.outcome))  # this (resumed) run
         if mode != "update":
             return Decision(Action.SETTLED, Status.EXISTS)
         if entry.body_hash == body_hash:

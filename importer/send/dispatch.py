@@ -21,6 +21,7 @@ import polars as pl
 
 from importer.errors import JournalError
 from importer.options import RunOptions
+from importer.redact import redact
 from importer.send.decide import Action, decide
 from importer.send.journal import Journal
 from importer.send.labels import Labeler, LabelRow
@@ -182,6 +183,10 @@ class Dispatcher:
                 message = "in flight when the run was stopped"
                 self._settle(state, not_sent(job.row_number, "interrupted", message))
                 raise
+            except Exception as exc:  # a bug of ours: this row stays pending, the run stops
+                why = f"internal error: {type(exc).__name__}: {redact(str(exc))}"
+                self._stop.request(Why.INTERNAL, why)
+                result = not_sent(job.row_number, "internal_error", why)
             self._settle(state, result, job.phone)
 
     def settle_queued(self) -> None:
@@ -268,23 +273,32 @@ class Dispatcher:
 
     def unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
         """After a stop: every row never read gets its status, cheaply, from the raw file."""
-        for frame in raw:
-            rest = frame.filter(pl.col("row_number") > self.last_row)
-            if rest.height == 0:
-                continue
-            rows = (
-                pl.DataFrame({"row_number": rest["row_number"]})
-                .with_columns(
-                    pl.lit(None, dtype).alias(name)
-                    for name, dtype in VALIDATED_SCHEMA.items()
-                    if name != "row_number"
-                )
-                .with_columns(
-                    pl.lit(Status.FAILED.value).alias("status"),
-                    pl.lit("not_attempted").alias("error_code"),
-                    pl.lit("the run stopped before this row was read").alias("error_message"),
-                    rest[phone_column].alias("raw_phone"),
-                )
+        for rows, original in unread_batches(raw, after=self.last_row, phone_column=phone_column):
+            self._listener.batch_done(rows, original, ())
+            self._listener.rows_settled(Status.FAILED.value, rows.height)
+
+
+def unread_batches(
+    raw: Iterable[pl.DataFrame], *, after: int, phone_column: str
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """(rows, original) for every raw row past row ``after``: ``failed`` / ``not_attempted``,
+    straight from the file, without validating it."""
+    for frame in raw:
+        rest = frame.filter(pl.col("row_number") > after)
+        if rest.height == 0:
+            continue
+        rows = (
+            pl.DataFrame({"row_number": rest["row_number"]})
+            .with_columns(
+                pl.lit(None, dtype).alias(name)
+                for name, dtype in VALIDATED_SCHEMA.items()
+                if name != "row_number"
             )
-            self._listener.batch_done(rows, rest.drop("row_number"), ())
-            self._listener.rows_settled(Status.FAILED.value, rest.height)
+            .with_columns(
+                pl.lit(Status.FAILED.value).alias("status"),
+                pl.lit("not_attempted").alias("error_code"),
+                pl.lit("the run stopped before this row was read").alias("error_message"),
+                rest[phone_column].alias("raw_phone"),
+            )
+        )
+        yield rows, rest.drop("row_number")

@@ -64,8 +64,8 @@ CREATE TABLE IF NOT EXISTS contacts (
 # Columns later versions added, for journals written before them (ALTER TABLE ... ADD COLUMN).
 _ADDED = {
     "needs_lookup": "INTEGER NOT NULL DEFAULT 0",  # 0.1.0
-    "body_hash": "TEXT",  # 0.2.0: the night after the upgrade looks rows up once
-    "labels": "TEXT",  # 0.2.0
+    "body_hash": "TEXT",  # 0.3.0: the night after an upgrade from 0.2.0 looks rows up once
+    "labels": "TEXT",  # 0.3.0
 }
 _INTEND = (
     "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
@@ -352,7 +352,10 @@ def runs(path: Path) -> list[RunLine]:
     """Every run the journal holds, newest first, read only; a column the journal lacks (one
     from 0.2.0) reads as missing. Raises ``JournalError``."""
     if not path.is_file():
-        raise JournalError(f"no journal at {path}")
+        raise JournalError(
+            f"no journal at {path} (a --sandbox run keeps its own in its report folder: "
+            "--state reports/<folder>/journal.sqlite)"
+        )
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
         with contextlib.closing(db):

@@ -25,7 +25,6 @@ from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
 from importer.send.retry import Sender
-from importer.send.stop import Stop, Why
 from importer.validate.records import LABEL_SEPARATOR
 
 LABEL_CHUNK = 1000  # bulk_label takes at most 1,000 contact ids
@@ -62,7 +61,6 @@ class Labeler:
         reads: TokenBucket,
         journal: Journal,
         account: str,
-        stop: Stop,
         flag_names: tuple[str, ...],
     ) -> None:
         self._client = client
@@ -71,20 +69,12 @@ class Labeler:
         self._reads = reads
         self._journal = journal
         self._account = account
-        self._stop = stop
         self.flag_names = flag_names
         self._ids: dict[str, str] = {}  # name -> id, of the labels Kirim has
         self._names: dict[str, str] = {}  # id -> name
         self._missing: dict[str, str] = {}  # name -> why it could not be had
         self._listed = False
         self._lock = asyncio.Lock()
-
-    def _stop_on(self, reply: Reply) -> None:
-        if reply.verdict is Verdict.STOP:
-            self._stop.request(
-                Why.SERVER,
-                f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}",
-            )
 
     def _learn(self, data: Any) -> None:
         for label in data if isinstance(data, list) else ():
@@ -108,7 +98,6 @@ class Labeler:
                 listed = await self._list()
                 self._listed = listed.verdict is Verdict.OK
                 if not self._listed:
-                    self._stop_on(listed)
                     for name in todo:
                         self._missing[name] = f"the labels could not be listed ({_why(listed)})"
                     return
@@ -125,7 +114,6 @@ class Labeler:
                     await self._list()
                     if name in self._ids:
                         continue
-                self._stop_on(made)
                 self._missing[name] = f"it could not be made ({_why(made)}: {made.error_message})"
 
     async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
@@ -154,7 +142,6 @@ class Labeler:
                     ),
                 )
                 if reply.verdict is not Verdict.OK:
-                    self._stop_on(reply)
                     for r in chunk:
                         warnings[r.row_number].append(
                             f"label {name!r} not attached ({_why(reply)}); a rerun tries again"

@@ -5,6 +5,9 @@ drives every attempt, the first one too: take a token from the request's bucket 
 writes are separate budgets; the pre-flight has none yet), send, learn from the rate-limit
 headers, and retry what ``Reply.verdict`` calls retryable, up to ``max_attempts``.
 
+An answer whose verdict is ``STOP`` (a refused key, a missing account, a certificate that
+does not verify) stops the run from here, whoever sent the request.
+
 Every wait honours ``Retry-After`` (the contract: never wait less); without one, a jittered
 exponential backoff. A 429 also pauses the shared bucket, so every worker waits it out, not
 just the one that was told. Three things end the retrying early, each through the run's
@@ -51,6 +54,11 @@ class RetryPolicy:
     budget_min: int = 100  # the run may always retry this often...
     budget_share: float = 0.5  # ...or this share of the requests sent, whichever is more
     max_wait_s: float = 900.0  # a longer Retry-After stops the run (--max-wait)
+
+
+# Labels: a few quick tries, and never the run's retry budget (a label outage must not stop
+# an import whose contacts go through).
+LABEL_POLICY = RetryPolicy(max_attempts=3, backoff_max_s=5.0, budget_min=10**9)
 
 
 @dataclass(slots=True)
@@ -175,4 +183,10 @@ class Sender:
             reply: Reply = await retrying(attempt)
         except _Stopped:
             return last or NOT_SENT, retrying.statistics["attempt_number"] - 1
+        if reply.verdict is Verdict.STOP:  # nothing more can succeed: the run stops, here
+            self._stop.request(
+                Why.SERVER,
+                f"Kirim answered {reply.status or 'no answer'} {reply.error_code}: "
+                f"{reply.error_message}",
+            )
         return reply, retrying.statistics["attempt_number"]

@@ -25,6 +25,7 @@ class Why(StrEnum):
     SIGNAL = "signal"  # Ctrl-C or SIGTERM
     WAIT = "wait"  # Kirim asked for a wait longer than --max-wait
     OUTPUT = "output"  # a report file could not be written
+    INTERNAL = "internal"  # a bug of ours: the run ends cleanly rather than hang
     INPUT = "input"  # the input could not be read any further (changed or damaged mid-run)
 
 

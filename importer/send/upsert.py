@@ -33,7 +33,6 @@ from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
 from importer.send.records import Outcome, RowResult
 from importer.send.retry import Sender
-from importer.send.stop import Stop, Why
 from importer.validate.records import Status
 
 
@@ -104,7 +103,6 @@ class Upserter:
         journal: Journal,
         account: str,
         on_existing: OnExisting,
-        stop: Stop,
     ) -> None:
         self._client = client
         self._sender = sender
@@ -113,17 +111,11 @@ class Upserter:
         self._journal = journal
         self._account = account
         self._mode = on_existing
-        self._stop = stop
 
     def _failed(self, job: Job, reply: Reply, attempts: int, *, create: bool = False) -> RowResult:
         """A row that did not succeed. Only a create that Kirim refused for good (a 4xx) is
         journalled ``failed``; anything else leaves the journal as it was."""
-        verdict = reply.verdict
-        if verdict is Verdict.STOP:
-            self._stop.request(
-                Why.SERVER,
-                f"Kirim answered {reply.status} {reply.error_code}: {reply.error_message}",
-            )
+        verdict = reply.verdict  # (a STOP has stopped the run already: ``Sender.call``)
         retryable = verdict in (Verdict.RETRY, Verdict.STOP, Verdict.FAULT)
         if create and verdict is Verdict.ROW:  # a no: nothing created
             self._journal.record(
@@ -237,7 +229,8 @@ class Upserter:
     ) -> RowResult:
         """The update failed, but the contact exists: that much the journal keeps, without a
         fingerprint (whether the PATCH landed is unknown), so the next run looks it up."""
-        self._journal.record(Outcome(job.phone, "done", Status.EXISTS.value, contact_id=contact_id))
+        # no outcome: a rerun, or this run resumed, looks it up and PATCHes it again
+        self._journal.record(Outcome(job.phone, "done", None, contact_id=contact_id))
         return self._failed(job, reply, attempts)
 
     async def _patch(self, job: Job, contact_id: str, patch: dict[str, Any]) -> tuple[Reply, int]:

@@ -61,8 +61,13 @@ CASES: list[tuple[str, Entry | None, OnExisting, Decision]] = [
     ("done, changed, no contact id", entry("done", body_hash="older", run_id=3), "update",
      LOOKUP),
     ("done, no fingerprint (0.2.0)", entry("done", **EARLIER), "update", LOOKUP),
-    ("done here, update", entry("done", outcome="updated", body_hash="older"), "update",
+    ("done here, same body, update", entry("done", outcome="updated", body_hash=BODY), "update",
      Decision(Action.SETTLED, Status.UPDATED)),
+    # a resumed run whose row was edited since the interrupted attempt: the edit is sent
+    ("done here, edited since, update",
+     entry("done", outcome="created", body_hash="older", contact_id="ctc_1"), "update", PATCH),
+    # a failed PATCH leaves no outcome: looked up again, even in the run that tried it
+    ("done here, no outcome, update", entry("done", contact_id="ctc_1"), "update", LOOKUP),
     # pending: may have reached Kirim. Same key within its lifetime: create replays
     ("pending fresh, create", entry("pending"), "create", CREATE),
     ("pending fresh, skip", entry("pending"), "skip", LOOKUP),
