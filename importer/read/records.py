@@ -12,6 +12,12 @@ FAILURE_COLUMNS = ("row_number", "error_code", "error_message", "retryable")
 # A failures.csv fed back keeps its row_number as this column (never metadata), and each
 # later failures.csv carries it on, so every retry's results join back to the first file.
 SOURCE_ROW = "source_row"
+# What a spreadsheet shows in a cell whose formula failed, and writes for it in a CSV export;
+# the workbook reader writes a formula error cell the same way. Validation names them.
+FORMULA_ERRORS = (
+    "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+    "#SPILL!", "#CALC!",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

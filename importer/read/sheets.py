@@ -2,18 +2,21 @@
 
 Numbers stored as numbers become their digits: ``6281234567890.0`` -> ``"6281234567890"``
 (a float that is a whole number is printed as an integer, anything else as polars prints
-it). Parquet is scanned in batches. A workbook (XLSX, XLSM, XLSB, XLS, ODS) sheet is read
-whole (a sheet holds at most ~1M rows) through fastexcel as strings; its first non-empty row
-is the header (or ``--header-row``), then it is sliced. Dates read as ``2024-01-15``, times as
-``14:30``. Row numbers count from the sheet's first non-empty row (fastexcel does not say
-where the used range starts).
+it). Parquet is read a batch at a time (pyarrow's batch reader: memory stays flat). A
+workbook (XLSX, XLSM, XLSB, XLS, ODS) sheet is read whole (a sheet holds at most ~1M rows)
+through fastexcel as strings, from the sheet's row 1 and with each column's own letter, so
+``--header-row`` and the cells messages name are the sheet's; its first non-empty row is the
+header (or ``--header-row``), then it is sliced. Dates read as ``2024-01-15``, times as
+``14:30``. A formula error cell (fastexcel reads it as empty and lists it apart) reads as
+Excel shows it, ``#N/A``, ``#DIV/0!``, ...: validation names it (``formula_error``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -52,9 +55,14 @@ def as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 
 def open_parquet(*, path: Path, options: InputOptions) -> Opened:
     """Check the schema (scalar columns only) and the header, and read in batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        schema = pl.scan_parquet(path).collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as exc:
+        with pq.ParquetFile(path) as book:
+            rows = book.metadata.num_rows
+            schema = pl.DataFrame(book.schema_arrow.empty_table()).schema
+    except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
     for name, dtype in schema.items():
         if dtype.is_nested() or dtype == pl.Binary or dtype == pl.Object:
@@ -65,18 +73,21 @@ def open_parquet(*, path: Path, options: InputOptions) -> Opened:
 
     names = check_headers(path=path, raw=list(schema), where=where)
     names = empty_named(path=path, names=names, has_data=[True] * len(names), where=where)
-    exprs = [
-        as_text(old, dtype).alias(new)
-        for (old, dtype), new in zip(schema.items(), names, strict=True)
-    ]
-    rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     info = SourceInfo(path=path, format="parquet", columns=kept_columns(names))
 
+    def as_frames(book: Any) -> Iterator[pl.DataFrame]:
+        for batch in book.iter_batches(batch_size=options.batch_size):
+            frame = pl.DataFrame(batch)
+            yield frame.select(
+                as_text(old, dtype).alias(new)
+                for (old, dtype), new in zip(frame.schema.items(), names, strict=True)
+            )
+
     def read() -> Iterator[pl.DataFrame]:
-        scan = pl.scan_parquet(path).select(exprs)
         try:
-            yield from numbered(iter(scan.collect_batches(chunk_size=options.batch_size)))
-        except pl.exceptions.PolarsError as exc:
+            with pq.ParquetFile(path) as book:
+                yield from numbered(as_frames(book))
+        except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as exc:
             raise InputError(f"{path}: cannot read the file: {exc}") from exc
 
     return Opened(info=info, rows=int(rows), read=read)
@@ -143,16 +154,52 @@ def _pick_sheet(path: Path, book: Any, wanted: str | None) -> tuple[str, list[st
     return chosen, others
 
 
-def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[str, pl.DataFrame, list[str]]:
-    """(sheet name, every cell as text, no header; the other sheets with data) via fastexcel;
-    ``InputError`` if unreadable."""
+# calamine's names for an error value, as fastexcel's cell errors word them -> as Excel shows it
+_ERRORS = {
+    "Div0": "#DIV/0!", "NA": "#N/A", "Name": "#NAME?", "Null": "#NULL!", "Num": "#NUM!",
+    "Ref": "#REF!", "Value": "#VALUE!", "GettingData": "#GETTING_DATA",
+}  # fmt: skip
+_ERROR_DETAIL = re.compile(r"\bError\((\w+)\)")
+
+
+class _Sheet(NamedTuple):
+    name: str
+    table: pl.DataFrame  # every cell as text, no header; row i is the sheet's row i + 1
+    letters: list[str]  # each column's letter in the sheet
+    others: list[str]  # the other visible sheets that hold data
+
+
+def _with_errors(table: pl.DataFrame, errors: Any) -> pl.DataFrame:
+    """The error cells fastexcel read as null (and listed) written as Excel shows them."""
+    by_column: dict[int, tuple[list[int], list[str]]] = {}
+    for error in errors.errors if errors is not None else ():
+        found = _ERROR_DETAIL.search(str(error.detail))
+        if found is None or found.group(1) not in _ERRORS:
+            continue  # not an error value: a cell fastexcel could not read as text
+        row, column = error.position
+        rows, texts = by_column.setdefault(column, ([], []))
+        rows.append(row)
+        texts.append(_ERRORS[found.group(1)])
+    if not by_column:
+        return table
+    columns = table.get_columns()
+    for column, (rows, texts) in by_column.items():
+        columns[column] = columns[column].clone().scatter(rows, texts)
+    return pl.DataFrame(columns)
+
+
+def _load_sheet(path: Path, wanted: str | None, kind: str) -> _Sheet:
+    """The chosen sheet's cells via fastexcel; ``InputError`` if unreadable."""
     import fastexcel
 
     try:
         book: Any = fastexcel.read_excel(str(path))
         sheet, others = _pick_sheet(path, book, wanted)
-        loaded = book.load_sheet(sheet, header_row=None, dtypes="string")
-        table: pl.DataFrame = loaded.to_polars()
+        # skip_rows=0: the rows above the used range too, so row i is the sheet's row i + 1
+        loaded = book.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0)
+        batch, errors = loaded.to_arrow_with_errors()
+        letters = [_column_letter(c.absolute_index) for c in loaded.available_columns()]
+        table = _with_errors(pl.DataFrame(batch), errors)
     except InputError:
         raise
     except Exception as exc:  # fastexcel raises its own exception tree
@@ -160,12 +207,12 @@ def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[str, pl.Data
         raise InputError(
             f"{path}: not a readable {kind.upper()} workbook (the reader said: {first})"
         ) from exc
-    return sheet, table, others
+    return _Sheet(sheet, table, letters, others)
 
 
 def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     """Load the sheet, find and check its header row, and slice the rest into batches."""
-    sheet, table, others = _load_sheet(path, options.sheet, kind)
+    sheet, table, letters, others = _load_sheet(path, options.sheet, kind)
     table = table.with_row_index("_line", offset=1)
     cells = [c for c in table.columns if c != "_line"]
     filled = table.clear()
@@ -189,7 +236,7 @@ def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     raw = [head[c] or "" for c in cells]
 
     def where(i: int) -> str:
-        return f"sheet {sheet!r}, cell {_column_letter(i)}{header_line}"
+        return f"sheet {sheet!r}, cell {letters[i]}{header_line}"
 
     def hint() -> str:
         if options.header_row is not None:

@@ -26,7 +26,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import polars as pl
 
@@ -47,6 +47,9 @@ from importer.read.records import SourceInfo
 TextFormat = Literal["csv", "tsv"]
 _DELIMITERS = (",", ";", "\t", "|")
 _CHUNK = 1 << 20
+# the quick path reads the file in blocks of whole lines this big, both to check and to read:
+# polars' allocator keeps what a block needed, so a bigger block is a higher floor of memory
+_BLOCK = 2 << 20
 _SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())  # what str.strip() strips
 _NO_DELIMITERS = str.maketrans(dict.fromkeys(_DELIMITERS, ""))
 _HEAD_LINES = 200  # lines looked at for the delimiter, the header and a title row
@@ -64,6 +67,7 @@ class _Checked(NamedTuple):
     rows: int
     header_line: int
     notes: tuple[str, ...]
+    data_at: int = 0  # the quick path: the byte offset where the data lines start
 
 
 def open_text(*, path: Path, fmt: TextFormat, options: InputOptions) -> Opened:
@@ -99,14 +103,12 @@ def open_text(*, path: Path, fmt: TextFormat, options: InputOptions) -> Opened:
     names = checked.names
 
     def read_split() -> Iterator[pl.DataFrame]:
-        scan = pl.scan_csv(
-            target, separator=layout.delimiter, infer_schema=False, new_columns=names,
-            has_header=False, skip_lines=checked.header_line, truncate_ragged_lines=True,
-            raise_if_empty=False, quote_char=None,
-        )  # fmt: skip
         try:
-            yield from numbered(iter(scan.collect_batches(chunk_size=options.batch_size)))
-        except pl.exceptions.PolarsError as exc:
+            with target.open("rb") as f:
+                f.seek(checked.data_at)
+                blocks = _split(f, names, layout.delimiter)
+                yield from numbered(_rebatch(blocks, options.batch_size))
+        except (pl.exceptions.PolarsError, OSError) as exc:
             raise InputError(
                 f"{path}: cannot read the file (was it changed since it was checked?)"
             ) from exc
@@ -214,7 +216,7 @@ def _quick_check(path: Path, target: Path, layout: _Layout) -> _Checked | None:
     if shapes is None or not set(shapes) <= {len(raw_names) - 1}:
         return None
     names = check_headers(path=path, raw=raw_names, where=lambda i: f"line {at}, column {i + 1}")
-    return _Checked(names, shapes[len(raw_names) - 1], at, ())
+    return _Checked(names, shapes[len(raw_names) - 1], at, (), data_at=offset)
 
 
 def _shapes(target: Path, delimiter: str, offset: int) -> Counter[int] | None:
@@ -223,20 +225,53 @@ def _shapes(target: Path, delimiter: str, offset: int) -> Counter[int] | None:
     found: Counter[int] = Counter()
     with target.open("rb") as f:
         f.seek(offset)
-        rest = b""
         at_start = offset == 0
-        while chunk := f.read(_CHUNK * 16):
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            block, rest = data[:cut], data[cut:]
+        for block in _line_blocks(f):
             if not _plain(block, at_start=at_start):
                 return None
-            at_start = at_start and not block
+            at_start = False
             found.update(_shapes_of(block, delimiter))
-    if not _plain(rest, at_start=at_start):
-        return None
-    found.update(_shapes_of(rest, delimiter))
     return found
+
+
+def _line_blocks(f: BinaryIO) -> Iterator[bytes]:
+    """The rest of ``f`` in blocks of about ``_BLOCK`` bytes, each cut after a newline (the
+    last one maybe without it)."""
+    rest = b""
+    while chunk := f.read(_BLOCK):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest
+
+
+def _split(f: BinaryIO, names: list[str], delimiter: str) -> Iterator[pl.DataFrame]:
+    """The data lines of an unquoted file (as ``_quick_check`` passed it), block by block:
+    each line split on the delimiter, quoting off, every cell text."""
+    for block in _line_blocks(f):
+        yield pl.read_csv(
+            block, separator=delimiter, infer_schema=False, new_columns=names,
+            has_header=False, truncate_ragged_lines=True, raise_if_empty=False, quote_char=None,
+        )  # fmt: skip
+
+
+def _rebatch(frames: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """``frames`` cut and joined into frames of ``size`` rows (the last one maybe fewer)."""
+    held: list[pl.DataFrame] = []
+    rows = 0
+    for frame in frames:
+        held.append(frame)
+        rows += frame.height
+        while rows >= size:
+            joined = pl.concat(held) if len(held) > 1 else held[0]
+            yield joined.slice(0, size)
+            rest = joined.slice(size)
+            held, rows = [rest], rest.height
+    if rows:
+        yield pl.concat(held) if len(held) > 1 else held[0]
 
 
 def _plain(block: bytes, *, at_start: bool) -> bool:

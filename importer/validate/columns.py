@@ -1,14 +1,18 @@
 """Whole-column steps ahead of the per-value parsers, in polars: what each phone cell is
-parsed as (``phone_key``), and the plain email addresses settled without a parser
-(``fast_email``). Kept apart from ``phones`` and ``emails``, which the worker processes
-import and which therefore import no polars.
+parsed as (``phone_key``), the plain email addresses settled without a parser
+(``fast_email``), and cells that hold a spreadsheet's formula error (``formula_error``).
+Kept apart from ``phones`` and ``emails``, which the worker processes import and which
+therefore import no polars.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
+from importer.read.records import FORMULA_ERRORS
 from importer.validate.phones import MAX_LEN
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -65,3 +69,20 @@ def phone_key(raw: pl.Expr) -> pl.Expr:
         & (raw.str.strip_chars().str.len_chars() <= MAX_LEN)
     )
     return pl.when(same).then(compact).otherwise(raw)
+
+
+def formula_error(columns: Sequence[str]) -> pl.Expr:
+    """The message for the first of ``columns`` whose cell is a formula error (``#N/A``,
+    ``#DIV/0!``, ...: what the spreadsheet shows, or wrote to a CSV); else null."""
+    found = []
+    for name in columns:
+        value = pl.col(name).str.strip_chars()
+        found.append(
+            pl.when(value.is_in(FORMULA_ERRORS)).then(
+                pl.lit(f"column {name!r} holds ")
+                + value
+                + pl.lit(", a formula error: the spreadsheet could not compute this cell; fix "
+                         "the formula or the cells it reads")
+            )
+        )  # fmt: skip
+    return pl.coalesce(found) if found else pl.lit(None, dtype=pl.String)

@@ -3,9 +3,10 @@
 Phones and emails are parsed once per UNIQUE cell value (``uniques``: cached across batches,
 bounded, by worker processes when a batch brings many) and joined back, after the
 whole-column steps of ``cells`` (phone keys; plain emails settled in polars); names and
-metadata are polars expressions. A row is ``invalid`` when its phone is (the phone's reason
-wins), or its email is and ``invalid_email == "fail"``; with ``"drop"`` the email becomes null
-and ``warning`` says why.
+metadata are polars expressions. A row is ``invalid`` when a cell it uses holds a formula
+error (``formula_error``: that reason wins), when its phone is (the phone's reason wins next),
+or its email is and ``invalid_email == "fail"``; with ``"drop"`` the email becomes null and
+``warning`` says why.
 
 In-file duplicates are decided among otherwise valid rows by E.164 phone, across batches:
 - ``keep="first"`` streams: the phones kept so far live in a polars frame (about 30 MB per
@@ -26,7 +27,7 @@ from typing import NamedTuple
 import polars as pl
 
 from importer.options import InputOptions
-from importer.validate.columns import fast_email, phone_key
+from importer.validate.columns import fast_email, formula_error, phone_key
 from importer.validate.duplicates import Dedup, last_rows
 from importer.validate.records import (
     LABEL_SEPARATOR,
@@ -149,6 +150,7 @@ class _Planner:
             full_name(m.name).alias("_name"),
             metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
             label_names(pl.col(m.labels) if m.labels else pl.lit(None, pl.String)).alias("_labels"),
+            formula_error(_used(m)).alias("_formula"),
         )
         phones = frame.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
             phone_key(pl.col("_phone_key")).alias("_pkey")
@@ -244,17 +246,20 @@ class _Planner:
         bad_email = pl.col("_email_msg").is_not_null()
         fail_email = bad_email & pl.lit(opts.invalid_email == "fail")
         phone_bad = pl.col("_phone_code").is_not_null()
+        formula = pl.col("_formula").is_not_null()  # names what the other checks would not
         planned = frame.select(
             pl.col("row_number"),
-            pl.when(phone_bad | fail_email).then(pl.lit("invalid")).otherwise(pl.lit("valid"))
-            .alias("status"),
+            pl.when(formula | phone_bad | fail_email).then(pl.lit("invalid"))
+            .otherwise(pl.lit("valid")).alias("status"),
             pl.col("_e164").alias("phone_number"),
             pl.col("_name").alias("name"),
             pl.when(bad_email).then(None).otherwise(pl.col("_email_norm")).alias("email"),
             pl.col("_metadata").alias("metadata"),
-            pl.when(phone_bad).then(pl.col("_phone_code"))
+            pl.when(formula).then(pl.lit("formula_error"))
+            .when(phone_bad).then(pl.col("_phone_code"))
             .when(fail_email).then(pl.lit("invalid_email")).alias("error_code"),
-            pl.when(phone_bad).then(phone_msg)
+            pl.when(formula).then(pl.col("_formula"))
+            .when(phone_bad).then(phone_msg)
             .when(fail_email).then(pl.col("_email_msg")).alias("error_message"),
             _non_empty(pl.concat_str(
                 taken, read_as,
@@ -270,6 +275,12 @@ class _Planner:
             pl.col("_labels").alias("labels"),
         ).cast(_SCHEMA)  # fmt: skip
         return ValidatedBatch(rows=planned, original=started.batch.drop("row_number"))
+
+
+def _used(m: ColumnMapping) -> tuple[str, ...]:
+    """Every input column the rows are built from."""
+    optional = tuple(c for c in (m.email, m.labels) if c)
+    return (m.phone, *m.phone_fallbacks, *m.name, *optional, *m.metadata)
 
 
 def validate_batches(
