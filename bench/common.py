@@ -159,8 +159,9 @@ def run_child(
     timeout_s: float | None = None,
     watch: Callable[[int, float], bool] | None = None,
     sample_rss_every: float = 0.0,
+    grace_s: float = 20.0,
 ) -> Child:
-    """Run ``argv`` to the end (or SIGTERM it at ``timeout_s``, SIGKILL 20 s later).
+    """Run ``argv`` to the end (or SIGTERM it at ``timeout_s``, SIGKILL ``grace_s`` later).
 
     ``watch(pid, elapsed)`` is called every ~20 ms while it runs, until it returns True.
     Peak RSS and CPU come from ``os.wait4`` on this very child, so nothing is sampled or
@@ -193,7 +194,7 @@ def run_child(
         if timeout_s is not None and termed_at is None and now > timeout_s:
             proc.send_signal(signal.SIGTERM)
             termed_at = now
-        if termed_at is not None and now > termed_at + 20:
+        if termed_at is not None and now > termed_at + grace_s:
             proc.kill()
         time.sleep(0.02)
     wall = time.perf_counter() - t0
@@ -243,6 +244,7 @@ def importer_run(
     watch: Callable[[int, float], bool] | None = None,
     sample_rss_every: float = 0.0,
     program: Sequence[str] = ("-m", "importer"),
+    grace_s: float = 20.0,
 ) -> RunResult:
     """``python -m importer run FILE`` (or ``python *program* run FILE``) against ``box``;
     reads the report's summary.json."""
@@ -259,8 +261,9 @@ def importer_run(
     ]  # fmt: skip
     env = {**ENV, "KIRIM_API_KEY": box.token}
     child = run_child(
-        argv, env=env, timeout_s=timeout_s, watch=watch, sample_rss_every=sample_rss_every
-    )
+        argv, env=env, timeout_s=timeout_s, watch=watch, sample_rss_every=sample_rss_every,
+        grace_s=grace_s,
+    )  # fmt: skip
     summary_path = report / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if not summary:

@@ -250,11 +250,13 @@ def _line_blocks(f: BinaryIO) -> Iterator[bytes]:
 
 def _split(f: BinaryIO, names: list[str], delimiter: str) -> Iterator[pl.DataFrame]:
     """The data lines of an unquoted file (as ``_quick_check`` passed it), block by block:
-    each line split on the delimiter, quoting off, every cell text."""
+    each line split on the delimiter, quoting off, every cell text. Each block is parsed under
+    a header line of our own, which sets the width (a block may start with a blank line)."""
+    header = delimiter.join(f"c{i}" for i in range(len(names))).encode() + b"\n"
     for block in _line_blocks(f):
         yield pl.read_csv(
-            block, separator=delimiter, infer_schema=False, new_columns=names,
-            has_header=False, truncate_ragged_lines=True, raise_if_empty=False, quote_char=None,
+            header + block, separator=delimiter, infer_schema=False, new_columns=names,
+            truncate_ragged_lines=True, raise_if_empty=False, quote_char=None,
         )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from importer.options import InputOptions
 from importer.read.source import open_source
+from importer.read.text import _BLOCK
 
 
 def test_unquoted_file_bigger_than_a_block_reads_every_row_in_order(tmp_path: Path) -> None:
@@ -18,6 +19,10 @@ def test_unquoted_file_bigger_than_a_block_reads_every_row_in_order(tmp_path: Pa
     lines = [f"08{i:010d};{'Nama ' * (i % 7)}{i};{'x' * (i % 13)}" for i in range(120_000)]
     for at in (5, 40_000, 99_999):
         lines.insert(at, ";;" if at != 40_000 else "")
+    # blank lines of every kind where the first block ends, so the next one starts with them
+    size = 0  # bytes after the header line
+    edge = next(i for i, line in enumerate(lines) if (size := size + len(line) + 2) > _BLOCK)
+    lines[edge:edge] = ["", "   ", ";;;;;", ";"] * 25  # ~300 bytes over the block's end
     path = tmp_path / "big.csv"
     path.write_bytes(("Phone;Name;Note\r\n" + "\r\n".join(lines)).encode())
     assert path.stat().st_size > 2 * (2 << 20)
