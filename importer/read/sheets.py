@@ -76,7 +76,9 @@ def open_parquet(*, path: Path, options: InputOptions) -> Opened:
     info = SourceInfo(path=path, format="parquet", columns=kept_columns(names))
 
     def as_frames(book: Any) -> Iterator[pl.DataFrame]:
-        for batch in book.iter_batches(batch_size=options.batch_size):
+        # one thread, nothing read ahead (pre_buffer=False): memory stays at about one row
+        # group; with pyarrow's defaults it grew with the file
+        for batch in book.iter_batches(batch_size=options.batch_size, use_threads=False):
             frame = pl.DataFrame(batch)
             yield frame.select(
                 as_text(old, dtype).alias(new)
@@ -85,7 +87,7 @@ def open_parquet(*, path: Path, options: InputOptions) -> Opened:
 
     def read() -> Iterator[pl.DataFrame]:
         try:
-            with pq.ParquetFile(path) as book:
+            with pq.ParquetFile(path, pre_buffer=False) as book:
                 yield from numbered(as_frames(book))
         except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as exc:
             raise InputError(f"{path}: cannot read the file: {exc}") from exc
