@@ -1,9 +1,11 @@
 """Talking to Kirim: one HTTP call in, one ``Reply`` value out; never an exception per row.
 
-``KirimClient`` is an ``httpx.AsyncClient`` whose connections are aiohttp's, through
-``httpx_aiohttp`` (the adapter the OpenAI Python SDK ships as its fast option): httpx's API,
-its proxy rules and its TLS settings, with a connection pool that costs a seventh of httpcore's
-CPU per request (README, "Which HTTP stack"). Because the client builds its own transports,
+``KirimClient`` sends through an ``httpx.AsyncClient`` whose connections are aiohttp's
+(``httpx_aiohttp.HttpxAiohttpClient``, the adapter the OpenAI Python SDK ships as its fast
+option): httpx's API, its proxy rules and its TLS settings, with a connection pool that costs
+a sixth of httpcore's CPU per request (README, "Which HTTP stack"). It builds each
+``httpx.Request`` itself and hands it to ``AsyncClient.send`` (no per-call URL and cookie
+merging, which profiles showed). Because the client builds its own transports,
 httpx reads ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` (and the lower-case
 forms), ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` exactly as its default client does. Tests pass
 ``transport=`` (``httpx.MockTransport``, say), which, as in httpx, replaces all of that.

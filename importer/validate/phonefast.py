@@ -1,7 +1,7 @@
 """Some of phonenumbers' own steps, redone from its public metadata for speed: reading a plain
 ``+?digits`` text (``quick_parse``, in place of ``parse``), and a number's region and type
 (``region_and_type``). Each returns exactly what phonenumbers would (``quick_parse``: or None
-where it is not certain, and ``parse`` decides); tests/test_normalize.py holds both equal to
+where it is not certain, and ``parse`` decides); tests/validate/test_rows.py holds both equal to
 phonenumbers over every region's example numbers, spelled every plain way and mangled.
 
 Why: a unique phone is most of ``plan``'s work. phonenumbers spends most of ``parse`` on
@@ -43,7 +43,7 @@ def quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | Non
     the number is the same whether it is valid or not; validity, type, region, reasons and
     formatting stay with phonenumbers. Results equal ``parse``'s over every region's example
     numbers, spelled every plain way and mangled, and seeded random digits
-    (tests/test_normalize.py).
+    (tests/validate/test_rows.py).
     """
     if not PLAIN.fullmatch(text):
         return None
