@@ -179,7 +179,8 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             ACCOUNT,
         )
     )
-    from importer.send.upsert import make_body, row_key
+    from importer.send.client import idempotency_key
+    from importer.send.upsert import make_body
 
     for i in (2, 3, 4):
         body = make_body(
@@ -188,7 +189,7 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             email=f"c{i}@example.com",
             metadata='{"City":"Jakarta"}',
         )
-        asyncio.run(journal.intend([(phone(i), row_key(account=ACCOUNT, body=body))]))
+        asyncio.run(journal.intend([(phone(i), idempotency_key(account=ACCOUNT, body=body))]))
     journal.close()
     fake.contacts[phone(3)] = {"id": "ctc_theirs", "phone_number": phone(3)}
     code, rerun = run(fake, file, tmp_path, "skip", "rerun")

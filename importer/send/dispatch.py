@@ -22,12 +22,13 @@ import polars as pl
 from importer.errors import JournalError
 from importer.options import RunOptions
 from importer.redact import redact
+from importer.send.client import idempotency_key
 from importer.send.decide import Action, decide
 from importer.send.journal import Journal
 from importer.send.labels import Labeler, LabelRow
 from importer.send.records import Entry, RowResult
 from importer.send.stop import Stop, Why
-from importer.send.upsert import Job, Upserter, body_fingerprint, make_body, row_key
+from importer.send.upsert import Job, Upserter, body_fingerprint, make_body
 from importer.validate.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, Status, ValidatedBatch
 
 _SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
@@ -204,7 +205,7 @@ class Dispatcher:
         jobs: list[Job] = []
         for row, phone, name, email, meta in rows:
             body = make_body(phone=phone, name=name, email=email, metadata=meta)
-            key = row_key(account=self._account, body=body)
+            key = idempotency_key(account=self._account, body=body)
             entry = entries.get(phone)
             if entry is not None and entry.labels:
                 state.known[row] = entry.labels

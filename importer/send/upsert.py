@@ -26,7 +26,6 @@ from importer.send.client import (
     Verdict,
     a_contact,
     canonical_json,
-    idempotency_key,
 )
 from importer.send.decide import Action
 from importer.send.journal import Journal
@@ -56,11 +55,6 @@ def make_body(
     if metadata:
         body["metadata"] = json.loads(metadata)
     return body
-
-
-def row_key(*, account: str, body: dict[str, Any]) -> str:
-    """The idempotency key of the row's create."""
-    return idempotency_key(account=account, body=body)
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:

@@ -186,18 +186,13 @@ def resolve(
             )
         chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {phones[0]!r}"
         free = [c for c in free if c not in phones]
-    if "email" not in chosen:
-        email = _one("email", "email", free)
-        chosen["email"] = (email,) if email else ()
-        if email:
-            how["email"] = f"alias {email!r}"
-            free.remove(email)
-    if "labels" not in chosen:
-        labels = _one("labels", "labels", free)
-        chosen["labels"] = (labels,) if labels else ()
-        if labels:
-            how["labels"] = f"alias {labels!r}"
-            free.remove(labels)
+    for field in ("email", "labels"):  # one column each, found by alias
+        if field not in chosen:
+            column = _one(field, field, free)
+            chosen[field] = (column,) if column else ()
+            if column:
+                how[field] = f"alias {column!r}"
+                free.remove(column)
     if "name" not in chosen:
         chosen["name"] = _name_by_alias(free)
         if chosen["name"]:
