@@ -24,8 +24,8 @@ class Dedup:
         self.seen: list[pl.DataFrame] = []  # keep="first": phones kept so far
 
     def apply(self, batch: ValidatedBatch) -> ValidatedBatch:
-        planned = batch.rows.with_row_index("_pos")
-        valid = planned.filter(pl.col("status") == "valid").select(
+        numbered = batch.rows.with_row_index("_pos")
+        valid = numbered.filter(pl.col("status") == "valid").select(
             "_pos", "row_number", "phone_number"
         )
         if valid.is_empty():
@@ -51,7 +51,7 @@ class Dedup:
         if dups.is_empty():
             return batch
         which = "first" if self.keep == "first" else "last"
-        joined = planned.join(dups, on="_pos", how="left", maintain_order="left")
+        joined = numbered.join(dups, on="_pos", how="left", maintain_order="left")
         is_dup = pl.col("_kept").is_not_null()
         out = joined.with_columns(
             pl.when(is_dup).then(pl.lit("duplicate_in_file")).otherwise("status").alias("status"),
@@ -71,9 +71,10 @@ class Dedup:
         return ValidatedBatch(rows=out.cast(_SCHEMA), original=batch.original)
 
 
-def last_rows(planned: Iterable[pl.DataFrame]) -> pl.DataFrame:
+def last_rows(validated: Iterable[pl.DataFrame]) -> pl.DataFrame:
     frames = [
-        p.filter(pl.col("status") == "valid").select("phone_number", "row_number") for p in planned
+        v.filter(pl.col("status") == "valid").select("phone_number", "row_number")
+        for v in validated
     ]
     if not frames:
         return pl.DataFrame(schema={"phone_number": pl.String, "_kept": pl.Int64})

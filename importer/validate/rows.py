@@ -15,7 +15,7 @@ In-file duplicates are decided among otherwise valid rows by E.164 phone, across
   ``batches`` can be iterated again (``SourceReader.batches()`` can: it re-reads the file) a
   first pass plans every batch and keeps only (phone, row_number) of the valid rows; phones are
   cached, so the second pass re-parses only past the cache bound. When ``batches`` is a one-shot
-  iterator, the planned batches are held in memory until the end.
+  iterator, the validated batches are held in memory until the end.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class _Started(NamedTuple):
     pending: Pending
 
 
-class _Planner:
+class _Validator:
     def __init__(self, mapping: ColumnMapping, options: InputOptions, parser: UniqueParser) -> None:
         self.mapping = mapping
         self.options = options
@@ -247,7 +247,7 @@ class _Planner:
         fail_email = bad_email & pl.lit(opts.invalid_email == "fail")
         phone_bad = pl.col("_phone_code").is_not_null()
         formula = pl.col("_formula").is_not_null()  # names what the other checks would not
-        planned = frame.select(
+        checked = frame.select(
             pl.col("row_number"),
             pl.when(formula | phone_bad | fail_email).then(pl.lit("invalid"))
             .otherwise(pl.lit("valid")).alias("status"),
@@ -274,7 +274,7 @@ class _Planner:
             pl.col("_ntype").alias("number_type"),
             pl.col("_labels").alias("labels"),
         ).cast(_SCHEMA)  # fmt: skip
-        return ValidatedBatch(rows=planned, original=started.batch.drop("row_number"))
+        return ValidatedBatch(rows=checked, original=started.batch.drop("row_number"))
 
 
 def _used(m: ColumnMapping) -> tuple[str, ...]:
@@ -295,35 +295,35 @@ def validate_batches(
         default_region=options.default_region, require_mobile=options.require_mobile,
         threshold=options.pool_threshold, workers=options.workers,
     ) as parser:  # fmt: skip
-        planner = _Planner(mapping, options, parser)
+        validator = _Validator(mapping, options, parser)
         if options.keep == "first":
             dedup = Dedup("first")
-            for pb in _planned(planner, batches):
+            for pb in _validated(validator, batches):
                 yield dedup.apply(pb)
             return
         if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
-            kept = last_rows(pb.rows for pb in _planned(planner, batches))
+            kept = last_rows(pb.rows for pb in _validated(validator, batches))
             dedup = Dedup("last", kept)
-            for pb in _planned(planner, batches):
+            for pb in _validated(validator, batches):
                 yield dedup.apply(pb)
             return
-        held = list(_planned(planner, batches))
+        held = list(_validated(validator, batches))
         dedup = Dedup("last", last_rows(pb.rows for pb in held))
         for pb in held:
             yield dedup.apply(pb)
 
 
-def _planned(planner: _Planner, batches: Iterable[pl.DataFrame]) -> Iterator[ValidatedBatch]:
-    """``planner`` over ``batches``, one batch ahead: read and start batch k+1, then finish k.
+def _validated(validator: _Validator, batches: Iterable[pl.DataFrame]) -> Iterator[ValidatedBatch]:
+    """``validator`` over ``batches``, one batch ahead: read and start batch k+1, then finish k.
 
     While the workers parse batch k+1's values, this process finishes batch k and the caller
     writes it out.
     """
     ahead: _Started | None = None
     for batch in batches:
-        started = planner.start(batch)
+        started = validator.start(batch)
         if ahead is not None:
-            yield planner.finish(ahead)
+            yield validator.finish(ahead)
         ahead = started
     if ahead is not None:
-        yield planner.finish(ahead)
+        yield validator.finish(ahead)
