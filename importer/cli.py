@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", type=Path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
     )
     past.add_argument("--json", action="store_true", help="one JSON object per line")
+    for command in (plan, run, sandbox, past):
+        command.set_defaults(usage_error=command.error)
     return parser
 
 
@@ -368,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return pipeline.plan(options=options, out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)
     except UsageError as exc:
-        parser.error(str(exc))  # exits 2
+        args.usage_error(str(exc))  # exits 2, with that command's usage
     except InputError as exc:
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         print("Nothing was sent.", file=sys.stderr)

@@ -272,8 +272,10 @@ def load_mapping_file(path: Path) -> dict[str, str]:
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the mapping file: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the mapping file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the mapping file is not UTF-8 text") from None
     try:
         if path.suffix.lower() == ".toml":
             data: object = tomllib.loads(text)
