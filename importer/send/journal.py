@@ -331,9 +331,18 @@ class Journal:
 # --- a run's record, after the journal is closed ---------------------------------------------
 
 
-def save_run(path: Path, *, run_id: int, record: RunRecord, now: float | None = None) -> None:
+def save_run(
+    path: Path,
+    *,
+    run_id: int,
+    record: RunRecord,
+    now: float | None = None,
+    busy_timeout_s: float = 1.0,
+) -> None:
     """Keep how run ``run_id`` ended (it finished or stopped) for ``history``. Its own short
-    connection: the run's journal is closed by then. Raises ``JournalError``."""
+    connection: the run's journal is closed by then. A record is not worth a long wait: if
+    another program holds the journal's write lock past ``busy_timeout_s``, it is skipped.
+    Raises ``JournalError``."""
     values = (
         record.file, record.mode, json.dumps(dict(record.counts)), record.requests,
         record.http_429, record.retries, record.elapsed_s, record.exit_code, record.report_dir,
@@ -341,7 +350,8 @@ def save_run(path: Path, *, run_id: int, record: RunRecord, now: float | None = 
     )  # fmt: skip
     sets = ", ".join(f"{name}=?" for name in _RUN_COLUMNS)
     try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, timeout=5.0)
+        uri = path.resolve().as_uri() + "?mode=rw"
+        db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s)
         with contextlib.closing(db), db:
             db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", values)
     except sqlite3.Error as exc:
