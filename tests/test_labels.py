@@ -128,3 +128,24 @@ def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path
     assert [(r["status"], r["labels"]) for r in rows] == [("unchanged", "VIP")] * 3
     assert seen.since()[BULK] == 1  # the journal knew they lacked it: one attach, no writes
     assert all(v == {"VIP"} for v in labels_by_phone(box).values())
+
+
+def test_a_row_kirim_answers_exists_for_without_an_id_says_its_labels_are_not_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    with Sandbox(SandboxConfig(seed=32, on_duplicate_phone="conflict", **UNLIMITED)) as box:
+        monkeypatch.setenv("KIRIM_API_KEY", box.token)
+        with httpx.Client(
+            base_url=box.base_url + "/", headers={"Authorization": f"Bearer {box.token}"}
+        ) as api:  # someone made row 2's contact already
+            api.post(f"{box.account_id}/contacts", json={"phone_number": phone(2)})
+        code, reports = run(
+            box, export(tmp_path / "a.csv", 3, tags={2: "VIP"}), tmp_path, "r",
+            "--on-existing", "create",
+        )  # fmt: skip
+    assert code == 0
+    row = results(reports)[1]
+    assert (row["status"], row["contact_id"], row["labels"]) == ("exists", "", "")
+    assert "labels not attached" in row["warning"]

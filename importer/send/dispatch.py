@@ -25,7 +25,7 @@ from importer.redact import redact
 from importer.send.client import idempotency_key
 from importer.send.decide import Action, decide
 from importer.send.journal import Journal
-from importer.send.labels import Labeler, LabelRow
+from importer.send.labels import Labeler, Labelled, LabelRow
 from importer.send.records import Entry, RowResult
 from importer.send.stop import Stop, Why
 from importer.send.upsert import Job, Upserter, body_fingerprint, make_body
@@ -140,11 +140,15 @@ class Dispatcher:
             raise
 
     async def _labelled(self, labeler: Labeler, done: _InFlight) -> list[RowResult]:
+        rows, unknown = self._label_rows(labeler, done)
         try:
-            labelled = await labeler.label(self._label_rows(labeler, done))
+            labelled = await labeler.label(rows)
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))
             return done.results
+        for row in unknown:  # wanted labels, but Kirim's answer named no contact to put them on
+            why = "labels not attached: Kirim's answer (409, exists) did not give the contact's id"
+            labelled[row] = Labelled("", why)
         return [
             replace(r, labels=got.names, warning=got.warning)
             if (got := labelled.get(r.row_number)) is not None
@@ -155,22 +159,29 @@ class Dispatcher:
     def finish_reporting(self) -> None:
         self._finished.put_nowait(None)
 
-    def _label_rows(self, labeler: Labeler, done: _InFlight) -> list[LabelRow]:
+    def _label_rows(self, labeler: Labeler, done: _InFlight) -> tuple[list[LabelRow], list[int]]:
+        """The rows whose contact should get labels, and those that should but whose contact
+        id is unknown."""
         flag = labeler.flag_names
         rows = done.batch.rows.filter(pl.col("status") == Status.VALID.value)
         column = dict(zip(rows["row_number"], rows["labels"], strict=True))
         phones = dict(zip(rows["row_number"], rows["phone_number"], strict=True))
         out: list[LabelRow] = []
+        unknown: list[int] = []
         for r in done.results:
-            if r.contact_id is None or r.status not in _HAS_CONTACT:
+            if r.status not in _HAS_CONTACT:
                 continue
             names = flag if r.status in _WRITTEN else ()
             if cell := column.get(r.row_number):
                 names = (*names, *cell.split(LABEL_SEPARATOR))
-            if names := tuple(dict.fromkeys(names)):
-                known = done.known.get(r.row_number, frozenset())
-                out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
-        return out
+            if not (names := tuple(dict.fromkeys(names))):
+                continue
+            if r.contact_id is None:
+                unknown.append(r.row_number)
+                continue
+            known = done.known.get(r.row_number, frozenset())
+            out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
+        return out, unknown
 
     async def worker(self) -> None:
         while (item := await self.queue.get()) is not None:
