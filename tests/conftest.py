@@ -10,11 +10,22 @@ import pytest
 
 from importer.sandbox import Sandbox, SandboxConfig
 
+#: High enough that a test never meets the rate limit.
+UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
+
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(SandboxConfig(seed=7)) as box:
         yield box
+
+
+@pytest.fixture
+def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """An unlimited sandbox, its key exported in KIRIM_API_KEY as a user would."""
+    with Sandbox(SandboxConfig(seed=11, **UNLIMITED)) as running:
+        monkeypatch.setenv("KIRIM_API_KEY", running.token)
+        yield running
 
 
 def phone(n: int) -> str:

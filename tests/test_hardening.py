@@ -16,18 +16,9 @@ from typing import Any
 import pytest
 
 from importer.cli import main
-from importer.sandbox import Sandbox, SandboxConfig
+from importer.sandbox import Sandbox
 from tests.conftest import contacts_file, phone
 from tests.test_run import results, summary
-
-UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
-
-
-@pytest.fixture
-def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(seed=11, **UNLIMITED)) as running:
-        monkeypatch.setenv("KIRIM_API_KEY", running.token)
-        yield running
 
 
 def run(box: Sandbox, file: Path, reports: Path, state: Path, *extra: str) -> int:

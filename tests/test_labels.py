@@ -5,27 +5,18 @@ in place costing nothing the next night, and a label call that fails never undoi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from importer.cli import main
 from importer.sandbox import Sandbox, SandboxConfig
-from tests.conftest import phone, write_contacts
+from tests.conftest import UNLIMITED, phone, write_contacts
 from tests.test_nightly import Requests
 from tests.test_run import results
 
-UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
 BULK = ("POST", "/v1/{phone_number_id}/contacts/bulk_label")
 LABELS = "/v1/labels"
-
-
-@pytest.fixture
-def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(seed=31, **UNLIMITED)) as running:
-        monkeypatch.setenv("KIRIM_API_KEY", running.token)
-        yield running
 
 
 def export(path: Path, n: int, *, tags: dict[int, str] | None = None, rename: int = 0) -> Path:

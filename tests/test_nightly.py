@@ -11,26 +11,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from importer.cli import main
 from importer.sandbox import Sandbox, SandboxConfig
-from tests.conftest import phone, write_contacts
+from tests.conftest import UNLIMITED, phone, write_contacts
 from tests.test_run import results, summary
 
-UNLIMITED = {"write_per_minute": 1_000_000, "read_per_minute": 1_000_000}
 CONTACTS = "/v1/{phone_number_id}/contacts"
 CONTACT = "/v1/{phone_number_id}/contacts/{contact_id}"
-
-
-@pytest.fixture
-def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(seed=21, **UNLIMITED)) as running:
-        monkeypatch.setenv("KIRIM_API_KEY", running.token)
-        yield running
 
 
 def export(path: Path, n: int, *, names: dict[int, str] | None = None, new: int = 0) -> Path:
