@@ -450,7 +450,15 @@ async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop
     with _signals(on_signal):
         workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
         reporter = asyncio.create_task(work.reporter())
-        await work.feed(batches)
+        feeder = asyncio.create_task(work.feed(batches))
+        watched: set[asyncio.Task[None]] = {feeder, reporter, *workers}
+        while not feeder.done():  # a worker or the reporter that dies (a bug) ends the feed:
+            done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {feeder}:  # never a wait on a queue nobody empties
+                if not task.cancelled() and (failure := task.exception()) is not None:
+                    feeder.cancel()
+                    raise failure
+        await feeder
         for _ in workers:
             await work.queue.put(None)
         await finish(workers)

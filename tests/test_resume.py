@@ -20,6 +20,7 @@ import httpx
 from importer import pipeline
 from importer.options import InputOptions, RunOptions
 from importer.send.journal import Journal
+from importer.send.records import Outcome
 from tests.conftest import contacts_file, phone
 
 ORG, ACCOUNT = "org_fake", "1000001"
@@ -344,3 +345,32 @@ def test_a_5xx_that_is_not_retried_leaves_the_row_pending_and_a_rerun_creates_no
     code, rerun = run(fake, file, tmp_path, "create", "rerun")
     assert (code, rerun["failed"]) == (0, 0)
     assert fake.creations == {phone(i): 1 for i in range(1, 4)}
+
+
+class Broken(Journal):
+    """A journal with a bug: recording the 5th outcome raises something no code expects."""
+
+    def __init__(self, path: Path, *, org: str, account: str, **seams: Any) -> None:
+        super().__init__(path, org=org, account=account, **seams)
+        self.recorded = 0
+
+    def record(self, outcome: Outcome) -> None:
+        self.recorded += 1
+        if self.recorded == 5:
+            raise RuntimeError("a bug in the journal")
+        super().record(outcome)
+
+
+def test_an_unexpected_error_in_a_worker_stops_the_run_cleanly_and_reports_every_row(
+    tmp_path: Path,
+) -> None:
+    fake = FakeKirim()
+    file = contacts_file(tmp_path / "in.csv", 30)
+    code, first = run(fake, file, tmp_path, "create", "first", journal_type=Broken)
+    assert code == 3  # no hang, no traceback: a stop like any other
+    assert "internal error: RuntimeError: a bug in the journal" in first["stopped"]
+    assert first["rows_total"] == 30
+    assert first["reasons"].get("internal_error") == 1
+    code, _ = run(fake, file, tmp_path, "create", "rerun")
+    assert code == 0
+    assert fake.creations == {phone(i): 1 for i in range(1, 31)}  # nothing doubled
