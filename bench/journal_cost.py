@@ -82,7 +82,7 @@ async def micro(directory: Path, phones: list[str], keys: list[str]) -> dict[str
         await journal.entries(ph)
         total["entries"] += time.perf_counter() - t
         t = time.perf_counter()
-        await journal.intend(zip(ph, ks, strict=True))
+        await journal.intend((p, k, True) for p, k in zip(ph, ks, strict=True))
         total["intend"] += time.perf_counter() - t
         t = time.perf_counter()
         for p in ph:

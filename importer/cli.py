@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=600,
         help="the account's write budget, for the time estimate (default 600)",
     )
+    plan.add_argument(
+        "--verify",
+        action="store_true",
+        help="also estimate what run --verify costs: at most one lookup per valid row",
+    )
     run = sub.add_parser(
         "run",
         help="import a file into Kirim",
@@ -152,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="attach this Kirim label to every contact the import wrote; repeatable",
+    )
+    g.add_argument(
+        "--verify",
+        action="store_true",
+        help="look up every contact the journal holds as done (read budget) and create "
+        "again those deleted in Kirim since (a weekly nightly job, say)",
     )
     g.add_argument("--concurrency", type=int, help="requests in flight (default: from the rate)")
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
@@ -320,6 +331,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         verbose=args.verbose,
         quiet=args.quiet,
         labels=_labels(args.label),
+        verify=args.verify,
     )
 
 
@@ -366,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 input=input_options(args),
                 report_dir=report_dir(args, "plan"),
                 write_per_minute=args.write_per_minute,
+                verify=args.verify,
             )
             return pipeline.plan(options=options, out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)

@@ -2,10 +2,12 @@
 
 A line gives the start time, the file, the mode (``--on-existing``), the counts by status,
 requests, 429s, the duration, the exit code, the report folder and why it stopped early (if it
-did), as recorded when the run
-finished or stopped (``journal.save_run``). A resumed run keeps its number and its first start
-time; its record is the last attempt's (whose report counts every row of the run). A run
-without a record (killed, still going, or run by 0.2.0) shows what the journal has.
+did), as recorded when the run finished or stopped (``journal.save_run``). A resumed run keeps
+its number and its first start time: its counts are the last invocation's (whose report counts
+every row of the run), its requests, 429s and duration the sums over its invocations, and
+every invocation's stop reason is listed in order. Rows held back by ``--limit`` are counted
+apart from failures. A run without a record (killed, still going, or run by 0.2.0) shows what
+the journal has.
 ``--json`` prints the same, one JSON object per line.
 """
 
@@ -19,6 +21,8 @@ from typing import Any, TextIO
 
 from importer.send.journal import runs
 from importer.send.records import RunLine
+
+_NAMES = {"limit_reached": "held back (--limit)"}
 
 
 def show(*, state: Path, as_json: bool, out: TextIO) -> int:
@@ -52,6 +56,8 @@ def as_dict(run: RunLine) -> dict[str, Any]:
         "duration_s": r.elapsed_s if r else None,
         "exit_code": r.exit_code if r else None,
         "stopped": r.stopped if r else None,
+        "stops": list(run.stops),
+        "invocations": run.invocations,
         "report_dir": r.report_dir if r else None,
         "org": run.org,
         "account": run.account,
@@ -70,7 +76,8 @@ def _fields(run: RunLine) -> list[str]:
     if r is None:
         state = "finished" if run.finished_at is not None else "unfinished"
         return [*head, f"{state}, no record (killed, still running, or run by 0.2.0)"]
-    counts = ", ".join(f"{n} {status}" for status, n in r.counts.items() if n) or "0 rows"
+    counts = ", ".join(f"{n} {_NAMES.get(s, s)}" for s, n in r.counts.items() if n) or "0 rows"
+    stops = "; then: ".join(run.stops or ([r.stopped] if r.stopped else []))
     return [
         *head,
         r.file,
@@ -78,10 +85,10 @@ def _fields(run: RunLine) -> list[str]:
         counts,
         f"{r.requests} requests",
         f"{r.http_429} 429s",
-        f"{r.elapsed_s:.1f} s",
+        f"{r.elapsed_s:.1f} s" + (f" in {run.invocations} goes" if run.invocations > 1 else ""),
         f"exit {r.exit_code}",
         r.report_dir,
-        *([f"stopped: {r.stopped}"] if r.stopped else []),
+        *([f"{'stopped' if r.stopped else 'resumed after'}: {stops}"] if stops else []),
     ]
 
 

@@ -44,6 +44,7 @@ class PlanOptions:
     input: InputOptions
     report_dir: Path
     write_per_minute: int = 600
+    verify: bool = False  # estimate what run --verify costs
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +68,4 @@ class RunOptions:
     verbose: bool = False
     quiet: bool = False  # cron: only warnings and the closing lines
     labels: tuple[str, ...] = ()  # --label: on every contact the run created or updated
+    verify: bool = False  # --verify: look up contacts the journal holds done; create the gone

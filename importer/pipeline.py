@@ -32,7 +32,7 @@ from importer.page import Context
 from importer.progress import Progress, setup_logging
 from importer.read import source
 from importer.redact import redact
-from importer.report import Report, RunStats, status_counts
+from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
 from importer.send.journal import Journal, save_run
@@ -102,8 +102,21 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=VERSIONS, context=context)
+    if options.verify:
+        print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
+
+
+def verify_cost(rows: int, write_per_minute: float) -> str:
+    """What ``run --verify`` costs at most: one lookup per row the journal holds done, under
+    the read budget (Kirim's is ten times the write budget)."""
+    reads = write_per_minute * 10
+    return (
+        f"--verify: at most {rows} lookups (one per row the journal holds as done), about "
+        f"{duration(rows / (reads / 60))} at {reads:.0f} reads/min; contacts deleted in "
+        "Kirim are created again (writes)."
+    )
 
 
 def auto_concurrency(write_per_minute: float) -> int:
@@ -374,10 +387,13 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
     """How the run ended, into the journal for ``history`` (a failure there is only logged:
     the report is written, and the rows' outcomes are in the journal already)."""
     s = report.summary
+    counts = status_counts(s)
+    if held := s["reasons"].get("limit_reached", 0):  # held back by --limit: not failures
+        counts = {**counts, "failed": counts.get("failed", 0) - held, "limit_reached": held}
     record = RunRecord(
         file=str(options.input.path),
         mode=options.on_existing,
-        counts=status_counts(s),
+        counts=counts,
         requests=s["requests_sent"],
         http_429=s["http_429"],
         retries=s["retries"],
@@ -386,10 +402,14 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
         report_dir=str(options.report_dir),
         stopped=s["stopped"],
     )
+    finished = s["stopped"] is None  # its report is written, nothing stopped it
     try:
-        save_run(options.state, run_id=run_id, record=record)
+        save_run(options.state, run_id=run_id, record=record, finished=finished)
     except JournalError as exc:
-        logger.warning("%s; the run is missing from history", exc)
+        logger.warning(
+            "%s; the run is missing from history%s", exc,
+            ", and the next run of this file resumes it" if finished else "",
+        )  # fmt: skip
 
 
 def _stop_on_input_error(items: Iterator[_T], stop: Stop) -> Iterator[_T]:
@@ -404,9 +424,9 @@ def _stop_on_input_error(items: Iterator[_T], stop: Stop) -> Iterator[_T]:
 @contextlib.contextmanager
 def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[None]:
     """Close the journal when the run ends: after an error quietly (the first exception is
-    the story); else writing the last outcomes with signals held, and marking the run
-    finished unless it stopped early. A failure there stops the run (the rows it could not
-    record stay ``pending``, and a rerun checks them)."""
+    the story); else writing the last outcomes with signals held. A failure there stops the
+    run (the rows it could not record stay ``pending``, and a rerun checks them). The run is
+    finished only once its report is written (``_keep_record``)."""
     try:
         yield
     except BaseException:
@@ -415,7 +435,7 @@ def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[N
         raise
     with _signals(lambda _: None):  # the last outcomes are being written: a Ctrl-C waits
         try:
-            journal.close(finished=not stop.requested)
+            journal.close()
         except JournalError as exc:
             if stop.requested:
                 logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)

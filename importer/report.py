@@ -251,7 +251,7 @@ class Report:
             elif valid <= capacity:
                 when = "fits in the bucket's first burst: seconds, bounded by round trips"
             else:
-                eta = _duration((valid - capacity) / (capacity / 60))
+                eta = duration((valid - capacity) / (capacity / 60))
                 when = f"would take about {eta} after the first burst of {capacity:.0f}"
             if valid:
                 lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
@@ -356,7 +356,7 @@ def _cannot_write(directory: Path, exc: OSError) -> str:
     return f"cannot write the report in {directory}: {exc.strerror or exc}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -116,7 +116,14 @@ def test_history_lists_finished_failed_stopped_and_resumed_runs_newest_first(
     assert [line.split()[0] for line in lines] == ["#3", "#2", "#1"]
     assert "6 created" in lines[0]
     assert "exit 0" in lines[0]
-    assert lines[0].endswith(str(tmp_path / "r4"))
+    # both invocations' requests and time, and the first one's stop reason, never a mix
+    assert "in 2 goes" in lines[0]
+    assert lines[0].endswith(f"{tmp_path / 'r4'}  resumed after: {records[0]['stopped']}")
+    again = [json.loads(line) for line in history(journal, capsys, "--json")][0]
+    first, second = summary(tmp_path / "r3"), summary(tmp_path / "r4")
+    assert again["requests"] == first["requests_sent"] + second["requests_sent"]
+    assert again["stops"] == [first["stopped"]]
+    assert (again["invocations"], again["stopped"], again["finished"]) == (2, None, True)
 
 
 def test_a_journal_from_0_2_0_shows_what_it_has_then_keeps_records(

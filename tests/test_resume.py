@@ -190,7 +190,8 @@ def test_skip_mode_looks_up_pending_rows_that_were_never_sent(tmp_path: Path) ->
             email=f"c{i}@example.com",
             metadata='{"City":"Jakarta"}',
         )
-        asyncio.run(journal.intend([(phone(i), idempotency_key(account=ACCOUNT, body=body))]))
+        key = idempotency_key(account=ACCOUNT, body=body)
+        asyncio.run(journal.intend([(phone(i), key, False)]))
     journal.close()
     fake.contacts[phone(3)] = {"id": "ctc_theirs", "phone_number": phone(3)}
     code, rerun = run(fake, file, tmp_path, "skip", "rerun")

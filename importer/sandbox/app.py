@@ -33,9 +33,9 @@ from importer.sandbox import handlers as h
 from importer.sandbox import misbehave
 from importer.sandbox.bucket import Verdict
 from importer.sandbox.errors import ApiError, invalid
-from importer.sandbox.faults import FaultSettings, Misbehaviour
+from importer.sandbox.faults import REPLAY_CONFLICTS, FaultSettings, Misbehaviour
 from importer.sandbox.idempotency import MAX_KEY_LENGTH, Entry, fingerprint
-from importer.sandbox.ids import dumps, request_id
+from importer.sandbox.ids import dumps, now_iso, request_id, ulid
 from importer.sandbox.state import DROPPED, SandboxState
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,15 @@ async def _write(
     entry: Entry | None = None
     if key is not None:
         entry = await _claim(state, key, fingerprint(request.method, request.path, body))
+        if entry.completed and faults.replay_conflict is not None:
+            state.faults.count("replay_conflict")
+            raise ApiError(
+                REPLAY_CONFLICTS[faults.replay_conflict],
+                "conflict",
+                faults.replay_conflict,
+                "this Idempotency-Key was already used",
+                param="Idempotency-Key",
+            )
         if entry.completed:
             headers["Idempotent-Replayed"] = "true"
             assert entry.status is not None
@@ -175,6 +184,34 @@ async def _write(
     return status, payload
 
 
+async def _wrong_contact(
+    state: SandboxState, request: web.Request, faults: FaultSettings, rid: str
+) -> tuple[int, bytes]:
+    """A create or PATCH answered as if it worked, with a contact that is not the one asked
+    for (``wrong_contact``): another contact of the account, or one that does not exist. No
+    effect, no key claimed."""
+    body = await _parse_body(request)
+    account = request.match_info["phone_number_id"]
+    asked = request.match_info.get("contact_id")
+    other = None
+    if faults.wrong_contact == "other":
+        other = state.store.other_contact(
+            account, phone=body.get("phone_number"), contact_id=asked
+        )
+    if other is None:  # made up: an id that does not exist (for a PATCH, on the contact's
+        # own phone, so only the id tells); for a create, a phone nobody sent either
+        own = state.store.get_contact(account, asked) if asked is not None else None
+        phone = own["phone_number"] if own is not None else f"+62899{int(rid[-8:], 36) % 10**7:07d}"
+        other = {
+            "id": "ctc_" + ulid(), "object": "contact", "phone_number": phone,
+            "name": body.get("name"), "email": body.get("email"),
+            "metadata": body.get("metadata") or {}, "whatsapp_account": {"phone_number": None},
+            "created_at": now_iso(), "updated_at": now_iso(),
+        }  # fmt: skip
+    status = 200 if asked is not None else 201
+    return status, dumps({"data": other, "request_id": rid})
+
+
 async def _read(
     state: SandboxState,
     handler: Handler,
@@ -198,6 +235,7 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
     plain = handler is h.unmatched
     creates = handler is h.create_contact
     labels = handler is h.bulk_label
+    contact_writes = creates or handler is h.update_contact
     override = BODY_OVERRIDES.get(handler)
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -241,7 +279,10 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
                     faults.label_status, "api_error", "internal_error", "labels are unavailable"
                 )
             misbehaviour = state.plan_create(faults) if creates else None
-            if misbehaviour is None and is_write and not plain:
+            if contact_writes and misbehaviour is None and state.plan_wrong(faults):
+                state.faults.count("wrong_contact")
+                status, payload = await _wrong_contact(state, request, faults, rid)
+            elif misbehaviour is None and is_write and not plain:
                 status, payload = await _write(state, handler, request, rid, headers, faults)
             elif misbehaviour is None:
                 status, payload = await _read(state, handler, request, rid, faults, override)

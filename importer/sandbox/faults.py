@@ -19,6 +19,13 @@ Kinds, each counted per injection under its name (see ``KINDS``):
   the key is not claimed). ``html_rate``, ``oversize_rate``, ``endless_rate`` share one roll.
 * ``label_status``: with it set (a 4xx or 5xx), every ``bulk_label`` answers that status with
   an ``api_error`` body and no effect.
+* ``wrong_contact``: a contact create or PATCH answered 2xx with a contact that is not the one
+  asked for, and no effect (``wrong_contact_rate``; ``wrong_contact`` says which: ``"other"``,
+  another contact of the account when it has one, or ``"madeup"``, a contact that does not
+  exist). The key is not claimed.
+* ``replay_conflict``: with it set (``"idempotency_key_reuse"`` or ``"idempotency_conflict"``),
+  a request whose key already has a stored answer is refused with that code (422 or 409)
+  instead of the replay: what the contract's two pages say Kirim may answer.
 * ``me_body`` / ``accounts_body``: ``GET /v1/me`` / ``GET /v1/accounts`` answer 200 with
   exactly that JSON (``None`` serves the real document, so JSON ``null`` cannot be served).
 """
@@ -43,6 +50,8 @@ KINDS = (
     "retry_after",
     "error_message",
     "label_status",
+    "wrong_contact",
+    "replay_conflict",
     "html",
     "oversize",
     "endless",
@@ -56,7 +65,12 @@ MIN_OVERSIZE_BYTES = 64
 MAX_ERROR_MESSAGE = 10_000
 
 _BODIES = ("me_body", "accounts_body")
-_RATES = ("fault_rate", "ambiguous_rate", "html_rate", "oversize_rate", "endless_rate")
+_RATES = (
+    "fault_rate", "ambiguous_rate", "html_rate", "oversize_rate", "endless_rate",
+    "wrong_contact_rate",
+)  # fmt: skip
+WRONG_CONTACTS = ("other", "madeup")
+REPLAY_CONFLICTS = {"idempotency_key_reuse": 422, "idempotency_conflict": 409}
 
 
 def _is_number(value: object) -> bool:
@@ -101,6 +115,9 @@ class FaultSettings:
     retry_after_s: float | None = None
     error_message: str | None = None
     label_status: int | None = None
+    wrong_contact_rate: float = 0.0
+    wrong_contact: str = "other"
+    replay_conflict: str | None = None
     me_body: Any = None
     accounts_body: Any = None
     _bodies: dict[str, bytes] = field(init=False, repr=False, compare=False)
@@ -136,6 +153,10 @@ class FaultSettings:
             not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599
         ):
             raise ValueError(f"label_status must be an HTTP status 400..599, got {code!r}")
+        if self.wrong_contact not in WRONG_CONTACTS:
+            raise ValueError(f"wrong_contact must be one of {list(WRONG_CONTACTS)}")
+        if self.replay_conflict is not None and self.replay_conflict not in REPLAY_CONFLICTS:
+            raise ValueError(f"replay_conflict must be None or one of {list(REPLAY_CONFLICTS)}")
         bodies = {}
         for name in _BODIES:
             value = getattr(self, name)

@@ -148,6 +148,12 @@ class SandboxState:
             return "endless"
         return None
 
+    def plan_wrong(self, faults: FaultSettings) -> bool:
+        """Draw whether an admitted contact create or PATCH is answered with the wrong
+        contact (no draw while the rate is zero)."""
+        rate = faults.wrong_contact_rate
+        return rate > 0.0 and self.rng.random() < rate
+
     def stats(self) -> dict[str, Any]:
         """A JSON-able snapshot for ``GET /_sandbox/state`` and out-of-process tests."""
         store = self.store

@@ -88,6 +88,18 @@ class Store:
             self._contact_labels.pop(contact_id, None)
             return True
 
+    def other_contact(
+        self, account: str, *, phone: object, contact_id: str | None
+    ) -> dict[str, Any] | None:
+        """A contact of ``account`` that has neither this phone nor this id (for the
+        ``wrong_contact`` fault), or None."""
+        with self._lock:
+            for cid in self._by_account.get(account, ()):
+                contact = self._contacts[cid]
+                if cid != contact_id and contact["phone_number"] != phone:
+                    return copy.deepcopy(contact)
+        return None
+
     def get_contact(self, account: str, contact_id: str) -> dict[str, Any] | None:
         """The contact if it exists under ``account``."""
         with self._lock:

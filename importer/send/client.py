@@ -22,10 +22,15 @@ in kirim-api.md:
 
 - ``OK``: 2xx whose body has the shape the call expects (a contact with an ``id`` for a create
   or an update, a list for a lookup, an object for ``/v1/me``).
-- ``RETRY``: 429, 500, 502, 503, 504, 409 ``idempotency_in_progress``, transport errors, and a
-  2xx we cannot read (an HTML page from a gateway, a cut body): the contact may or may not
-  exist, so the same request goes again with the same idempotency key.
+- ``RETRY``: 429, 500, 502, 503, 504, 409 ``idempotency_in_progress``, transport errors, a
+  2xx we cannot read (an HTML page from a gateway, a cut body), and a 2xx whose contact is not
+  the one asked for (``answer_mismatch``: another phone than the one sent, or for an update
+  another id than the one patched): the contact may or may not exist, so the same request
+  goes again with the same idempotency key.
 - ``EXISTS``: 409 ``conflict`` with any other code: the contact is already there.
+- ``AMBIGUOUS``: 422 ``idempotency_key_reuse`` and 409 ``idempotency_conflict``: Kirim has
+  seen this key before, so an earlier attempt (this run's or a killed one's) may have created
+  the contact. Never "nothing happened": only a lookup can tell.
 - ``ROW``: any other 4xx: final for this row, the run goes on.
 - ``STOP``: 401, 403, 404 ``resource_not_found`` on the account path, 422
   ``account_not_connected``, and a TLS certificate that does not verify: nothing more can
@@ -58,13 +63,16 @@ _STOP_CODES = frozenset({"resource_not_found", "account_not_connected"})
 _IDEMPOTENCY_CODES = frozenset(
     {"idempotency_in_progress", "idempotency_key_reuse", "idempotency_conflict"}
 )
+_KEY_SEEN_CODES = frozenset({"idempotency_key_reuse", "idempotency_conflict"})
 UNREADABLE = "unreadable_answer"  # the error code of a 2xx whose body is not what we asked for
+MISMATCH = "answer_mismatch"  # a 2xx whose contact is another one than the request's
 CERTIFICATE = "certificate_refused"  # the server's TLS certificate did not verify
 
 
 class Verdict(Enum):
     OK = "ok"
     RETRY = "retry"
+    AMBIGUOUS = "ambiguous"
     EXISTS = "exists"
     ROW = "row"
     STOP = "stop"
@@ -87,13 +95,15 @@ class Reply:
     @property
     def verdict(self) -> Verdict:
         if 200 <= self.status < 300:
-            return Verdict.RETRY if self.error_code == UNREADABLE else Verdict.OK
+            return Verdict.RETRY if self.error_code in (UNREADABLE, MISMATCH) else Verdict.OK
         if self.status == 0:
             return Verdict.STOP if self.error_code == CERTIFICATE else Verdict.RETRY
         if self.status in _RETRY_STATUS:
             return Verdict.RETRY
         if self.status == 409 and self.error_code == "idempotency_in_progress":
             return Verdict.RETRY
+        if self.status in (409, 422) and self.error_code in _KEY_SEEN_CODES:
+            return Verdict.AMBIGUOUS
         if self.status == 409 and self.error_code not in _IDEMPOTENCY_CODES:
             return Verdict.EXISTS
         if self.status in (401, 403) or self.error_code in _STOP_CODES:
@@ -106,9 +116,14 @@ def canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def idempotency_key(*, account: str, body: dict[str, Any]) -> str:
-    """Deterministic: the same account and body give the same key, on every retry and rerun."""
-    digest = hashlib.sha256(f"{account}\n{canonical_json(body)}".encode()).hexdigest()
+def idempotency_key(*, account: str, body: dict[str, Any], generation: str = "") -> str:
+    """Deterministic: the same account and body give the same key, on every retry and rerun.
+    ``generation`` (the id of a contact Kirim deleted since it was created under the plain
+    key) makes the key of the create that replaces it: deterministic too."""
+    what = f"{account}\n{canonical_json(body)}"
+    if generation:
+        what += f"\n{generation}"
+    digest = hashlib.sha256(what.encode()).hexdigest()
     return f"kimp-{digest[:48]}"
 
 
@@ -132,6 +147,30 @@ Shape = Callable[[Any], bool]
 
 def a_contact(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("id"), str | int) and data["id"] != ""
+
+
+def same_phone(answered: object, sent: str) -> bool:
+    """E.164 equality: the answer's phone, spaces and punctuation aside, is the one sent."""
+    if not isinstance(answered, str) or not answered.startswith("+"):
+        return False
+    return "+" + "".join(c for c in answered if c.isdigit()) == sent
+
+
+# What proves that a 2xx contact is the request's own: None, or why it is not.
+Proof = Callable[[Any], str | None]
+
+
+def the_contact(*, phone: str, contact_id: str | None = None) -> Proof:
+    """The proof for a create (the phone sent) or an update (that phone and the id patched)."""
+
+    def check(data: Any) -> str | None:
+        if contact_id is not None and data.get("id") != contact_id:
+            return f"Kirim answered the update of {contact_id} with another contact"
+        if not same_phone(data.get("phone_number"), phone):
+            return "Kirim answered with a contact that has another phone number"
+        return None
+
+    return check
 
 
 def a_list(data: Any) -> bool:
@@ -159,7 +198,12 @@ def labels_applied(data: Any) -> bool:
 
 
 def reply_from(
-    status: int, headers: httpx.Headers, body: bytes, shape: Shape, secrets: tuple[str, ...] = ()
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    shape: Shape,
+    secrets: tuple[str, ...] = (),
+    proof: Proof | None = None,
 ) -> Reply:
     """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON."""
     try:
@@ -175,6 +219,8 @@ def reply_from(
         if not shape(data):
             kind = headers.get("content-type", "no content type").split(";")[0]
             code, message = UNREADABLE, f"a {status} answer that is not Kirim's ({kind})"
+        elif proof is not None and (why := proof(data)) is not None:
+            code, message = MISMATCH, why
     else:
         code = code if isinstance(code, str) and code else f"http_{status}"
         message = message if isinstance(message, str) and message else f"HTTP {status}"
@@ -279,6 +325,7 @@ class KirimClient:
         params: dict[str, str | int] | None = None,
         body: dict[str, Any] | None = None,
         key: str | None = None,
+        proof: Proof | None = None,
     ) -> Reply:
         headers = list(self._headers)
         content = None
@@ -313,7 +360,9 @@ class KirimClient:
             # through unmapped (a malformed answer): never a traceback that shows the headers
             return unanswered(exc, self._secrets)
         answer = b"".join(chunks)
-        return reply_from(response.status_code, response.headers, answer, shape, self._secrets)
+        return reply_from(
+            response.status_code, response.headers, answer, shape, self._secrets, proof
+        )
 
     async def me(self) -> Reply:
         return await self._send("GET", "me", an_object)
@@ -326,7 +375,9 @@ class KirimClient:
         return await self._send("GET", f"{account}/contacts", a_list, params=params)
 
     async def create(self, *, account: str, body: dict[str, Any], key: str) -> Reply:
-        return await self._send("POST", f"{account}/contacts", a_contact, body=body, key=key)
+        proof = the_contact(phone=body["phone_number"])
+        path = f"{account}/contacts"
+        return await self._send("POST", path, a_contact, body=body, key=key, proof=proof)
 
     async def labels(self) -> Reply:
         return await self._send("GET", "labels", a_list)
@@ -343,7 +394,10 @@ class KirimClient:
         reply = await self._send("POST", path, labels_applied, body=body, key=key)
         return _not_found(reply, "label_not_found")
 
-    async def update(self, *, account: str, contact_id: str, body: dict[str, Any]) -> Reply:
+    async def update(
+        self, *, account: str, contact_id: str, phone: str, body: dict[str, Any]
+    ) -> Reply:
         path = f"{account}/contacts/{contact_id}"
-        reply = await self._send("PATCH", path, a_contact, body=body)
+        proof = the_contact(phone=phone, contact_id=contact_id)
+        reply = await self._send("PATCH", path, a_contact, body=body, proof=proof)
         return _not_found(reply, "contact_not_found")

@@ -15,6 +15,9 @@ fingerprint), its journal entry, the mode and the clock. No I/O, no state:
   (``needs_lookup``), only a lookup can tell: ``LOOKUP`` in any mode.
 - Anything else (``failed``, or not in the journal): ``LOOKUP`` in ``skip``/``update`` mode,
   ``CREATE`` in ``create`` mode.
+- ``verify`` (``--verify``): a phone the journal holds ``done`` from an earlier run, which
+  would need no request (``exists``, ``unchanged``), is looked up instead (``VERIFY``): a
+  contact deleted in Kirim since is created again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Action(StrEnum):
     CREATE = "create"  # create with the row's key, no lookup
     LOOKUP = "lookup"  # look the phone up; then exists, PATCH (update mode) or create
     PATCH = "patch"  # update mode, a changed body: PATCH the journal's contact id
+    VERIFY = "verify"  # --verify: look up a contact the journal holds done; gone: create it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,14 @@ class Decision:
 
 
 def decide(
-    *, entry: Entry | None, key: str, body_hash: str, mode: OnExisting, now: float, run_id: int
+    *,
+    entry: Entry | None,
+    key: str,
+    body_hash: str,
+    mode: OnExisting,
+    now: float,
+    run_id: int,
+    verify: bool = False,
 ) -> Decision:
     """What to send for one row whose create would carry ``key`` and whose body has the
     fingerprint ``body_hash``."""
@@ -51,6 +62,8 @@ def decide(
         same = mode != "update" or entry.body_hash == body_hash
         if entry.run_id == run_id and entry.outcome is not None and same:  # done earlier in
             return Decision(Action.SETTLED, Status(entry.outcome))  # this (resumed) run
+        if verify and (mode != "update" or entry.body_hash == body_hash):
+            return Decision(Action.VERIFY)
         if mode != "update":
             return Decision(Action.SETTLED, Status.EXISTS)
         if entry.body_hash == body_hash:

@@ -227,6 +227,7 @@ class Dispatcher:
                 mode=mode,
                 now=now,
                 run_id=self._run_id,
+                verify=self.options.verify,
             )
             if decision.action is Action.SETTLED and decision.status is not None:
                 contact_id = entry.contact_id if entry else None
@@ -241,7 +242,8 @@ class Dispatcher:
                 self._settle(state, not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
             else:
                 contact_id = entry.contact_id if entry else None
-                jobs.append(Job(row, phone, body, key, decision.action, contact_id))
+                ours = entry is not None and entry.create_run == self._run_id
+                jobs.append(Job(row, phone, body, key, decision.action, contact_id, ours))
                 self._queued_rows += 1
         return jobs
 
@@ -274,7 +276,9 @@ class Dispatcher:
             entries = await self._journal.entries([r[1] for r in rows])
             jobs = self._triage(state, rows, entries)
             if jobs:
-                await self._journal.intend((j.phone, j.key) for j in jobs)
+                await self._journal.intend(
+                    (j.phone, j.key, j.action is Action.CREATE) for j in jobs
+                )
             return jobs
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))

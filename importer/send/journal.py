@@ -13,6 +13,11 @@ in small batches). A rerun then knows, per phone:
   answer), the phone is looked up first. In ``skip``/``update`` mode it is always looked up.
 - ``failed``, or absent: nothing was created by us; sent as new.
 
+``create_run`` names the run that last sent a create for the phone (``intend`` for a create
+without a lookup; ``creating``, group-committed, before a create that follows a lookup): a
+run resumed after a kill knows which contacts its killed invocation made, and reports them
+``created``, not ``exists``.
+
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
 organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
 disk before it returns, so neither a killed process nor a power cut loses an intent.
@@ -31,6 +36,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +56,10 @@ CREATE TABLE IF NOT EXISTS runs (
     fingerprint TEXT NOT NULL, org TEXT NOT NULL, account TEXT NOT NULL,
     started_at REAL NOT NULL, finished_at REAL
 );
+CREATE TABLE IF NOT EXISTS invocations (
+    run_id INTEGER NOT NULL, ended_at REAL NOT NULL, requests INTEGER, http_429 INTEGER,
+    retries INTEGER, elapsed_s REAL, exit_code INTEGER, stopped TEXT, report_dir TEXT
+);
 CREATE TABLE IF NOT EXISTS contacts (
     org TEXT NOT NULL, account TEXT NOT NULL, phone TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
@@ -57,7 +67,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     outcome TEXT, contact_id TEXT, http_status INTEGER, error_code TEXT,
     request_id TEXT, updated_at REAL NOT NULL,
     needs_lookup INTEGER NOT NULL DEFAULT 0,
-    body_hash TEXT, labels TEXT,
+    body_hash TEXT, labels TEXT, create_run INTEGER,
     UNIQUE (org, account, phone)
 );
 """
@@ -66,20 +76,31 @@ _ADDED = {
     "needs_lookup": "INTEGER NOT NULL DEFAULT 0",  # 0.1.0
     "body_hash": "TEXT",  # 0.3.0: the night after an upgrade from 0.2.0 looks rows up once
     "labels": "TEXT",  # 0.3.0
+    "create_run": "INTEGER",  # 0.4.0
 }
 _INTEND = (
-    "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, updated_at)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
+    "INSERT INTO contacts"
+    " (org, account, phone, state, idem_key, sent_at, run_id, updated_at, create_run)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (org, account, phone) DO UPDATE"
     " SET state='pending', run_id=excluded.run_id, updated_at=excluded.updated_at,"
+    " create_run=COALESCE(excluded.create_run, create_run),"
     " sent_at=CASE WHEN idem_key=excluded.idem_key AND state='pending'"
     "              THEN sent_at ELSE excluded.sent_at END,"
     " needs_lookup=CASE WHEN state='done' OR (state='pending' AND idem_key!=excluded.idem_key)"
     "              THEN 1 ELSE needs_lookup END,"
     " idem_key=excluded.idem_key"
 )
-_RECORD = (
-    "UPDATE contacts SET state=?, outcome=?, contact_id=?, http_status=?, error_code=?,"
-    " request_id=?, updated_at=?, needs_lookup=0, body_hash=?"
+_RECORD = (  # a pending "outcome" keeps what the journal knew, and asks for a lookup
+    "UPDATE contacts SET state=?, outcome=?,"
+    " contact_id=CASE WHEN ?1='pending' THEN contact_id ELSE ?3 END, http_status=?,"
+    " error_code=?, request_id=?, updated_at=?, needs_lookup=(?1='pending'),"
+    " body_hash=CASE WHEN ?1='pending' THEN body_hash ELSE ?8 END"
+    " WHERE org=? AND account=? AND phone=?"
+)
+_CREATING = (  # a create is about to leave under this key (a new one: a lookup goes first)
+    "UPDATE contacts SET create_run=?, updated_at=?,"
+    " needs_lookup=CASE WHEN idem_key!=?3 THEN 1 ELSE needs_lookup END,"
+    " sent_at=CASE WHEN idem_key!=?3 THEN ?2 ELSE sent_at END, idem_key=?3"
     " WHERE org=? AND account=? AND phone=?"
 )
 _LABELLED = (  # label ids attached, added to what the phone's contact had
@@ -87,7 +108,7 @@ _LABELLED = (  # label ids attached, added to what the phone's contact had
 )
 _ENTRIES = (  # only "?" marks are formatted in
     "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
-    " needs_lookup, body_hash, labels FROM contacts"
+    " needs_lookup, body_hash, labels, create_run FROM contacts"
     " WHERE org=? AND account=? AND phone IN ({marks})"
 )
 # How a run ended, for `kirim-import history` (``save_run``, ``runs``): added to the runs table
@@ -119,6 +140,9 @@ class Journal:
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
+        self._creating: list[tuple[Any, ...]] = []  # marks waiting for the next group commit
+        self._creating_done: Future[None] | None = None
+        self._creating_lock = threading.Lock()
         self._flushes: list[Future[None]] = []
         self._failure: JournalError | None = None
         self._on_failure = on_failure
@@ -210,8 +234,9 @@ class Journal:
             for r in self._db.execute(query, (self._org, self._account, *chunk)):
                 labels = frozenset(json.loads(r[10])) if r[10] else frozenset()
                 found[r[0]] = Entry(
-                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], labels
-                )
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], labels,
+                    r[11],
+                )  # fmt: skip
         return found
 
     def _start(self, fingerprint: str) -> None:
@@ -264,8 +289,9 @@ class Journal:
             self._flush_soon()
         return await self._await(self._select, list(phones))
 
-    async def intend(self, items: Iterable[tuple[str, str]]) -> None:
-        """Mark (phone, key) pairs as about to be sent; durable when this returns.
+    async def intend(self, items: Iterable[tuple[str, str, bool]]) -> None:
+        """Mark (phone, key, create) as about to be sent (``create``: a create without a
+        lookup first); durable when this returns.
 
         A phone already pending under the same key keeps its first ``sent_at``: the key's
         age on the server counts from its first use. One pending under another key (the row
@@ -273,8 +299,25 @@ class Journal:
         this row no longer has, and that fact survives until a final answer is recorded.
         """
         now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
-        rows = [(org, account, p, k, now, run_id, now) for p, k in items]
+        rows = [(org, account, p, k, now, run_id, now, run_id if c else None) for p, k, c in items]
         await self._await(self._write, _INTEND, rows)
+
+    async def creating(self, phone: str, key: str) -> None:
+        """Note that a create for ``phone`` is about to leave under ``key``; durable when this
+        returns. Marks that arrive while a commit is under way share the next one (a group
+        commit), so the disk sees one commit per round, not one per row."""
+        row = (self.run_id, self._clock(), key, self._org, self._account, phone)
+        with self._creating_lock:
+            self._creating.append(row)
+            if self._creating_done is None:
+                self._creating_done = self._submit(self._commit_creating)
+            done = self._creating_done
+        await asyncio.wrap_future(done)
+
+    def _commit_creating(self) -> None:
+        with self._creating_lock:
+            rows, self._creating, self._creating_done = self._creating, [], None
+        self._write(_CREATING, rows)
 
     async def labelled(self, items: Iterable[tuple[str, frozenset[str]]]) -> None:
         """Note the label ids each phone's contact now has; durable when this returns."""
@@ -311,17 +354,15 @@ class Journal:
         if self._failure is not None:
             raise JournalError(str(self._failure))
 
-    def close(self, *, finished: bool = False) -> None:
-        """Write what is buffered (and, when ``finished``, mark the run finished: a rerun
-        starts a new one) and let go of the file. Raises ``JournalError`` if anything could
-        not be written; the rows stay ``pending`` then, and a rerun checks them."""
+    def close(self) -> None:
+        """Write what is buffered and let go of the file. Raises ``JournalError`` if anything
+        could not be written; the rows stay ``pending`` then, and a rerun checks them. The
+        run is not finished by this: only ``save_run``, once its report is written, finishes
+        it (a rerun before then resumes it, and its report counts what this one did)."""
         if self._closed:
             return
         try:
             self.flush()
-            if finished:
-                finish = "UPDATE runs SET finished_at=? WHERE run_id=?"
-                self._wait(self._db.execute, finish, (self._clock(), self.run_id))
         finally:
             self._closed = True
             self._thread.submit(self._db.close).result()
@@ -336,24 +377,43 @@ def save_run(
     *,
     run_id: int,
     record: RunRecord,
+    finished: bool,
     now: float | None = None,
     busy_timeout_s: float = 1.0,
 ) -> None:
-    """Keep how run ``run_id`` ended (it finished or stopped) for ``history``. Its own short
-    connection: the run's journal is closed by then. A record is not worth a long wait: if
-    another program holds the journal's write lock past ``busy_timeout_s``, it is skipped.
-    Raises ``JournalError``."""
-    values = (
-        record.file, record.mode, json.dumps(dict(record.counts)), record.requests,
-        record.http_429, record.retries, record.elapsed_s, record.exit_code, record.report_dir,
-        record.stopped, time.time() if now is None else now, run_id,
+    """Keep how this invocation of run ``run_id`` ended, for ``history``, and mark the run
+    finished when ``finished`` (its report is written and it did not stop early: a rerun
+    starts a new run). The run's line keeps the last invocation's counts (its report counts
+    every row of the run) and the sums of requests, 429s, retries and time over all of them;
+    each invocation's stop reason stays in ``invocations``. Its own short connection: the
+    run's journal is closed by then. A record is not worth a long wait: if another program
+    holds the journal's write lock past ``busy_timeout_s``, it is skipped. Raises
+    ``JournalError``."""
+    ended = time.time() if now is None else now
+    invocation = (
+        run_id, ended, record.requests, record.http_429, record.retries, record.elapsed_s,
+        record.exit_code, record.stopped, record.report_dir,
     )  # fmt: skip
-    sets = ", ".join(f"{name}=?" for name in _RUN_COLUMNS)
+    values = (
+        record.file, record.mode, json.dumps(dict(record.counts)), record.exit_code,
+        record.report_dir, record.stopped, ended, run_id,
+    )  # fmt: skip
     try:
         uri = path.resolve().as_uri() + "?mode=rw"
         db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s)
         with contextlib.closing(db), db:
-            db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", values)
+            db.execute("INSERT INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", invocation)
+            sums = ", ".join(
+                f"{c}=(SELECT SUM({c}) FROM invocations WHERE run_id=runs.run_id)"
+                for c in ("requests", "http_429", "retries", "elapsed_s")
+            )
+            db.execute(
+                "UPDATE runs SET file=?, mode=?, counts=?, exit_code=?, report_dir=?, stopped=?,"
+                f" ended_at=?, {sums} WHERE run_id=?",
+                values,
+            )
+            if finished:
+                db.execute("UPDATE runs SET finished_at=? WHERE run_id=?", (ended, run_id))
     except sqlite3.Error as exc:
         raise JournalError(f"the journal {path}: {exc}") from None
 
@@ -374,7 +434,16 @@ def runs(path: Path) -> list[RunLine]:
                 raise JournalError(f"{path} is not a kirim-import journal (no runs table)")
             wanted = ("run_id", "org", "account", "started_at", "finished_at", *_RUN_COLUMNS)
             columns = ", ".join(c if c in have else "NULL" for c in wanted)
-            rows = db.execute(f"SELECT {columns} FROM runs ORDER BY run_id DESC").fetchall()
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            stops = (  # every invocation's stop reason, oldest first ("\x1f"-separated)
+                "(SELECT COUNT(*) || char(31) || COALESCE(group_concat(stopped, char(31)), '')"
+                " FROM (SELECT stopped FROM invocations i WHERE i.run_id=runs.run_id"
+                " ORDER BY ended_at))"
+                if "invocations" in tables
+                else "NULL"
+            )
+            query = f"SELECT {columns}, {stops} FROM runs ORDER BY run_id DESC"
+            rows = db.execute(query).fetchall()
     except sqlite3.Error as exc:
         raise JournalError(f"the journal {path}: {exc}") from None
     return [_run_line(row) for row in rows]
@@ -382,7 +451,8 @@ def runs(path: Path) -> list[RunLine]:
 
 def _run_line(row: tuple[Any, ...]) -> RunLine:
     run_id, org, account, started, finished = row[:5]
-    f = dict(zip(_RUN_COLUMNS, row[5:], strict=True))
+    f = dict(zip(_RUN_COLUMNS, row[5:-1], strict=True))
+    invocations, *stops = (row[-1] or "0").split("\x1f")
     record = None
     if f["file"] is not None:
         record = RunRecord(
@@ -391,4 +461,7 @@ def _run_line(row: tuple[Any, ...]) -> RunLine:
             elapsed_s=f["elapsed_s"], exit_code=f["exit_code"], report_dir=f["report_dir"],
             stopped=f["stopped"],
         )  # fmt: skip
-    return RunLine(int(run_id), org, account, started, finished, f["ended_at"], record)
+    return RunLine(
+        int(run_id), org, account, started, finished, f["ended_at"], record,
+        invocations=int(invocations), stops=tuple(s for s in stops if s),
+    )  # fmt: skip

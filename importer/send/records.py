@@ -24,6 +24,7 @@ class Entry:
     needs_lookup: bool  # it may exist under an older key: only a lookup can tell
     body_hash: str | None = None  # the body Kirim last accepted for it (``body_fingerprint``)
     labels: frozenset[str] = frozenset()  # label ids attached to its contact by our runs
+    create_run: int | None = None  # the run that last sent a create for it (may have landed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class Outcome:
     """A row's final answer, as the journal records it."""
 
     phone: str
-    state: str  # done | failed
+    state: str  # done | failed | pending (unproven: look it up before any new create)
     outcome: str | None  # created | updated | exists, for done
     contact_id: str | None = None
     http_status: int | None = None
@@ -73,7 +74,7 @@ class RunRecord:
     elapsed_s: float
     exit_code: int
     report_dir: str
-    stopped: str | None = None  # why it stopped early, if it did
+    stopped: str | None = None  # why its last invocation stopped early, if it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,4 +88,6 @@ class RunLine:
     started_at: float
     finished_at: float | None  # set when the run ended without stopping early
     ended_at: float | None  # when its record was written
-    record: RunRecord | None
+    record: RunRecord | None  # counts of the last invocation; requests and time summed
+    invocations: int = 0  # how many invocations left a record (a killed one leaves none)
+    stops: tuple[str, ...] = ()  # why each invocation that stopped early stopped, in order

@@ -16,16 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from importer.options import OnExisting
 from importer.send.client import (
+    MISMATCH,
     UNREADABLE,
     KirimClient,
     Reply,
     Verdict,
     a_contact,
     canonical_json,
+    idempotency_key,
+    same_phone,
 )
 from importer.send.decide import Action
 from importer.send.journal import Journal
@@ -41,8 +45,9 @@ class Job:
     phone: str
     body: dict[str, Any]
     key: str
-    action: Action  # CREATE, LOOKUP or PATCH (``decide``)
-    contact_id: str | None = None  # for PATCH: the contact the journal holds
+    action: Action  # CREATE, LOOKUP, PATCH or VERIFY (``decide``)
+    contact_id: str | None = None  # for PATCH and VERIFY: the contact the journal holds
+    ours: bool = False  # this run sent a create for it before (an invocation since killed)
 
 
 def make_body(
@@ -86,6 +91,9 @@ def _changes(existing: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+MAX_GENERATIONS = 3  # creates again after a replayed answer whose contact is gone
+
+
 class Upserter:
     def __init__(
         self,
@@ -106,11 +114,19 @@ class Upserter:
         self._account = account
         self._mode = on_existing
 
-    def _failed(self, job: Job, reply: Reply, attempts: int, *, create: bool = False) -> RowResult:
+    def _failed(
+        self,
+        job: Job,
+        reply: Reply,
+        attempts: int,
+        *,
+        create: bool = False,
+        warning: str | None = None,
+    ) -> RowResult:
         """A row that did not succeed. Only a create that Kirim refused for good (a 4xx) is
         journalled ``failed``; anything else leaves the journal as it was."""
         verdict = reply.verdict  # (a STOP has stopped the run already: ``Sender.call``)
-        retryable = verdict in (Verdict.RETRY, Verdict.STOP, Verdict.FAULT)
+        retryable = verdict is not Verdict.ROW
         if create and verdict is Verdict.ROW:  # a no: nothing created
             self._journal.record(
                 Outcome(
@@ -123,8 +139,9 @@ class Upserter:
                 )
             )
         # else the row stays "pending" in the journal: the request may have created the
-        # contact (a lost answer, any 5xx, an answer we cannot read), so a rerun re-sends the
-        # same key or looks the phone up first; never sends it as new
+        # contact (a lost answer, any 5xx, an answer we cannot read or that shows another
+        # contact), so a rerun re-sends the same key or looks the phone up first; never
+        # sends it as new
         return RowResult(
             job.row_number,
             Status.FAILED,
@@ -134,6 +151,7 @@ class Upserter:
             request_id=reply.request_id,
             attempts=attempts,
             retryable=retryable,
+            warning=warning,
         )
 
     def _done(
@@ -145,6 +163,7 @@ class Upserter:
         found_id: object,
         *,
         ours: bool,
+        warning: str | None = None,
     ) -> RowResult:
         """A row Kirim's answer proves; ``ours``: the answer shows it holds exactly this row's
         body (created, updated, or found equal in update mode), so the journal keeps its
@@ -169,10 +188,12 @@ class Upserter:
             request_id=reply.request_id,
             attempts=attempts,
             replayed=reply.replayed,
+            warning=warning,
         )
 
     async def handle(self, job: Job) -> RowResult:
         attempts = 0
+        warning: str | None = None
         if job.action is Action.PATCH and job.contact_id is not None:
             reply, attempts = await self._patch(job, job.contact_id, _our_fields(job.body))
             if reply.verdict is Verdict.OK:
@@ -181,41 +202,125 @@ class Upserter:
                 return self._patch_failed(job, job.contact_id, reply, attempts)
             # deleted in Kirim since: find it by phone (someone may have made it again), or
             # create it; the lookup below decides
-        if job.action in (Action.LOOKUP, Action.PATCH):
-            reply, n = await self._sender.call(
-                self._reads,
-                lambda: self._client.find_by_phone(account=self._account, phone=job.phone),
-            )
+            warning = f"the contact {job.contact_id} was deleted in Kirim; "
+        if job.action is not Action.CREATE:
+            reply, n = await self._lookup(job)
             attempts += n
             if reply.verdict is not Verdict.OK:
                 return self._failed(job, reply, attempts)
-            if reply.data:  # a list (the lookup's shape); the first is the phone's contact
-                found = reply.data[0]
-                if not a_contact(found) or found.get("phone_number") != job.phone:
-                    return self._failed(job, _not_the_contact(reply), attempts)
-                return await self._existing(job, found, reply, attempts)
+            if reply.data:
+                return await self._existing(job, reply.data[0], reply, attempts, warning)
+            if job.action is Action.VERIFY:
+                gone = job.contact_id or "the journal's contact"
+                warning = f"the contact {gone} was deleted in Kirim; "
+        if job.action is not Action.CREATE:  # a lookup found nothing: the create may land
+            await self._journal.creating(job.phone, job.key)
+        return await self._create(job, attempts, warning)
+
+    async def _lookup(self, job: Job) -> tuple[Reply, int]:
+        """The phone's contact, checked: an OK reply's data is empty or starts with it."""
         reply, n = await self._sender.call(
-            self._writes,
-            lambda: self._client.create(account=self._account, body=job.body, key=job.key),
+            self._reads,
+            lambda: self._client.find_by_phone(account=self._account, phone=job.phone),
         )
+        if reply.verdict is Verdict.OK and reply.data:  # a list; the first is the phone's
+            found = reply.data[0]
+            if not a_contact(found) or not same_phone(found.get("phone_number"), job.phone):
+                return _not_the_contact(reply), n
+        return reply, n
+
+    async def _create(self, job: Job, attempts: int, warning: str | None) -> RowResult:
+        """Create the contact; an answer Kirim replayed is confirmed by a lookup, since it
+        proves the contact existed, not that it exists: if it is gone, it is created again
+        under a key of its own (derived from the vanished contact's id), once per vanished
+        contact."""
+        key = job.key
+        for _ in range(MAX_GENERATIONS):
+            send = partial(self._client.create, account=self._account, body=job.body, key=key)
+            reply, n = await self._sender.call(self._writes, send)
+            attempts += n
+            if reply.verdict is Verdict.AMBIGUOUS:  # Kirim saw this key: did it create?
+                return await self._after_conflict(job, reply, attempts, warning)
+            if reply.verdict is Verdict.EXISTS:
+                return self._done(job, Status.EXISTS, reply, attempts, None, ours=False)
+            if reply.verdict is not Verdict.OK:
+                return self._failed(job, reply, attempts, create=True, warning=warning)
+            if not reply.replayed:  # a contact with this phone and an id: created, by us
+                contact_id = reply.data["id"]
+                return self._done(
+                    job, Status.CREATED, reply, attempts, contact_id, ours=True,
+                    warning=_said(warning, "created again"),
+                )  # fmt: skip
+            confirm, n = await self._lookup(job)
+            attempts += n
+            if confirm.verdict is not Verdict.OK:  # unproven: stays pending, looked up again
+                return self._failed(job, confirm, attempts, warning=warning)
+            if confirm.data:
+                found = confirm.data[0]
+                if found["id"] == reply.data["id"]:
+                    return self._done(
+                        job, Status.CREATED, reply, attempts, found["id"], ours=True,
+                        warning=_said(warning, "created again"),
+                    )  # fmt: skip
+                return await self._existing(job, found, confirm, attempts, warning)
+            vanished = _id_text(reply.data["id"]) or ""
+            warning = warning or f"the contact {vanished} was deleted in Kirim; "
+            key = idempotency_key(account=self._account, body=job.body, generation=vanished)
+            await self._journal.creating(job.phone, key)
+        gone = Reply(
+            status=reply.status, error_code=MISMATCH, request_id=reply.request_id,
+            error_message=f"every create was answered with a contact deleted since ({warning})",
+        )  # fmt: skip
+        return self._failed(job, gone, attempts)
+
+    async def _after_conflict(
+        self, job: Job, conflict: Reply, attempts: int, warning: str | None
+    ) -> RowResult:
+        """Kirim refused the key as already used (422 ``idempotency_key_reuse``, 409
+        ``idempotency_conflict``): an earlier attempt may have created the contact. A lookup
+        tells; until one does, the journal keeps the row pending and asks for a lookup before
+        any new create, in every mode."""
+        reply, n = await self._lookup(job)
         attempts += n
-        if reply.verdict is Verdict.OK:  # the body is a contact with an id (client.a_contact)
-            return self._done(job, Status.CREATED, reply, attempts, reply.data["id"], ours=True)
-        if reply.verdict is Verdict.EXISTS:
-            return self._done(job, Status.EXISTS, reply, attempts, None, ours=False)
-        return self._failed(job, reply, attempts, create=True)
+        if reply.verdict is Verdict.OK and reply.data:
+            return await self._existing(job, reply.data[0], reply, attempts, warning, ours=True)
+        self._journal.record(
+            Outcome(
+                job.phone, "pending", None, http_status=conflict.status,
+                error_code=conflict.error_code, request_id=conflict.request_id,
+            )
+        )  # fmt: skip
+        return self._failed(job, conflict, attempts, warning=warning)
 
     async def _existing(
-        self, job: Job, found: dict[str, Any], lookup: Reply, attempts: int
+        self,
+        job: Job,
+        found: dict[str, Any],
+        lookup: Reply,
+        attempts: int,
+        warning: str | None,
+        *,
+        ours: bool = False,
     ) -> RowResult:
+        """The phone's contact exists. It is this run's own (``created``) when this run sent
+        a create for it earlier (``job.ours``: a killed invocation's; ``ours``: an attempt of
+        this one); in update mode what differs is PATCHed."""
         contact_id = _id_text(found["id"])
+        mine = ours or job.ours
         update = self._mode == "update"
         patch = _changes(found, job.body) if update else {}
+        if job.action is Action.VERIFY and contact_id == job.contact_id:
+            warning = None
         if not patch or contact_id is None:
-            return self._done(job, Status.EXISTS, lookup, attempts, contact_id, ours=update)
+            status = Status.CREATED if mine else _kept(job, update)
+            return self._done(
+                job, status, lookup, attempts, contact_id, ours=update or mine, warning=warning
+            )
         reply, n = await self._patch(job, contact_id, patch)
         if reply.verdict is Verdict.OK:
-            return self._done(job, Status.UPDATED, reply, attempts + n, contact_id, ours=True)
+            return self._done(
+                job, Status.UPDATED, reply, attempts + n, contact_id, ours=True, warning=warning
+            )
         return self._patch_failed(job, contact_id, reply, attempts + n)
 
     def _patch_failed(
@@ -230,8 +335,22 @@ class Upserter:
     async def _patch(self, job: Job, contact_id: str, patch: dict[str, Any]) -> tuple[Reply, int]:
         return await self._sender.call(
             self._writes,
-            lambda: self._client.update(account=self._account, contact_id=contact_id, body=patch),
+            lambda: self._client.update(
+                account=self._account, contact_id=contact_id, phone=job.phone, body=patch
+            ),
         )
+
+
+def _kept(job: Job, update: bool) -> Status:
+    """A contact found as it should be: ``unchanged`` when a verify found the journal's own
+    contact in update mode, else ``exists``."""
+    if update and job.action is Action.VERIFY:
+        return Status.UNCHANGED
+    return Status.EXISTS
+
+
+def _said(warning: str | None, then: str) -> str | None:
+    return None if warning is None else warning + then
 
 
 def _not_the_contact(reply: Reply) -> Reply:

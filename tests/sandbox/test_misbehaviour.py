@@ -238,6 +238,8 @@ def test_injected_counts_in_state_view() -> None:
             "retry_after": 0,
             "error_message": 0,
             "label_status": 0,
+            "wrong_contact": 0,
+            "replay_conflict": 0,
             "html": 1,
             "oversize": 0,
             "endless": 0,

@@ -12,6 +12,7 @@ from importer.send.client import KirimClient, Reply, Verdict, canonical_json, id
 
 KEY = "kdv_live_" + "A" * 24
 BODY = {"phone_number": "+6281234567890", "name": "Siti", "email": None}
+CONTACT = {"id": "ctc_1", "phone_number": "+6281234567890"}
 
 
 def error(
@@ -30,8 +31,16 @@ def error(
 @pytest.mark.parametrize(
     ("response", "verdict"),
     [
-        (httpx.Response(201, json={"data": {"id": "ctc_1"}}), Verdict.OK),
-        (httpx.Response(200, json={"data": {"id": "ctc_1"}}), Verdict.OK),
+        (httpx.Response(201, json={"data": CONTACT}), Verdict.OK),
+        (httpx.Response(200, json={"data": CONTACT}), Verdict.OK),
+        # a contact, but not the one asked for: unproven, retried with the same key
+        (httpx.Response(201, json={"data": {"id": "ctc_1"}}), Verdict.RETRY),
+        (httpx.Response(201, json={"data": {**CONTACT, "phone_number": "+6281299"}}),
+         Verdict.RETRY),
+        (httpx.Response(201, json={"data": {**CONTACT, "phone_number": "6281234567890"}}),
+         Verdict.RETRY),
+        (httpx.Response(201, json={"data": {**CONTACT, "phone_number": "+62 812-3456-7890"}}),
+         Verdict.OK),
         (error(429, "rate_limit_exceeded", "rate_limit_error"), Verdict.RETRY),
         (error(500, "internal_error", "api_error"), Verdict.RETRY),
         (httpx.Response(502, text="<html>bad gateway</html>"), Verdict.RETRY),
@@ -39,7 +48,9 @@ def error(
         (httpx.Response(504), Verdict.RETRY),
         (error(409, "idempotency_in_progress", "conflict"), Verdict.RETRY),
         (error(409, "contact_already_exists", "conflict"), Verdict.EXISTS),
-        (error(422, "idempotency_key_reuse"), Verdict.ROW),
+        # Kirim has seen the key: an earlier attempt may have created the contact
+        (error(422, "idempotency_key_reuse"), Verdict.AMBIGUOUS),
+        (error(409, "idempotency_conflict", "conflict"), Verdict.AMBIGUOUS),
         (error(400, "invalid_phone_number"), Verdict.ROW),
         (error(401, "invalid_api_key", "authentication_error"), Verdict.STOP),
         (error(403, "phone_number_forbidden", "permission_error"), Verdict.STOP),
@@ -66,7 +77,7 @@ def test_create_sends_the_canonical_body_key_and_auth_to_the_account_path() -> N
         seen.append(request)
         return httpx.Response(
             201,
-            json={"data": {"id": "ctc_1"}},
+            json={"data": CONTACT},
             headers={
                 "X-Request-Id": "req_9",
                 "Idempotent-Replayed": "true",
@@ -95,8 +106,29 @@ def test_a_transport_failure_is_a_value_not_an_exception() -> None:
     assert reply.error_code == "ReadTimeout"
 
 
+def test_an_update_counts_only_with_the_id_it_patched_and_the_rows_phone() -> None:
+    async def patch(answer: dict[str, str]) -> Reply:
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"data": answer}))
+        async with KirimClient(
+            base_url="https://api.test/v1", api_key=KEY, transport=transport
+        ) as client:
+            return await client.update(
+                account="106540352242922", contact_id="ctc_1", phone=BODY["phone_number"],
+                body={"name": "Siti"},
+            )  # fmt: skip
+
+    assert asyncio.run(patch(CONTACT)).verdict is Verdict.OK
+    other = asyncio.run(patch({**CONTACT, "id": "ctc_2"}))
+    assert (other.verdict, other.error_code) == (Verdict.RETRY, "answer_mismatch")
+    assert asyncio.run(patch({**CONTACT, "phone_number": "+6281299"})).verdict is Verdict.RETRY
+
+
 def test_idempotency_key_is_deterministic_and_depends_on_account_and_body() -> None:
     k = idempotency_key(account="1000001", body=BODY)
+    assert k != idempotency_key(account="1000001", body=BODY, generation="ctc_gone")
+    assert idempotency_key(account="1000001", body=BODY, generation="ctc_gone") == (
+        idempotency_key(account="1000001", body=BODY, generation="ctc_gone")
+    )
     assert k == idempotency_key(account="1000001", body=dict(reversed(list(BODY.items()))))
     assert k != idempotency_key(account="1000002", body=BODY)
     assert k != idempotency_key(account="1000001", body={**BODY, "name": "Sita"})

@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 
 from importer.errors import JournalError
-from importer.send.journal import Journal
-from importer.send.records import Entry, Outcome
+from importer.send.journal import Journal, save_run
+from importer.send.records import Entry, Outcome, RunRecord
+
+RECORD = RunRecord(
+    file="f.csv", mode="skip", counts={"created": 1}, requests=2, http_429=0, retries=0,
+    elapsed_s=0.5, exit_code=0, report_dir="reports/f",
+)  # fmt: skip
 
 
-def intend(journal: Journal, items: Iterable[tuple[str, str]]) -> None:
-    asyncio.run(journal.intend(items))
+def intend(journal: Journal, items: Iterable[tuple[str, str]], *, create: bool = False) -> None:
+    asyncio.run(journal.intend((phone, key, create) for phone, key in items))
 
 
 def entries(journal: Journal, phones: list[str]) -> dict[str, Entry]:
@@ -71,7 +76,8 @@ def test_an_unfinished_run_is_resumed_and_a_finished_one_is_not(tmp_path: Path) 
     again = open_journal(db)
     assert again.start_run(fingerprint="f") == run
     assert again.resumed
-    again.close(finished=True)
+    again.close()
+    save_run(db, run_id=run, record=RECORD, finished=True)
     third = open_journal(db)
     assert third.start_run(fingerprint="f") != run
     assert not third.resumed

@@ -14,7 +14,7 @@ from importer.send.limiter import TokenBucket
 from importer.send.retry import RetryPolicy, Sender
 from importer.send.stop import Stop, Why
 from tests.fakes import FakeClock
-from tests.send.test_client import BODY, KEY, error
+from tests.send.test_client import BODY, CONTACT, KEY, error
 
 
 class Script:
@@ -54,7 +54,7 @@ def test_retries_transient_failures_with_the_same_key_until_success() -> None:
         error(500, "internal_error", "api_error"),
         httpx.ConnectError("reset"),
         httpx.Response(502),
-        httpx.Response(201, json={"data": {"id": "ctc_9"}}),
+        httpx.Response(201, json={"data": CONTACT | {"id": "ctc_9"}}),
     )
     reply, attempts, sender, _, slept = asyncio.run(_send_with_retries(script))
     assert reply.status == 201
@@ -75,7 +75,7 @@ def test_a_final_4xx_is_not_retried() -> None:
 def test_429_pauses_the_shared_bucket_for_retry_after() -> None:
     script = Script(
         error(429, "rate_limit_exceeded", "rate_limit_error", {"Retry-After": "7"}),
-        httpx.Response(201, json={"data": {"id": "ctc_1"}}),
+        httpx.Response(201, json={"data": CONTACT}),
     )
     reply, attempts, sender, _, slept = asyncio.run(_send_with_retries(script))
     assert (reply.status, attempts, sender.stats.http_429) == (201, 2, 1)
@@ -106,7 +106,7 @@ def test_the_run_wide_retry_budget_runs_out_on_a_storm_of_5xx() -> None:
 def test_every_wait_honours_retry_after_even_past_the_backoff() -> None:
     script = Script(
         error(503, "upstream_error", "api_error", {"Retry-After": "12"}),
-        httpx.Response(201, json={"data": {"id": "ctc_1"}}),
+        httpx.Response(201, json={"data": CONTACT}),
     )
     reply, attempts, _, _, slept = asyncio.run(_send_with_retries(script))
     assert (reply.status, attempts) == (201, 2)
@@ -119,10 +119,10 @@ def test_a_2xx_that_is_not_a_contact_is_retried_with_the_same_key() -> None:
             200, text="<html>Blocked by policy</html>", headers={"Content-Type": "text/html"}
         ),
         httpx.Response(200, json={"data": {"object": "contact"}}),  # no id: proves nothing
-        httpx.Response(201, json={"data": {"id": "ctc_1"}}),
+        httpx.Response(201, json={"data": CONTACT}),
     )
     reply, attempts, _, _, _ = asyncio.run(_send_with_retries(script))
-    assert (reply.status, reply.data, attempts) == (201, {"id": "ctc_1"}, 3)
+    assert (reply.status, reply.data, attempts) == (201, CONTACT, 3)
     assert {r.headers["idempotency-key"] for r in script.requests} == {"same-key"}
 
 
