@@ -119,7 +119,7 @@ def test_history_lists_finished_failed_stopped_and_resumed_runs_newest_first(
     # both invocations' requests and time, and the first one's stop reason, never a mix
     assert "in 2 goes" in lines[0]
     assert lines[0].endswith(f"{tmp_path / 'r4'}  resumed after: {records[0]['stopped']}")
-    again = [json.loads(line) for line in history(journal, capsys, "--json")][0]
+    again = next(json.loads(line) for line in history(journal, capsys, "--json"))
     first, second = summary(tmp_path / "r3"), summary(tmp_path / "r4")
     assert again["requests"] == first["requests_sent"] + second["requests_sent"]
     assert again["stops"] == [first["stopped"]]

@@ -75,7 +75,8 @@ def test_deleted_in_kirim_then_imported_again_the_same_day_is_created_again(
     for p, old in gone.items():
         assert rows[p]["status"] == "created"
         assert rows[p]["contact_id"] == now[p][0]
-        assert old in rows[p]["warning"] and "deleted" in rows[p]["warning"]
+        assert old in rows[p]["warning"]
+        assert "deleted" in rows[p]["warning"]
     assert summary(tmp_path / "again")["created"] == 5
     assert summary(tmp_path / "again")["exists"] == 15
     assert journalled(tmp_path / "fresh.sqlite")[phone(1)][0] == "done"
@@ -137,7 +138,7 @@ def test_a_wrong_answer_to_a_patch_never_renames_anyone(box: Sandbox, tmp_path: 
     file.write_text(edited)
     box.set_faults(wrong_contact_rate=1.0, wrong_contact="other")
     assert run(box, file, tmp_path, "night2", "--on-existing", "update", "--max-attempts", "2") == 1
-    row2 = [r for r in results(tmp_path / "night2") if r["phone_number"] == phone(2)][0]
+    row2 = next(r for r in results(tmp_path / "night2") if r["phone_number"] == phone(2))
     assert (row2["status"], row2["error_code"]) == ("failed", "answer_mismatch")
     box.set_faults(wrong_contact_rate=0.0)
     assert run(box, file, tmp_path, "night3", "--on-existing", "update") == 0
