@@ -1,3 +1,54 @@
-"""kirim-import: bulk contact importer for the Kirim WhatsApp Business API."""
+"""kirim-import: bulk contact importer for the Kirim WhatsApp Business API.
 
-__version__ = "0.3.0"
+The library is the product; the command line is one way to call it::
+
+    import importer
+
+    result = importer.run("contacts.csv", default_region="ID", on_existing="update")
+    result.exit_code, result.counts, result.stopped, result.report_dir
+
+``run``, ``run_async`` and ``plan`` are in ``importer.api`` (loaded on first use, so the
+sandbox and the command line's ``--help`` stay quick); the exceptions in ``importer.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from importer.errors import (
+    ImporterError,
+    InputError,
+    JournalError,
+    ReportError,
+    StopRun,
+    UsageError,
+)
+
+__version__ = "0.4.0"
+
+if TYPE_CHECKING:
+    from importer.api import PlanResult, RunResult, plan, run, run_async
+
+__all__ = [
+    "ImporterError",
+    "InputError",
+    "JournalError",
+    "PlanResult",
+    "ReportError",
+    "RunResult",
+    "StopRun",
+    "UsageError",
+    "__version__",
+    "plan",
+    "run",
+    "run_async",
+]
+_API = frozenset({"PlanResult", "RunResult", "plan", "run", "run_async"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from importer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'importer' has no attribute {name!r}")

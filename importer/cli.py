@@ -13,34 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
-import re
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, cast
-from urllib.parse import urlsplit
+from typing import Any
 
-import phonenumbers
-
-from importer import __version__, history, pipeline
-from importer.errors import ImporterError, InputError, StopRun
-from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
+from importer import __version__, configure, history, pipeline
+from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
+from importer.errors import ImporterError, InputError, StopRun, UsageError
+from importer.options import PlanOptions, RunOptions
 from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE, redact
-from importer.validate.mapping import load_mapping_file
-from importer.validate.records import FIELDS
-
-DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
-REPORTS = Path("reports")  # the default report folders go here, the journal beside them
-JOURNAL_FILE = "kirim-journal.sqlite"
-
-
-class UsageError(Exception):
-    pass
 
 
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--write-per-minute",
         type=int,
-        default=600,
-        help="the account's write budget, for the time estimate (default 600)",
+        help="the account's write budget, for the time estimate (default "
+        f"{default(PlanOptions, 'write_per_minute')})",
     )
     plan.add_argument(
         "--verify",
@@ -168,21 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds per request (default {default(RunOptions, 'timeout_s'):g})",
+    )
     g.add_argument(
         "--max-attempts",
         type=int,
-        default=8,
         metavar="N",
-        help="tries per request, the first included (default 8); a row whose tries run out "
-        "is reported failed and retryable",
+        help=f"tries per request, the first included (default "
+        f"{default(RunOptions, 'max_attempts')}); a row whose tries run out is reported "
+        "failed and retryable",
     )
     g.add_argument(
         "--max-wait",
         type=float,
-        default=900.0,
         metavar="SECONDS",
-        help="stop (exit 3) when Kirim asks to wait longer than this (default 900)",
+        help="stop (exit 3) when Kirim asks to wait longer than this (default "
+        f"{default(RunOptions, 'max_wait_s'):g})",
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log unmasked contact details")
     g.add_argument(
@@ -200,138 +189,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _metadata(value: str) -> MetadataPolicy:
-    if value in ("all", "none"):
-        return cast(MetadataPolicy, value)
-    return tuple(c.strip() for c in value.split(",") if c.strip())
+_INPUT = (
+    "format", "encoding", "delimiter", "sheet", "header_row", "map", "mapping", "metadata",
+    "default_region", "require_mobile", "invalid_email", "keep",
+)  # fmt: skip
+_RUN = (
+    "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",
+    "max_rate", "limit", "timeout", "max_wait", "max_attempts", "verbose", "quiet", "verify",
+)  # fmt: skip
 
 
-def input_options(args: argparse.Namespace) -> InputOptions:
-    field_map = dict(load_mapping_file(args.mapping)) if args.mapping else {}
-    for item in args.map:
-        field, sep, header = item.partition("=")
-        if not sep or field.strip() not in FIELDS or not header.strip():
-            raise UsageError(
-                f"--map {item!r}: expected FIELD=HEADER with FIELD one of {', '.join(FIELDS)}"
-            )
-        field_map[field.strip()] = header.strip()
-    delimiter = args.delimiter
-    if delimiter is not None:
-        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)  # checked in read/
-    region = args.default_region.upper() if args.default_region else None
-    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        raise UsageError(
-            f"--default-region {args.default_region!r} is not an ISO country code "
-            "that phone numbering knows (e.g. ID, US, GB, BR)"
-        )
-    if args.header_row is not None and args.header_row < 1:
-        raise UsageError(f"--header-row {args.header_row}: the first line is 1")
-    return InputOptions(
-        path=args.file,
-        encoding=args.encoding,
-        delimiter=delimiter,
-        sheet=args.sheet,
-        header_row=args.header_row,
-        format=args.format,
-        field_map=field_map,
-        metadata=_metadata(args.metadata),
-        default_region=region,
-        require_mobile=args.require_mobile,
-        invalid_email=cast(Literal["fail", "drop"], args.invalid_email),
-        keep=cast(Literal["first", "last"], args.keep),
-    )
-
-
-def _labels(names: list[str]) -> tuple[str, ...]:
-    out = tuple(dict.fromkeys(n.strip() for n in names))
-    for name in out:
-        if not 1 <= len(name) <= 50:
-            raise UsageError(f"--label {name!r}: a label name has 1 to 50 characters")
-    return out
-
-
-def report_dir(args: argparse.Namespace, command: str) -> Path:
-    if args.report_dir is not None:
-        return cast(Path, args.report_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    stem = "stdin" if str(args.file) == "-" else args.file.name.split(".")[0] or args.file.stem
-    base = REPORTS / f"{stem}-{command}-{stamp}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
-def check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if KEY_SHAPE.search(url):
-        raise UsageError("the base URL holds a Kirim API key: set it in KIRIM_API_KEY only")
-    if parts.username is not None or parts.password is not None:
-        raise UsageError("the base URL holds credentials (user@ or user:password@): remove them")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"base URL {url!r}: expected https://host/v1")
-    if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise UsageError(f"base URL {url!r}: plain http is only allowed to loopback; use https")
-    return url.rstrip("/")
-
-
-def default_state(report_dir: Path, *, sandbox: bool) -> Path:
-    """The journal beside the report folders; a --sandbox run's own, inside its folder (each
-    sandbox is a fresh organisation: its entries would only clutter the real journal)."""
-    return report_dir / "journal.sqlite" if sandbox else report_dir.parent / JOURNAL_FILE
+def _picked(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names}
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    if args.concurrency is not None and not 1 <= args.concurrency <= 1024:
-        raise UsageError("--concurrency must be between 1 and 1024")
-    if args.max_rate is not None and args.max_rate <= 0:
-        raise UsageError("--max-rate must be positive")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if not 1 <= args.max_attempts <= 50:
-        raise UsageError("--max-attempts must be between 1 and 50")
-    if args.max_wait < 0:
-        raise UsageError("--max-wait must be 0 or more")
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be 0 or more")
-    key = os.environ.get("KIRIM_API_KEY", "").strip()  # a CRLF .env file leaves a \r
-    base_url = args.base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
-    if args.account is not None and not re.fullmatch(r"\d{6,20}", args.account):
-        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
-    if args.sandbox and args.base_url:
-        raise UsageError("--sandbox starts its own server: leave out --base-url")
-    if not args.sandbox:
-        if not key:
-            raise UsageError("set KIRIM_API_KEY to your Kirim API key (or use --sandbox)")
-        if not key.isascii() or not key.isprintable() or " " in key:
-            raise UsageError("KIRIM_API_KEY holds spaces or control characters; set the key alone")
-        base_url = check_base_url(base_url)
-    directory = report_dir(args, "run")
-    return RunOptions(
-        input=input_options(args),
-        report_dir=directory,
-        state=args.state or default_state(directory, sandbox=args.sandbox),
-        base_url=base_url,
-        api_key=key,
-        account=args.account,
-        on_existing=args.on_existing,
-        concurrency=args.concurrency,
-        max_rate=args.max_rate,
-        limit=args.limit,
-        timeout_s=args.timeout,
-        max_wait_s=args.max_wait,
-        max_attempts=args.max_attempts,
-        verbose=args.verbose,
-        quiet=args.quiet,
-        labels=_labels(args.label),
+    """The parsed arguments as ``RunOptions``; every check is ``configure``'s (the API's too)."""
+    return configure.run_options(
+        source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT)
+    )
+
+
+def plan_options(args: argparse.Namespace) -> PlanOptions:
+    return configure.plan_options(
+        source=args.file,
+        report_dir=args.report_dir,
+        write_per_minute=args.write_per_minute,
         verify=args.verify,
+        **_picked(args, _INPUT),
     )
 
 
@@ -372,15 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = args.state or REPORTS / JOURNAL_FILE
             return history.show(state=state, as_json=args.json, out=sys.stdout)
         if args.command == "plan":
-            if args.write_per_minute <= 0:
-                raise UsageError("--write-per-minute must be positive")
-            options = PlanOptions(
-                input=input_options(args),
-                report_dir=report_dir(args, "plan"),
-                write_per_minute=args.write_per_minute,
-                verify=args.verify,
-            )
-            return pipeline.plan(options=options, out=sys.stdout)
+            return pipeline.plan(options=plan_options(args), out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)
     except UsageError as exc:
         args.usage_error(str(exc))  # exits 2, with that command's usage

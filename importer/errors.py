@@ -4,6 +4,7 @@ Per-row outcomes are values (a ``Status`` and an error code on the row), never e
 What ends a command early is one of these; ``str(exc)`` is the whole message for a person::
 
     ImporterError            anything that ends a command early
+    ├── UsageError           an option's value cannot be used (exit 2, nothing read or sent)
     ├── InputError           the input file or the options cannot be used (exit 2, nothing sent)
     ├── StopRun              the server said no more can succeed: key, account, answers we
     │                        cannot use before the first write (exit 3)
@@ -12,7 +13,9 @@ What ends a command early is one of these; ``str(exc)`` is the whole message for
     └── ReportError          the report folder cannot be created (exit 2, nothing sent); a
                              write that fails mid-run stops the run (exit 3), never a traceback
 
-``cli.main`` is the only place that turns them into exit codes.
+``cli.main`` is the only place that turns them into exit codes; the Python API
+(``importer.run``, ``importer.plan``) raises them when nothing was sent, and returns a result
+with ``stopped`` set for a run that stopped midway.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from __future__ import annotations
 
 class ImporterError(Exception):
     """A problem that ends the command; ``str(exc)`` is the whole message for a person."""
+
+
+class UsageError(ImporterError):
+    """An option's value cannot be used; the message names the option as the CLI spells it."""
 
 
 class InputError(ImporterError):

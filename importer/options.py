@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 MetadataPolicy = Literal["all", "none"] | tuple[str, ...]
 OnExisting = Literal["skip", "update", "create"]
@@ -35,6 +35,8 @@ class InputOptions:
     batch_size: int = BATCH_ROWS
     pool_threshold: int = POOL_THRESHOLD
     workers: int | None = None  # parser processes; None: one per core, up to 4 (none on 1 core)
+    # a binary file object to read instead of ``path`` (the Python API's; ``path`` names it)
+    stream: BinaryIO | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

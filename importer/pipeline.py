@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import httpx
 import phonenumbers
@@ -29,7 +30,7 @@ from importer import __version__
 from importer.errors import InputError, JournalError, StopRun
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
-from importer.progress import Progress, setup_logging
+from importer.progress import LOGGER, Progress, redacting, setup_logging
 from importer.read import source
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
@@ -51,6 +52,7 @@ from importer.validate.records import PreparedInput, Status, ValidatedBatch
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
 MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
 _T = TypeVar("_T")
+_HANDLE_SIGNALS: contextvars.ContextVar[bool] = contextvars.ContextVar("signals", default=True)
 
 
 def prepare(options: InputOptions) -> PreparedInput:
@@ -181,16 +183,46 @@ async def run(
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Sleep = asyncio.sleep,
     journal_type: type[Journal] = Journal,
+    signals: bool = True,
+    log_handler: bool = True,
+    summary: dict[str, Any] | None = None,
 ) -> int:
     """Import the file; returns the exit code. Raises ``InputError`` (or ``JournalError``,
     ``ReportError``) before anything is sent. A pre-flight that Kirim refuses is a stop like
     any other: every row is reported ``not_attempted``, exit 3. ``transport``, ``sleep`` and
-    ``journal_type`` are seams for tests and benchmarks."""
+    ``journal_type`` are seams for tests and benchmarks. ``signals``: SIGINT and SIGTERM stop
+    the run (the command line; only the main thread may); ``log_handler``: log lines go to
+    ``err`` (the command line), else to the ``importer`` logger as the host set it up. Log
+    records are redacted either way. ``summary``, when given, is filled with summary.json's
+    content (even when the file could not be written)."""
+    logger = (
+        setup_logging(stream=err, verbose=options.verbose, quiet=options.quiet)
+        if log_handler
+        else logging.getLogger(LOGGER)
+    )
+    secrets = (options.api_key,) if options.api_key else ()
+    _HANDLE_SIGNALS.set(signals)  # (this task's context: the run's own tasks inherit it)
+    with redacting(logger, secrets=secrets, mask_contacts=not options.verbose):
+        return await _run(
+            options=options, out=out, err=err, transport=transport, sleep=sleep,
+            journal_type=journal_type, signals=signals, logger=logger, summary=summary,
+        )  # fmt: skip
+
+
+async def _run(
+    *,
+    options: RunOptions,
+    out: TextIO,
+    err: TextIO,
+    transport: httpx.AsyncBaseTransport | None,
+    sleep: Sleep,
+    journal_type: type[Journal],
+    signals: bool,
+    logger: logging.Logger,
+    summary: dict[str, Any] | None,
+) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
-    logger = setup_logging(
-        stream=err, secrets=(options.api_key,), verbose=options.verbose, quiet=options.quiet
-    )
     say = _Say(out, quiet=options.quiet)
     say("\n".join(header_lines(prepared)))
     stop = Stop()
@@ -243,9 +275,11 @@ async def run(
                 code = report.finish(
                     stats=stats,
                     elapsed_s=time.monotonic() - started,
-                    extra={**extra, "account": found.account},
+                    extra={**extra, "account": found.account, "run_id": sent.run_id},
                     context=sent.context,
                 )
+            if summary is not None:
+                summary.update(report.summary)
             if stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
             print(report.render(journal=options.state), file=out)
@@ -490,7 +524,12 @@ async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop
 @contextlib.contextmanager
 def _signals(handler: Callable[[int], None]) -> Iterator[None]:
     """SIGINT and SIGTERM go to ``handler`` (with the signal's number) until the block ends.
-    The event loop calls it, so while the block holds the loop, a signal only waits."""
+    The event loop calls it, so while the block holds the loop, a signal only waits. Nothing
+    is installed for a run the Python API started (``run(signals=False)``): a host's
+    signals are its own."""
+    if not _HANDLE_SIGNALS.get():
+        yield
+        return
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:

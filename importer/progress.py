@@ -4,11 +4,12 @@ under cron, and log messages that never carry the API key and mask contact detai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from tqdm import tqdm
@@ -41,20 +42,34 @@ class _AboveTheBar:
         self._stream.flush()
 
 
-def setup_logging(
-    *, stream: TextIO, secrets: tuple[str, ...], verbose: bool, quiet: bool = False
-) -> logging.Logger:
-    """The ``kirim_import`` logger, writing redacted lines to ``stream``; ``quiet``: warnings
-    only."""
-    logger = logging.getLogger("kirim_import")
+LOGGER = "importer"  # the one logger the importer writes to; a host configures it
+
+
+def setup_logging(*, stream: TextIO, verbose: bool, quiet: bool = False) -> logging.Logger:
+    """The command line's log: the ``importer`` logger writing to ``stream`` above the bar;
+    ``quiet``: warnings only. (The Python API leaves the logger to the host.)"""
+    logger = logging.getLogger(LOGGER)
     logger.handlers.clear()
     handler = logging.StreamHandler(_AboveTheBar(stream))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(RedactingFilter(secrets=secrets, mask_contacts=not verbose))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     return logger
+
+
+@contextlib.contextmanager
+def redacting(
+    logger: logging.Logger, *, secrets: tuple[str, ...], mask_contacts: bool
+) -> Iterator[None]:
+    """While the block runs, every record the logger takes is redacted before any handler
+    (the CLI's, or a host's after propagation) sees it."""
+    only = RedactingFilter(secrets=secrets, mask_contacts=mask_contacts)
+    logger.addFilter(only)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only)
 
 
 class Progress:

@@ -128,9 +128,12 @@ def open_source(*, options: InputOptions) -> SourceReader:
     if options.batch_size < 1:
         raise InputError(f"batch size must be at least 1, not {options.batch_size}")
     path = options.path
-    stdin = str(path) == "-"
+    stdin = str(path) == "-" or options.stream is not None
     if stdin and options.format is None:
-        raise InputError("reading standard input ('-') needs --format (csv, tsv, parquet, xlsx)")
+        raise InputError(
+            f"reading {'a stream' if options.stream else 'standard input'} ('-') needs "
+            "--format (csv, tsv, parquet, xlsx)"
+        )
     inner, compression = path, None
     if path.suffix.lower() in _COMPRESSED and not stdin:
         compression = _COMPRESSED[path.suffix.lower()]
@@ -146,7 +149,7 @@ def open_source(*, options: InputOptions) -> SourceReader:
         local = Path(tmpdir.name) / f"input{suffix}"
     try:
         if stdin:
-            _copy(sys.stdin.buffer, local, path)
+            _copy(options.stream or sys.stdin.buffer, local, path)
         elif compression:
             _decompress(path, compression, local)
         elif not path.is_file():

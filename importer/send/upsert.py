@@ -91,6 +91,7 @@ def _changes(existing: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+IN_PROGRESS = "idempotency_in_progress"
 MAX_GENERATIONS = 3  # creates again after a replayed answer whose contact is gone
 
 
@@ -239,7 +240,8 @@ class Upserter:
             send = partial(self._client.create, account=self._account, body=job.body, key=key)
             reply, n = await self._sender.call(self._writes, send)
             attempts += n
-            if reply.verdict is Verdict.AMBIGUOUS:  # Kirim saw this key: did it create?
+            if reply.verdict is Verdict.AMBIGUOUS or reply.error_code == IN_PROGRESS:
+                # Kirim saw this key (or still works on it, past our tries): did it create?
                 return await self._after_conflict(job, reply, attempts, warning)
             if reply.verdict is Verdict.EXISTS:
                 return self._done(job, Status.EXISTS, reply, attempts, None, ours=False)
@@ -277,7 +279,8 @@ class Upserter:
         self, job: Job, conflict: Reply, attempts: int, warning: str | None
     ) -> RowResult:
         """Kirim refused the key as already used (422 ``idempotency_key_reuse``, 409
-        ``idempotency_conflict``): an earlier attempt may have created the contact. A lookup
+        ``idempotency_conflict``), or was still working on it when our tries ran out (409
+        ``idempotency_in_progress``): an earlier attempt may have created the contact. A lookup
         tells; until one does, the journal keeps the row pending and asks for a lookup before
         any new create, in every mode."""
         reply, n = await self._lookup(job)
