@@ -140,3 +140,23 @@ def test_a_row_kirim_answers_exists_for_without_an_id_says_its_labels_are_not_on
     row = results(reports)[1]
     assert (row["status"], row["contact_id"], row["labels"]) == ("exists", "", "")
     assert "labels not attached" in row["warning"]
+
+
+def test_a_label_on_the_second_page_of_the_list_is_found_not_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Sandbox(SandboxConfig(seed=33, label_page_size=2, **UNLIMITED)) as box:
+        monkeypatch.setenv("KIRIM_API_KEY", box.token)
+        for name in ("Gold", "Silver", "VIP"):  # VIP is the first of page two
+            box.state.store.create_label(name=name, color=None, team_id=None)
+        seen = Requests(box)
+        file, update = export(tmp_path / "a.csv", 3), ("--on-existing", "update")
+        for night in ("n1", "n2"):
+            code, reports = run(box, file, tmp_path, night, "--label", "VIP", *update)
+            assert code == 0
+            sent = seen.since()
+            assert sent[("GET", LABELS)] == 2  # both pages, every night
+            assert sent[("POST", LABELS)] == 0  # never made again, never "already exists"
+            assert all(not r["warning"] for r in results(reports))
+        assert [label["name"] for label in box.state.store.labels()] == ["Gold", "Silver", "VIP"]
+        assert all(v == {"VIP"} for v in labels_by_phone(box).values())

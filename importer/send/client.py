@@ -83,6 +83,7 @@ class Reply:
     retry_after: float | None = None
     rate_remaining: int | None = None
     replayed: bool = False
+    next_cursor: str | None = None  # a list answer with ``has_more``: where the next page starts
 
     @property
     def verdict(self) -> Verdict:
@@ -179,6 +180,8 @@ def reply_from(
         code = code if isinstance(code, str) and code else f"http_{status}"
         message = message if isinstance(message, str) and message else f"HTTP {status}"
     request_id = headers.get("x-request-id") or error.get("request_id")
+    page = payload if isinstance(payload, dict) else {}
+    cursor = page.get("next_cursor") if page.get("has_more") is True else None
     return Reply(
         status=status,
         data=data,
@@ -188,6 +191,7 @@ def reply_from(
         retry_after=_retry_after(headers.get("retry-after")),
         rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
         replayed=headers.get("idempotent-replayed", "").lower() == "true",
+        next_cursor=cursor if isinstance(cursor, str) and cursor else None,
     )
 
 
@@ -328,8 +332,10 @@ class KirimClient:
     async def create(self, *, account: str, body: dict[str, Any], key: str) -> Reply:
         return await self._send("POST", f"{account}/contacts", a_contact, body=body, key=key)
 
-    async def labels(self) -> Reply:
-        return await self._send("GET", "labels", a_list)
+    async def labels(self, *, cursor: str | None = None) -> Reply:
+        """One page of the organisation's labels: the first, or the one ``cursor`` names."""
+        params: dict[str, str | int] | None = None if cursor is None else {"cursor": cursor}
+        return await self._send("GET", "labels", a_list, params=params)
 
     async def create_label(self, *, name: str) -> Reply:
         body = {"name": name}

@@ -3,8 +3,8 @@ import wrote (created or updated, by this run or, for an ``unchanged`` row, an e
 and a row's ``labels`` column on its contact whatever the row's status (an ``unchanged`` row
 whose column gained a label gets just that attach).
 
-A label is made when Kirim has none of that name (``GET /v1/labels`` once, then
-``POST /v1/labels``); contacts get it with ``POST /v1/{account}/contacts/bulk_label``, at most
+A label is made when Kirim has none of that name (``GET /v1/labels`` once, every page of it,
+then ``POST /v1/labels``); contacts get it with ``POST /v1/{account}/contacts/bulk_label``, at most
 ``LABEL_CHUNK`` ids a call, once a batch of rows has settled. Every call goes through the
 run's ``Sender`` under the write (or read) bucket, like the contacts' own. The journal records
 which labels each contact got (``Journal.labelled``), so labels already in place cost nothing
@@ -85,10 +85,22 @@ class Labeler:
                     self._names.setdefault(label_id, name)
 
     async def _list(self) -> Reply:
-        reply, _ = await self._sender.call(self._reads, self._client.labels)
-        if reply.verdict is Verdict.OK:
+        """Every page of Kirim's labels (``has_more``/``next_cursor``), learnt as they come;
+        returns the last answer (one that is not OK ends the listing). A cursor that comes
+        back a second time ends it too: such a server would page forever."""
+        cursors: set[str] = set()
+        cursor: str | None = None
+        while True:
+            reply, _ = await self._sender.call(
+                self._reads, partial(self._client.labels, cursor=cursor)
+            )
+            if reply.verdict is not Verdict.OK:
+                return reply
             self._learn(reply.data)
-        return reply
+            cursor = reply.next_cursor
+            if cursor is None or cursor in cursors:
+                return reply
+            cursors.add(cursor)
 
     async def _ensure(self, names: set[str]) -> None:
         """Find or make each label by name (once per run and name)."""
@@ -97,9 +109,11 @@ class Labeler:
             if todo and not self._listed:
                 listed = await self._list()
                 self._listed = listed.verdict is Verdict.OK
-                if not self._listed:
+                if not self._listed:  # (names found on the pages read before it failed are had)
                     for name in todo:
-                        self._missing[name] = f"the labels could not be listed ({_why(listed)})"
+                        if name not in self._ids:
+                            why = f"the labels could not be listed ({_why(listed)})"
+                            self._missing[name] = why
                     return
             for name in todo:
                 if name in self._ids:
