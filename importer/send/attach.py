@@ -24,7 +24,7 @@ batch) does not send them again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from importer.send.client import KirimClient, Reply, Verdict, a_contact
@@ -88,27 +88,22 @@ def _counts(reply: Reply, asked: int) -> Counts:
     )  # fmt: skip
 
 
+@dataclass(kw_only=True, slots=True)
 class Attacher:
-    def __init__(
-        self,
-        *,
-        client: KirimClient,
-        sender: Sender,
-        writes: TokenBucket,
-        reads: TokenBucket,
-        account: str,
-    ) -> None:
-        self._client = client
-        self._sender = sender
-        self._writes = writes
-        self._reads = reads
-        self._account = account
-        self._gone: set[str] = set()  # contact ids found deleted in Kirim during this run
+    """Labels onto contacts of ``account``: writes under ``writes``, lookups under ``reads``,
+    each through ``sender``."""
+
+    client: KirimClient
+    sender: Sender
+    writes: TokenBucket
+    reads: TokenBucket
+    account: str
+    gone: set[str] = field(default_factory=set)  # contact ids found deleted in Kirim this run
 
     async def attach(self, label_id: str, contacts: dict[str, str]) -> dict[str, Missed]:
         """Attach the label to ``contacts`` (contact id -> phone, at most 1,000); returns the
         contacts that did not get it, each with why. Every other one has it."""
-        missed = {cid: DELETED for cid in contacts if cid in self._gone}
+        missed = {cid: DELETED for cid in contacts if cid in self.gone}
         ids = [cid for cid in contacts if cid not in missed]
         if not ids:
             return missed
@@ -120,14 +115,14 @@ class Attacher:
             if isinstance(found, Counts):
                 found = await self._reason(cid, contacts[cid], found)
             missed[cid] = found
-        self._gone.update(cid for cid, m in missed.items() if m.deleted)
+        self.gone.update(cid for cid, m in missed.items() if m.deleted)
         return missed
 
     async def _bulk(self, label_id: str, ids: list[str]) -> tuple[Reply, Counts | None]:
         send = partial(
-            self._client.bulk_label, account=self._account, label_id=label_id, contact_ids=ids
+            self.client.bulk_label, account=self.account, label_id=label_id, contact_ids=ids
         )
-        reply, _ = await self._sender.call(self._writes, send)
+        reply, _ = await self.sender.call(self.writes, send)
         return reply, (_counts(reply, len(ids)) if reply.verdict is Verdict.OK else None)
 
     async def _skipped(
@@ -160,8 +155,8 @@ class Attacher:
         """Why Kirim skipped this contact, in a call answered with ``counts``."""
         if counts.team >= counts.skipped:  # every skip of that call: no read needed
             return TEAM
-        find = partial(self._client.find_by_phone, account=self._account, phone=phone)
-        reply, _ = await self._sender.call(self._reads, find)
+        find = partial(self.client.find_by_phone, account=self.account, phone=phone)
+        reply, _ = await self.sender.call(self.reads, find)
         if reply.verdict is not Verdict.OK:
             return Missed(f"Kirim skipped the contact, and looking it up failed ({said(reply)})")
         found = reply.data[0] if reply.data else None
