@@ -243,3 +243,18 @@ def test_a_label_of_another_team_skips_the_whole_chunk_with_that_reason_and_no_s
     assert all("the label's team does not include this account" in r["warning"]
                for r in results(reports))  # fmt: skip
     assert all(v == set() for v in labels_by_phone(box).values())
+
+
+def test_a_skip_mended_in_kirim_is_labelled_the_next_night_not_answered_from_the_past(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    box.state.store.create_label(name="Team", color=None, team_id="team_a")
+    file, night = export(tmp_path / "a.csv", 3), ("--label", "Team", "--on-existing", "update")
+    code, first = run(box, file, tmp_path, "n1", *night)
+    assert code == 0
+    assert all("team does not include" in r["warning"] for r in results(first))
+    box.state.account_teams[box.account_id] = "team_a"  # someone puts the account in the team
+    code, second = run(box, file, tmp_path, "n2", *night)  # the same call, minutes later
+    assert code == 0
+    assert [(r["labels"], r["warning"]) for r in results(second)] == [("Team", "")] * 3
+    assert all(v == {"Team"} for v in labels_by_phone(box).values())

@@ -343,10 +343,12 @@ class KirimClient:
         return await self._send("POST", "labels", a_label, body=body, key=key)
 
     async def bulk_label(self, *, account: str, label_id: str, contact_ids: list[str]) -> Reply:
+        """Attach a label. No idempotency key: attaching twice is harmless in itself, and a key
+        would make Kirim replay the first answer's counts for 24 h, which say what it applied
+        then, not now (``send.attach`` accounts per contact from them)."""
         body = {"contact_ids": contact_ids, "label_id": label_id, "operation": "attach"}
-        key = idempotency_key(account=account, body=body)
         path = f"{account}/contacts/bulk_label"
-        reply = await self._send("POST", path, labels_applied, body=body, key=key)
+        reply = await self._send("POST", path, labels_applied, body=body)
         return _not_found(reply, "label_not_found")
 
     async def update(self, *, account: str, contact_id: str, body: dict[str, Any]) -> Reply:
