@@ -4,6 +4,7 @@ in place costing nothing the next night, and a label call that fails never undoi
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path
     assert code == 0  # the contacts are there: a label is not worth failing a row for
     rows = results(first)
     assert [r["status"] for r in rows] == ["created"] * 3
-    assert all("label 'VIP' not attached (503" in r["warning"] for r in rows)
+    assert all("label 'VIP' not attached: the call failed (503" in r["warning"] for r in rows)
     assert all(r["labels"] == "" for r in rows)
     assert box.injected()["label_status"] == 3  # labels have their own three quick tries
 
@@ -140,3 +141,120 @@ def test_a_row_kirim_answers_exists_for_without_an_id_says_its_labels_are_not_on
     row = results(reports)[1]
     assert (row["status"], row["contact_id"], row["labels"]) == ("exists", "", "")
     assert "labels not attached" in row["warning"]
+
+
+def test_a_label_on_the_second_page_of_the_list_is_found_not_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Sandbox(SandboxConfig(seed=33, label_page_size=2, **UNLIMITED)) as box:
+        monkeypatch.setenv("KIRIM_API_KEY", box.token)
+        for name in ("Gold", "Silver", "VIP"):  # VIP is the first of page two
+            box.state.store.create_label(name=name, color=None, team_id=None)
+        seen = Requests(box)
+        file, update = export(tmp_path / "a.csv", 3), ("--on-existing", "update")
+        for night in ("n1", "n2"):
+            code, reports = run(box, file, tmp_path, night, "--label", "VIP", *update)
+            assert code == 0
+            sent = seen.since()
+            assert sent[("GET", LABELS)] == 2  # both pages, every night
+            assert sent[("POST", LABELS)] == 0  # never made again, never "already exists"
+            assert all(not r["warning"] for r in results(reports))
+        assert [label["name"] for label in box.state.store.labels()] == ["Gold", "Silver", "VIP"]
+        assert all(v == {"VIP"} for v in labels_by_phone(box).values())
+
+
+def journal_labels(tmp: Path) -> dict[str, tuple[str, int, str | None]]:
+    """Phone -> (state, needs_lookup, labels) as the journal holds them."""
+    with sqlite3.connect(tmp / "journal.sqlite") as db:
+        rows = db.execute("SELECT phone, state, needs_lookup, labels FROM contacts").fetchall()
+    return {p: (state, lookup, labels) for p, state, lookup, labels in rows}
+
+
+def test_one_contact_deleted_in_kirim_inside_a_1000_contact_chunk_is_the_only_one_warned(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    file = export(tmp_path / "a.csv", 1000)
+    assert run(box, file, tmp_path, "n1", "--on-existing", "create")[0] == 0
+    gone = next(c for c in box.contacts() if c["phone_number"] == phone(500))
+    assert box.delete_contact(gone["id"])  # someone deleted it in Kirim's app
+    store = box.state.store
+
+    seen = Requests(box)
+    night = ("--label", "VIP", "--on-existing", "update")
+    code, second = run(box, file, tmp_path, "n2", *night)
+    assert code == 0
+    sent = seen.since()
+    assert 1 < sent[BULK] <= 1 + 10  # the chunk, then halving down to the one it skipped
+    assert sent[("GET", "/v1/{phone_number_id}/contacts")] == 1  # its reason: one lookup
+    have = labels_by_phone(box)
+    assert len(have) == 999
+    assert all(v == {"VIP"} for v in have.values())
+    vip = next(label["id"] for label in store.labels())
+    journal = journal_labels(tmp_path)
+    assert [p for p, (_, _, labels) in journal.items() if labels == f'["{vip}"]'] == [
+        phone(i) for i in range(1, 1001) if i != 500
+    ]  # the 999 that got it are journalled
+    assert journal[phone(500)] == ("pending", 1, None)  # no longer claimed: looked up next
+    rows = results(second)
+    warned = [r for r in rows if r["warning"]]
+    assert [r["phone_number"] for r in warned] == [phone(500)]
+    assert "deleted in Kirim since" in warned[0]["warning"]
+    assert "organisation" not in warned[0]["warning"]
+    assert warned[0]["labels"] == ""
+    assert {r["labels"] for r in rows if r is not warned[0]} == {"VIP"}
+
+    asked = store.label_asks()
+    code, _ = run(box, file, tmp_path, "n3", *night)
+    assert code == 0
+    again = Counter(store.label_asks()) - Counter(asked)
+    assert not set(again) & {c["id"] for c in box.contacts() if c["phone_number"] != phone(500)}
+    assert seen.since()[BULK] <= 1  # at most the deleted phone's contact, looked up again
+
+
+def test_a_deleted_contact_is_not_sent_again_for_the_next_label_of_the_run(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    file = export(tmp_path / "a.csv", 4)
+    assert run(box, file, tmp_path, "n1")[0] == 0
+    gone = next(c for c in box.contacts() if c["phone_number"] == phone(2))
+    assert box.delete_contact(gone["id"])
+    seen = Requests(box)
+    code, second = run(box, file, tmp_path, "n2", "--label", "A", "--label", "B", "--on-existing",
+                       "update")  # fmt: skip
+    assert code == 0
+    # A: rows 1-4, then 1-2 (3-4 inferred from the difference), then 1 (so 2 is the one); B: 1, 3, 4
+    assert seen.since()[BULK] == 3 + 1
+    assert box.state.store.label_asks()[gone["id"]] == 2  # in A's first two calls only
+    row = results(second)[1]
+    assert row["warning"].count("deleted in Kirim since") == 2  # for A and for B
+    assert all(v == {"A", "B"} for v in labels_by_phone(box).values())
+
+
+def test_a_label_of_another_team_skips_the_whole_chunk_with_that_reason_and_no_search(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    box.state.store.create_label(name="Team", color=None, team_id="team_other")
+    seen = Requests(box)
+    code, reports = run(box, export(tmp_path / "a.csv", 5), tmp_path, "r", "--label", "Team")
+    assert code == 0
+    sent = seen.since()
+    assert sent[BULK] == 1  # skipped whole: nothing to search
+    assert sent[("GET", "/v1/{phone_number_id}/contacts")] == 5  # the rows' own lookups only
+    assert all("the label's team does not include this account" in r["warning"]
+               for r in results(reports))  # fmt: skip
+    assert all(v == set() for v in labels_by_phone(box).values())
+
+
+def test_a_skip_mended_in_kirim_is_labelled_the_next_night_not_answered_from_the_past(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    box.state.store.create_label(name="Team", color=None, team_id="team_a")
+    file, night = export(tmp_path / "a.csv", 3), ("--label", "Team", "--on-existing", "update")
+    code, first = run(box, file, tmp_path, "n1", *night)
+    assert code == 0
+    assert all("team does not include" in r["warning"] for r in results(first))
+    box.state.account_teams[box.account_id] = "team_a"  # someone puts the account in the team
+    code, second = run(box, file, tmp_path, "n2", *night)  # the same call, minutes later
+    assert code == 0
+    assert [(r["labels"], r["warning"]) for r in results(second)] == [("Team", "")] * 3
+    assert all(v == {"Team"} for v in labels_by_phone(box).values())

@@ -84,6 +84,8 @@ class SandboxConfig:
     or a body that never ends; ``retry_after_s`` makes every write a 429 with that
     ``Retry-After``; ``error_message`` makes every create a 400 carrying that message;
     ``me_body`` / ``accounts_body`` replace the documents of ``/v1/me`` / ``/v1/accounts``.
+    ``label_page_size`` is how many labels a page of ``GET /v1/labels`` holds when the
+    request names no ``limit`` (the contacts list's default, 25, unless a test wants pages).
     """
 
     host: str = "127.0.0.1"
@@ -96,6 +98,7 @@ class SandboxConfig:
     on_duplicate_phone: DuplicatePolicy = "create"
     seed: int | None = None
     idempotency_wait_s: float = 30.0
+    label_page_size: int = 25
     accounts: tuple[Account, ...] = field(default=DEFAULT_ACCOUNTS)
     html_rate: float = 0.0
     oversize_rate: float = 0.0
@@ -119,6 +122,8 @@ class SandboxConfig:
         self.initial_faults  # noqa: B018 (validates the fault fields)
         if self.on_duplicate_phone not in ("create", "conflict"):
             raise ValueError("on_duplicate_phone must be 'create' or 'conflict'")
+        if not 1 <= self.label_page_size <= 100:
+            raise ValueError("label_page_size must be 1..100")
         if self.idempotency_wait_s < 0:
             raise ValueError("idempotency_wait_s must be >= 0")
         lo, hi = self.latency_range

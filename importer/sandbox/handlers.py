@@ -141,8 +141,20 @@ def update_contact(state: SandboxState, request: web.Request, body: Any) -> Resu
 
 
 def list_labels(state: SandboxState, request: web.Request, body: Any) -> Result:
-    """``GET /v1/labels``."""
-    return 200, {"data": state.store.labels()}
+    """``GET /v1/labels?limit=&cursor=``: in creation order, a page at a time as contacts are
+    (the contract: "the list may page like the others"). Without ``limit`` a page holds
+    ``SandboxConfig.label_page_size`` labels, so a test can put a label past the first page."""
+    query = request.query
+    size = v.limit(query.get("limit"), default=state.config.label_page_size)
+    filters = ("labels",)
+    cursor = query.get("cursor")
+    start = v.decode_cursor(state.cursor_secret, cursor, filters) if cursor else 0
+    rows, nxt = state.store.label_page(start=start, limit=size)
+    return 200, {
+        "data": rows,
+        "has_more": nxt is not None,
+        "next_cursor": None if nxt is None else v.encode_cursor(state.cursor_secret, nxt, filters),
+    }
 
 
 def create_label(state: SandboxState, request: web.Request, body: Any) -> Result:
@@ -161,10 +173,12 @@ def create_label(state: SandboxState, request: web.Request, body: Any) -> Result
 def bulk_label(state: SandboxState, request: web.Request, body: Any) -> Result:
     """``POST /v1/{phone_number_id}/contacts/bulk_label``.
 
-    Counting (the contract names the fields only): ids unknown to the organisation are
-    ``skipped_cross_org``; contacts of an account outside the label's team (when the label
-    has a ``team_id``) are ``skipped_team_mismatch``; every other distinct id is ``applied``,
-    including ones that already had (attach) or lacked (detach) the label.
+    Counting (the contract names the fields only): ids the organisation does not have are
+    ``skipped_cross_org``, a contact deleted in Kirim's app included (the contract has no
+    field for it, and without tombstones a deleted id is indistinguishable from a foreign
+    one: neither is the organisation's); contacts of an account outside the label's team
+    (when the label has a ``team_id``) are ``skipped_team_mismatch``; every other distinct id
+    is ``applied``, including ones that already had (attach) or lacked (detach) the label.
     """
     state.usable_account(request.match_info["phone_number_id"])
     ids = v.required(body, "contact_ids")

@@ -2,9 +2,10 @@
 
 Mutations happen on the server's event-loop thread; every method takes one lock so snapshot
 readers in other threads (tests, the embedding ``Sandbox``) always see consistent data.
-Contacts live per account in an append-only list (no deletes exist in the API), which makes
-positional cursors stable: rows created while a client pages appear at the end, never
-shifting rows it has not seen yet.
+Contacts live per account in a list in creation order (no deletes exist in the API: only
+``delete_contact``, someone deleting one in Kirim's app, removes one), which keeps positional
+cursors stable while a client pages: rows created meanwhile appear at the end, never shifting
+rows it has not seen yet. Labels are never deleted, so their cursors are stable too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Store:
         self._labels: dict[str, dict[str, Any]] = {}
         self._label_names: set[tuple[str | None, str]] = set()
         self._contact_labels: dict[str, set[str]] = {}
+        self._label_asks: Counter[str] = Counter()  # contact id -> bulk_label calls naming it
         self._status_counts: Counter[int] = Counter()
         self._route_counts: Counter[tuple[str, str]] = Counter()
 
@@ -191,6 +193,14 @@ class Store:
             self._label_names.add((team_id, name))
             return label
 
+    def label_page(self, *, start: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``limit`` labels from position ``start`` (creation order) and the next
+        position, ``None`` when there are no more."""
+        with self._lock:
+            rows = list(self._labels.values())[start : start + limit]
+            nxt = start + limit
+            return rows, (nxt if nxt < len(self._labels) else None)
+
     def label(self, label_id: str) -> dict[str, Any] | None:
         """The label with that id, if any."""
         with self._lock:
@@ -204,11 +214,12 @@ class Store:
         attach: bool,
         account_teams: dict[str, str | None],
     ) -> dict[str, int]:
-        """Attach or detach a label; see ``app.bulk_label`` for the counting rules."""
+        """Attach or detach a label; see ``handlers.bulk_label`` for the counting rules."""
         with self._lock:
             team = self._labels[label_id]["team_id"]
             applied = cross_org = mismatch = 0
             for cid in dict.fromkeys(contact_ids):
+                self._label_asks[cid] += 1
                 account = self._contact_account.get(cid)
                 if account is None:
                     cross_org += 1
@@ -245,6 +256,12 @@ class Store:
                 row["labels"] = sorted(self._contact_labels.get(cid, ()))
                 out.append(row)
             return out
+
+    def label_asks(self) -> dict[str, int]:
+        """Contact id -> how many ``bulk_label`` calls named it (attach or detach, applied or
+        skipped): what a client sent, counted where it arrived."""
+        with self._lock:
+            return dict(self._label_asks)
 
     def creations_by_phone(self) -> dict[str, int]:
         """Phone -> number of create events that took effect."""

@@ -73,10 +73,10 @@ def metadata(body: dict[str, Any]) -> dict[str, Any] | None:
     return value
 
 
-def limit(raw: str | None) -> int:
-    """The page size: 1..100, default 25 (else 400 invalid_limit)."""
+def limit(raw: str | None, *, default: int = 25) -> int:
+    """The page size: 1..100, ``default`` when not given (else 400 invalid_limit)."""
     if raw is None:
-        return 25
+        return default
     try:
         value = int(raw)
     except ValueError:

@@ -91,6 +91,7 @@ class Reply:
     retry_after: float | None = None
     rate_remaining: int | None = None
     replayed: bool = False
+    next_cursor: str | None = None  # a list answer with ``has_more``: where the next page starts
 
     @property
     def verdict(self) -> Verdict:
@@ -225,6 +226,8 @@ def reply_from(
         code = code if isinstance(code, str) and code else f"http_{status}"
         message = message if isinstance(message, str) and message else f"HTTP {status}"
     request_id = headers.get("x-request-id") or error.get("request_id")
+    page = payload if isinstance(payload, dict) else {}
+    cursor = page.get("next_cursor") if page.get("has_more") is True else None
     return Reply(
         status=status,
         data=data,
@@ -234,6 +237,7 @@ def reply_from(
         retry_after=_retry_after(headers.get("retry-after")),
         rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
         replayed=headers.get("idempotent-replayed", "").lower() == "true",
+        next_cursor=cursor if isinstance(cursor, str) and cursor else None,
     )
 
 
@@ -379,8 +383,10 @@ class KirimClient:
         path = f"{account}/contacts"
         return await self._send("POST", path, a_contact, body=body, key=key, proof=proof)
 
-    async def labels(self) -> Reply:
-        return await self._send("GET", "labels", a_list)
+    async def labels(self, *, cursor: str | None = None) -> Reply:
+        """One page of the organisation's labels: the first, or the one ``cursor`` names."""
+        params: dict[str, str | int] | None = None if cursor is None else {"cursor": cursor}
+        return await self._send("GET", "labels", a_list, params=params)
 
     async def create_label(self, *, name: str) -> Reply:
         body = {"name": name}
@@ -388,10 +394,12 @@ class KirimClient:
         return await self._send("POST", "labels", a_label, body=body, key=key)
 
     async def bulk_label(self, *, account: str, label_id: str, contact_ids: list[str]) -> Reply:
+        """Attach a label. No idempotency key: attaching twice is harmless in itself, and a key
+        would make Kirim replay the first answer's counts for 24 h, which say what it applied
+        then, not now (``send.attach`` accounts per contact from them)."""
         body = {"contact_ids": contact_ids, "label_id": label_id, "operation": "attach"}
-        key = idempotency_key(account=account, body=body)
         path = f"{account}/contacts/bulk_label"
-        reply = await self._send("POST", path, labels_applied, body=body, key=key)
+        reply = await self._send("POST", path, labels_applied, body=body)
         return _not_found(reply, "label_not_found")
 
     async def update(

@@ -106,6 +106,10 @@ _CREATING = (  # a create is about to leave under this key (a new one: a lookup 
 _LABELLED = (  # label ids attached, added to what the phone's contact had
     "UPDATE contacts SET labels=? WHERE org=? AND account=? AND phone=?"
 )
+_DELETED_IN_KIRIM = (  # its contact is gone: nothing the entry said of one holds any more
+    "UPDATE contacts SET state='pending', needs_lookup=1, outcome=NULL, contact_id=NULL,"
+    " body_hash=NULL, labels=NULL, updated_at=? WHERE org=? AND account=? AND phone=?"
+)
 _ENTRIES = (  # only "?" marks are formatted in
     "SELECT phone, state, idem_key, sent_at, run_id, outcome, contact_id, request_id,"
     " needs_lookup, body_hash, labels, create_run FROM contacts"
@@ -324,6 +328,19 @@ class Journal:
         org, account = self._org, self._account
         rows = [(json.dumps(sorted(ids)), org, account, phone) for phone, ids in items]
         await self._await(self._write, _LABELLED, rows)
+
+    async def deleted_in_kirim(self, phones: Iterable[str]) -> None:
+        """Kirim no longer has these phones' contacts (deleted there since we journalled them):
+        their entries stop claiming one (no contact id, outcome, fingerprint or labels) and are
+        left ``pending`` with ``needs_lookup``, so the next run looks each phone up, in every
+        ``--on-existing`` mode, and creates it again if it is still gone. An outcome of theirs
+        still buffered is written first, so it cannot land on top. Durable when this returns."""
+        wanted = set(phones)
+        if any(o.phone in wanted for o in self._buffer):
+            self._flush_soon()
+        now, org, account = self._clock(), self._org, self._account
+        rows = [(now, org, account, phone) for phone in wanted]
+        await self._await(self._write, _DELETED_IN_KIRIM, rows)
 
     def record(self, outcome: Outcome) -> None:
         """Note a row's final answer; written with the next batch, without waiting for it."""

@@ -3,14 +3,16 @@ import wrote (created or updated, by this run or, for an ``unchanged`` row, an e
 and a row's ``labels`` column on its contact whatever the row's status (an ``unchanged`` row
 whose column gained a label gets just that attach).
 
-A label is made when Kirim has none of that name (``GET /v1/labels`` once, then
-``POST /v1/labels``); contacts get it with ``POST /v1/{account}/contacts/bulk_label``, at most
+A label is made when Kirim has none of that name (``GET /v1/labels`` once, every page of it,
+then ``POST /v1/labels``); contacts get it with ``POST /v1/{account}/contacts/bulk_label``, at most
 ``LABEL_CHUNK`` ids a call, once a batch of rows has settled. Every call goes through the
 run's ``Sender`` under the write (or read) bucket, like the contacts' own. The journal records
 which labels each contact got (``Journal.labelled``), so labels already in place cost nothing
 the next night. A label call that fails never undoes a contact: the row keeps its status and
-gets a warning; a contact whose chunk Kirim skipped in part (another organisation or team) is
-not recorded, and is tried again next time.
+gets a warning. When Kirim skips some contacts of a call, ``send.attach`` finds which and why:
+the others are recorded as labelled, only the skipped rows are warned, with their reason, and
+a contact deleted in Kirim since is no longer claimed by the journal
+(``Journal.deleted_in_kirim``: the next run looks its phone up and creates it again).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from importer.send.attach import Attacher, said
 from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
@@ -47,10 +50,6 @@ class Labelled:
     warning: str | None
 
 
-def _why(reply: Reply) -> str:
-    return f"{reply.status or 'no answer'} {reply.error_code}"
-
-
 class Labeler:
     def __init__(
         self,
@@ -75,6 +74,9 @@ class Labeler:
         self._missing: dict[str, str] = {}  # name -> why it could not be had
         self._listed = False
         self._lock = asyncio.Lock()
+        self._attacher = Attacher(
+            client=client, sender=sender, writes=writes, reads=reads, account=account
+        )
 
     def _learn(self, data: Any) -> None:
         for label in data if isinstance(data, list) else ():
@@ -85,10 +87,22 @@ class Labeler:
                     self._names.setdefault(label_id, name)
 
     async def _list(self) -> Reply:
-        reply, _ = await self._sender.call(self._reads, self._client.labels)
-        if reply.verdict is Verdict.OK:
+        """Every page of Kirim's labels (``has_more``/``next_cursor``), learnt as they come;
+        returns the last answer (one that is not OK ends the listing). A cursor that comes
+        back a second time ends it too: such a server would page forever."""
+        cursors: set[str] = set()
+        cursor: str | None = None
+        while True:
+            reply, _ = await self._sender.call(
+                self._reads, partial(self._client.labels, cursor=cursor)
+            )
+            if reply.verdict is not Verdict.OK:
+                return reply
             self._learn(reply.data)
-        return reply
+            cursor = reply.next_cursor
+            if cursor is None or cursor in cursors:
+                return reply
+            cursors.add(cursor)
 
     async def _ensure(self, names: set[str]) -> None:
         """Find or make each label by name (once per run and name)."""
@@ -97,9 +111,11 @@ class Labeler:
             if todo and not self._listed:
                 listed = await self._list()
                 self._listed = listed.verdict is Verdict.OK
-                if not self._listed:
+                if not self._listed:  # (names found on the pages read before it failed are had)
                     for name in todo:
-                        self._missing[name] = f"the labels could not be listed ({_why(listed)})"
+                        if name not in self._ids:
+                            why = f"the labels could not be listed ({said(listed)})"
+                            self._missing[name] = why
                     return
             for name in todo:
                 if name in self._ids:
@@ -114,7 +130,7 @@ class Labeler:
                     await self._list()
                     if name in self._ids:
                         continue
-                self._missing[name] = f"it could not be made ({_why(made)}: {made.error_message})"
+                self._missing[name] = f"it could not be made ({said(made)}: {made.error_message})"
 
     async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
         """Attach what each row's contact lacks; returns each row's labels and warning."""
@@ -127,43 +143,34 @@ class Labeler:
                     wanted[label_id].append(r)
         got: dict[int, set[str]] = defaultdict(set)
         warnings: dict[int, list[str]] = defaultdict(list)
+        gone: set[int] = set()  # rows whose contact was deleted in Kirim since
         for label_id, members in wanted.items():
             name = self._names[label_id]
             for start in range(0, len(members), LABEL_CHUNK):
                 chunk = members[start : start + LABEL_CHUNK]
-                ids = list(dict.fromkeys(r.contact_id for r in chunk))
-                reply, _ = await self._sender.call(
-                    self._writes,
-                    partial(
-                        self._client.bulk_label,
-                        account=self._account,
-                        label_id=label_id,
-                        contact_ids=ids,
-                    ),
-                )
-                if reply.verdict is not Verdict.OK:
-                    for r in chunk:
-                        warnings[r.row_number].append(
-                            f"label {name!r} not attached ({_why(reply)}); a rerun tries again"
-                        )
-                    continue
-                skipped = sum(
-                    reply.data.get(k, 0) for k in ("skipped_cross_org", "skipped_team_mismatch")
+                missed = await self._attacher.attach(
+                    label_id, {r.contact_id: r.phone for r in chunk}
                 )
                 for r in chunk:
-                    if skipped:
-                        warnings[r.row_number].append(
-                            f"label {name!r}: Kirim skipped {skipped} of the {len(ids)} contacts "
-                            "labelled with this one (another organisation or team)"
-                        )
-                    else:
+                    if (miss := missed.get(r.contact_id)) is None:
                         got[r.row_number].add(label_id)
-        labelled = [(r.phone, r.known | got[r.row_number]) for r in rows if got[r.row_number]]
+                        continue
+                    again = "" if miss.deleted else "; a rerun tries again"
+                    warnings[r.row_number].append(f"label {name!r} not attached: {miss.why}{again}")
+                    if miss.deleted:
+                        gone.add(r.row_number)
+        if gone:
+            await self._journal.deleted_in_kirim(r.phone for r in rows if r.row_number in gone)
+        labelled = [
+            (r.phone, r.known | got[r.row_number])
+            for r in rows
+            if got[r.row_number] and r.row_number not in gone
+        ]
         if labelled:
             await self._journal.labelled(labelled)
         out: dict[int, Labelled] = {}
         for r in rows:
-            has = r.known | got[r.row_number]
+            has = frozenset() if r.row_number in gone else r.known | got[r.row_number]
             for name in r.names:
                 if name in self._missing:
                     warnings[r.row_number].append(f"label {name!r}: {self._missing[name]}")

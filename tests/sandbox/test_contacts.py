@@ -217,3 +217,37 @@ def test_labels_and_bulk_label(sb: Sandbox, http: httpx.Client) -> None:
         "invalid_request_error",
         "missing_required_field",
     )
+
+
+def test_labels_page_like_contacts() -> None:
+    with running(label_page_size=2) as sb, client_for(sb) as http:
+        made = [http.post("/labels", json={"name": f"L{i}"}).json()["data"]["id"] for i in range(5)]
+        seen: list[str] = []
+        pages = 0
+        params: dict[str, Any] = {}
+        while True:
+            body = http.get("/labels", params=params).json()
+            pages += 1
+            seen += [label["id"] for label in body["data"]]
+            assert body["has_more"] == (body["next_cursor"] is not None)
+            if not body["has_more"]:
+                break
+            params = {"cursor": body["next_cursor"]}
+        assert (seen, pages) == (made, 3)  # two a page without a limit
+        assert [x["id"] for x in http.get("/labels", params={"limit": 100}).json()["data"]] == made
+        assert_error(
+            http.get("/labels", params={"cursor": "forged"}), 400, "invalid_request_error",
+            "invalid_cursor",
+        )  # fmt: skip
+
+
+def test_bulk_label_counts_a_contact_deleted_in_kirim_as_skipped_cross_org(
+    sb: Sandbox, http: httpx.Client
+) -> None:
+    ids = [create(http, sb, i)["id"] for i in range(3)]
+    assert sb.delete_contact(ids[1])
+    vip = http.post("/labels", json={"name": "VIP"}).json()["data"]
+    body = {"contact_ids": ids, "label_id": vip["id"], "operation": "attach"}
+    resp = http.post(f"{contacts_path(sb)}/bulk_label", json=body)
+    assert resp.json()["data"] == {"applied": 2, "skipped_cross_org": 1, "skipped_team_mismatch": 0}
+    assert sb.state.store.label_asks() == dict.fromkeys(ids, 1)  # counted as they arrived

@@ -185,3 +185,29 @@ def test_a_journal_from_before_the_rowid_layout_still_works(tmp_path: Path) -> N
     found = entries_in(db, ["+6281", "+6282"])
     assert (found["+6281"].state, found["+6281"].needs_lookup) == ("pending", True)
     assert (found["+6282"].state, found["+6282"].contact_id) == ("done", "ctc_2")
+
+
+def test_a_contact_deleted_in_kirim_is_no_longer_claimed_and_is_looked_up_next(
+    tmp_path: Path,
+) -> None:
+    from importer.send.decide import Action, decide
+
+    db = tmp_path / "j.sqlite"
+    j = open_journal(db)
+    run = j.start_run(fingerprint="f")
+    intend(j, [("+6281", "k1"), ("+6282", "k2")])
+    for phone in ("+6281", "+6282"):  # buffered, not yet written
+        j.record(Outcome(phone, "done", "created", contact_id=f"ctc_{phone}", body_hash="h"))
+    asyncio.run(j.labelled([("+6281", frozenset({"lbl_1"})), ("+6282", frozenset({"lbl_1"}))]))
+    asyncio.run(j.deleted_in_kirim(["+6282"]))
+    j.close()
+    found = entries_in(db, ["+6281", "+6282"])
+    assert (found["+6281"].state, found["+6281"].labels) == ("done", frozenset({"lbl_1"}))
+    gone = found["+6282"]
+    assert (gone.state, gone.needs_lookup, gone.contact_id, gone.outcome) == (
+        "pending", True, None, None,
+    )  # fmt: skip
+    assert (gone.body_hash, gone.labels) == (None, frozenset())
+    for mode in ("skip", "update", "create"):  # the next run looks the phone up, whatever mode
+        decision = decide(entry=gone, key="k2", body_hash="h", mode=mode, now=1_000.0, run_id=run)
+        assert decision.action is Action.LOOKUP
