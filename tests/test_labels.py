@@ -209,6 +209,13 @@ def test_one_contact_deleted_in_kirim_inside_a_1000_contact_chunk_is_the_only_on
     again = Counter(store.label_asks()) - Counter(asked)
     assert not set(again) & {c["id"] for c in box.contacts() if c["phone_number"] != phone(500)}
     assert seen.since()[BULK] <= 1  # at most the deleted phone's contact, looked up again
+    # and that contact is made again (Kirim replays the deleted one's 201: confirmed, then
+    # created under a key of its own), once, with the label
+    back = [c for c in box.contacts() if c["phone_number"] == phone(500)]
+    assert len(back) == 1
+    assert back[0]["id"] != gone["id"]
+    assert box.creations_by_phone()[phone(500)] == 2
+    assert labels_by_phone(box)[phone(500)] == {"VIP"}
 
 
 def test_a_deleted_contact_is_not_sent_again_for_the_next_label_of_the_run(
