@@ -10,6 +10,12 @@ from typing import BinaryIO, Literal
 MetadataPolicy = Literal["all", "none"] | tuple[str, ...]
 OnExisting = Literal["skip", "update", "create"]
 
+# Defaults the options share with the stages that use them: written here only.
+WRITE_PER_MINUTE = 600  # a plan's estimate when it is not told the account's budget
+TIMEOUT_S = 30.0  # per request, the whole answer included (--timeout)
+MAX_WAIT_S = 900.0  # a longer Retry-After stops the run (--max-wait)
+MAX_ATTEMPTS = 8  # tries per request, the first included (--max-attempts)
+
 # Rows per batch read, validated, sent and reported together: memory holds a few of them.
 BATCH_ROWS = 50_000
 # New unique values in one batch before worker processes help parse them.
@@ -45,7 +51,7 @@ class PlanOptions:
 
     input: InputOptions
     report_dir: Path
-    write_per_minute: int = 600
+    write_per_minute: int = WRITE_PER_MINUTE
     verify: bool = False  # estimate what run --verify costs
 
 
@@ -63,9 +69,9 @@ class RunOptions:
     concurrency: int | None = None  # None: from the write rate (see pipeline.auto_concurrency)
     max_rate: float | None = None  # writes per minute; None: what /v1/me says
     limit: int | None = None  # send only the first N valid rows
-    timeout_s: float = 30.0
-    max_wait_s: float = 900.0  # a longer Retry-After stops the run (--max-wait)
-    max_attempts: int = 8  # tries per request, the first included
+    timeout_s: float = TIMEOUT_S
+    max_wait_s: float = MAX_WAIT_S
+    max_attempts: int = MAX_ATTEMPTS
     drain_timeout_s: float = 15.0  # how long in-flight requests may finish after a stop
     verbose: bool = False
     quiet: bool = False  # cron: only warnings and the closing lines

@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from importer.options import PlanOptions, RunOptions
+from importer.options import WRITE_PER_MINUTE, PlanOptions, RunOptions
 from importer.timeline import Sample
 from importer.validate.records import Status
 
@@ -58,7 +58,7 @@ class Context:
     """What the page shows beyond the report's own counts, given by the pipeline."""
 
     options: PlanOptions | RunOptions | None = None
-    write_per_minute: float = 600  # the write budget (a plan's estimate; a run's limit)
+    write_per_minute: float = WRITE_PER_MINUTE  # the write budget (a plan's guess; a run's limit)
     journal: Path | None = None
     settings: Mapping[str, object] = field(default_factory=dict)  # what a run resolved
     timeline: Sequence[Sample] = ()

@@ -28,6 +28,7 @@ import polars as pl
 from importer import page
 from importer.errors import ReportError
 from importer.formula import neutralise_expr
+from importer.options import WRITE_PER_MINUTE
 from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
 from importer.send.records import RowResult
@@ -224,7 +225,9 @@ class Report:
             return 3
         return code
 
-    def render(self, *, write_per_minute: float = 600, journal: Path | None = None) -> str:
+    def render(
+        self, *, write_per_minute: float = WRITE_PER_MINUTE, journal: Path | None = None
+    ) -> str:
         """The closing lines a person reads; the last one names the report folder."""
         c, summary = self.counts, self.summary
         if self.dry_run:

@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
+from importer.options import TIMEOUT_S
 from importer.redact import redact
 
 USER_AGENT = "kirim-import"
@@ -287,7 +288,7 @@ class KirimClient:
         base_url: str,
         api_key: str,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout_s: float = 30.0,
+        timeout_s: float = TIMEOUT_S,
         max_connections: int = 64,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:

@@ -33,6 +33,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
+from importer.options import MAX_ATTEMPTS, MAX_WAIT_S
 from importer.send.client import Reply, Verdict
 from importer.send.limiter import TokenBucket
 from importer.send.stop import Sleep, Stop, Why
@@ -47,13 +48,13 @@ LONG_WAIT_S = 10.0  # a wait at least this long is told to the person watching
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 8  # per request, first try included
+    max_attempts: int = MAX_ATTEMPTS  # per request, first try included
     backoff_s: float = 0.25  # first backoff; doubles, with full jitter
     backoff_max_s: float = 30.0
     in_progress_wait_s: float = 2.0  # after 409 idempotency_in_progress
     budget_min: int = 100  # the run may always retry this often...
     budget_share: float = 0.5  # ...or this share of the requests sent, whichever is more
-    max_wait_s: float = 900.0  # a longer Retry-After stops the run (--max-wait)
+    max_wait_s: float = MAX_WAIT_S  # a longer Retry-After stops the run (--max-wait)
 
 
 # Labels: a few quick tries, and never the run's retry budget (a label outage must not stop

@@ -3,13 +3,12 @@
 Anything that learns the run cannot go on says so here (``request``): Kirim refusing the key
 or the account, the journal failing, the retry budget spent, a signal, a wait longer than the
 user allows. The first reason wins and is the one reported; later ones are ignored. Those who
-must react (the token bucket's waiters, the retry loop, the work queue) ask ``requested`` or
-wait on ``wait()``: nobody keeps a flag of their own.
+must react (the token bucket's waiters, the retry loop, the work queue) ask ``requested``, or
+nap through ``nap`` (which ends early once the run stops): nobody keeps a flag of their own.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
@@ -33,7 +32,6 @@ class Stop:
     """The run's stop switch: off until the first ``request``, then on for good."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
         self.reason: str | None = None  # the message a person reads, once stopped
         self.why: Why | None = None
 
@@ -46,11 +44,6 @@ class Stop:
         flight may finish."""
         if self.why is None:
             self.why, self.reason = why, reason
-            self._event.set()
-
-    async def wait(self) -> None:
-        """Return once the run is stopping."""
-        await self._event.wait()
 
     async def nap(self, sleep: Sleep, seconds: float) -> None:
         """Sleep ``seconds`` with ``sleep`` (injected: tests pass a fake clock's), in slices of

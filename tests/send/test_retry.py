@@ -73,6 +73,30 @@ def test_a_final_4xx_is_not_retried() -> None:
 
 
 def test_429_pauses_the_shared_bucket_for_retry_after() -> None:
+    """One try only, so the retry loop's own wait is out of the picture: what holds the next
+    worker back is the shared bucket, paused for the Retry-After."""
+
+    async def go() -> tuple[Reply, float]:
+        clock, stop = FakeClock(), Stop()
+        sender = Sender(stop=stop, policy=RetryPolicy(max_attempts=1), sleep=clock.sleep)
+        writes = TokenBucket(per_minute=6000, clock=clock, sleep=clock.sleep, stop=stop)
+        script = Script(error(429, "rate_limit_exceeded", "rate_limit_error", {"Retry-After": "7"}))
+        async with KirimClient(
+            base_url="https://api.test/v1", api_key=KEY, transport=httpx.MockTransport(script)
+        ) as client:
+            reply, _ = await sender.call(
+                writes, lambda: client.create(account="106540352242922", body=BODY, key="k")
+            )
+        start = clock.now
+        assert await writes.acquire()  # another worker's next token, from a full bucket
+        return reply, clock.now - start
+
+    reply, waited = asyncio.run(go())
+    assert reply.status == 429
+    assert waited == pytest.approx(7.0, abs=0.01)
+
+
+def test_a_429_is_retried_after_retry_after_without_spending_the_budget() -> None:
     script = Script(
         error(429, "rate_limit_exceeded", "rate_limit_error", {"Retry-After": "7"}),
         httpx.Response(201, json={"data": CONTACT}),
