@@ -8,6 +8,10 @@ Why: a unique phone is most of ``plan``'s work. phonenumbers spends most of ``pa
 generic input handling, and most of ``number_type`` on compiling (from its cache) and running
 each pattern twice, for shared codes (+1, +44, +61) after the region lookup has already typed
 the number once; a plain digit string and precompiled patterns need none of that.
+
+Held equal to one minor version (``HELD_EQUAL``, the one the equality tests ran on): with any
+other phonenumbers installed (a user's newer 9.x), ``FAST`` is off and both functions hand
+every number to phonenumbers itself: slower, never different.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ from phonenumbers import (
 )
 
 PLAIN = re.compile(r"\+?[0-9]{5,20}")  # the texts quick_parse reads
+HELD_EQUAL = (9, 0)  # the phonenumbers minor version the equality tests ran on
+
+
+def held_equal(version: str) -> bool:
+    """Whether phonenumbers ``version`` is one these shortcuts are held equal to."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) == HELD_EQUAL
+
+
+FAST = held_equal(phonenumbers.__version__)  # else phonenumbers does all of it
 
 
 def quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -45,7 +62,7 @@ def quick_parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | Non
     numbers, spelled every plain way and mangled, and seeded random digits
     (tests/validate/test_rows.py).
     """
-    if not PLAIN.fullmatch(text):
+    if not FAST or not PLAIN.fullmatch(text):
         return None
     nsn: str | None
     if text[0] == "+":
@@ -151,6 +168,8 @@ def region_and_type(number: phonenumbers.PhoneNumber) -> tuple[str | None, int]:
     national number's type worked out once (for a code that several regions share, finding
     the region already types the number against it, and ``number_type`` would find the
     region again)."""
+    if not FAST:
+        return phonenumbers.region_code_for_number(number), phonenumbers.number_type(number)
     code = number.country_code or 0
     regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
     nsn = phonenumbers.national_significant_number(number)

@@ -489,3 +489,28 @@ def test_names_are_cleaned_like_python_would(cells: list[str]) -> None:
     assert frame.select(clean_text(pl.col("n0"))).item() == reference(cells[0])
     parts = [r for r in map(reference, cells) if r]
     assert frame.select(full_name(columns)).item() == (" ".join(parts) or None)
+
+
+def test_the_shortcuts_run_only_on_the_phonenumbers_they_are_held_equal_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The equality tests above ran on this phonenumbers: the shortcuts are on here (CI
+    fails on a new minor version until it is checked and HELD_EQUAL moves), and off for any
+    other version, where phonenumbers decides every number."""
+    from importer.validate import phonefast
+
+    assert phonefast.FAST, f"phonenumbers {phonenumbers.__version__} is not held equal"
+    assert phonefast.held_equal("9.0.43")
+    assert not phonefast.held_equal("9.1.0")
+    assert not phonefast.held_equal("10.0.0")
+    assert not phonefast.held_equal("nine")
+    monkeypatch.setattr(phonefast, "FAST", False)
+    number = phonenumbers.parse("+6281234567890")
+    assert phonefast.quick_parse("+6281234567890", None) is None
+    assert phonefast.region_and_type(number) == (
+        phonenumbers.region_code_for_number(number), phonenumbers.number_type(number)
+    )
+    for text in ("081234567890", "+6281234567890", "886912345678", "+4915112345678"):
+        assert parse_phone(text, default_region="ID", require_mobile=False) == parse_phone(
+            text, default_region="ID", require_mobile=False, quick=False
+        )
