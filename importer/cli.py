@@ -28,7 +28,7 @@ import phonenumbers
 
 from importer import __version__, history, pipeline
 from importer.errors import ImporterError, InputError, StopRun
-from importer.options import InputOptions, MetadataPolicy, PlanOptions, RunOptions
+from importer.options import BareNumbers, InputOptions, MetadataPolicy, PlanOptions, RunOptions
 from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE, redact
 from importer.validate.mapping import load_mapping_file
@@ -91,6 +91,15 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         help="ISO country for national numbers such as 0812... (e.g. ID)",
     )
     g.add_argument("--require-mobile", action="store_true", help="reject fixed-line numbers")
+    g.add_argument(
+        "--bare-numbers",
+        choices=("refuse", "international", "national"),
+        default="refuse",
+        help="a number without + or 00 that is valid both with its first digits as the "
+        "country code and as a national number of --default-region: refuse the row "
+        "(default; the one mobile reading wins, with a warning), or read such numbers as "
+        "international or as national",
+    )
     g.add_argument(
         "--invalid-email",
         choices=("fail", "drop"),
@@ -226,6 +235,7 @@ def input_options(args: argparse.Namespace) -> InputOptions:
         metadata=_metadata(args.metadata),
         default_region=region,
         require_mobile=args.require_mobile,
+        bare_numbers=cast(BareNumbers, args.bare_numbers),
         invalid_email=cast(Literal["fail", "drop"], args.invalid_email),
         keep=cast(Literal["first", "last"], args.keep),
     )

@@ -9,6 +9,9 @@ from typing import Literal
 
 MetadataPolicy = Literal["all", "none"] | tuple[str, ...]
 OnExisting = Literal["skip", "update", "create"]
+# A number without + or 00 that reads as a valid number two ways (a national number of the
+# default region, and its leading digits a country code): refuse it, or take one reading.
+BareNumbers = Literal["refuse", "international", "national"]
 
 # Rows per batch read, validated, sent and reported together: memory holds a few of them.
 BATCH_ROWS = 50_000
@@ -30,6 +33,7 @@ class InputOptions:
     metadata: MetadataPolicy = "all"  # which unmapped columns go to metadata
     default_region: str | None = None  # ISO 3166 alpha-2, for national numbers only
     require_mobile: bool = False
+    bare_numbers: BareNumbers = "refuse"  # --bare-numbers
     invalid_email: Literal["fail", "drop"] = "fail"
     keep: Literal["first", "last"] = "first"
     batch_size: int = BATCH_ROWS

@@ -57,7 +57,9 @@ VALIDATED_SCHEMA: dict[str, type[pl.DataType]] = {
     "duplicate_of": pl.Int64,  # the row_number kept, for duplicate_in_file
     "raw_phone": pl.String,  # the cell as read
     "phone_region": pl.String,  # region the number belongs to / was parsed with
-    "region_source": pl.String,  # how the region was decided: "plus_sign", "idd_00", "default"
+    # how the region was decided: "plus_sign", "idd_00", "default", "country_code" (digits
+    # without + read with their country code: --bare-numbers, or the one mobile reading)
+    "region_source": pl.String,
     "number_type": pl.String,  # mobile | fixed_line | fixed_line_or_mobile | voip | ...
     "labels": pl.String,  # the labels column's names, trimmed, de-duplicated, joined by "; "
 }

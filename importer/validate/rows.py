@@ -293,7 +293,8 @@ def validate_batches(
     """
     with UniqueParser(
         default_region=options.default_region, require_mobile=options.require_mobile,
-        threshold=options.pool_threshold, workers=options.workers,
+        bare_numbers=options.bare_numbers, threshold=options.pool_threshold,
+        workers=options.workers,
     ) as parser:  # fmt: skip
         validator = _Validator(mapping, options, parser)
         if options.keep == "first":
