@@ -83,7 +83,12 @@ _LOOKS_LIKE_PHONE = ("phon", "fone", "tel", "tlp", "tlf", "tfno", "mobil", "cell
 _LOOKS_LIKE_PHONE_WORDS = frozenset({"hp", "wa", "cel", "tf", "ph", "mob"})
 _LOOKS_LIKE_NUMBER_WORDS = frozenset({"no", "nr", "nomor", "nomer", "number", "numero", "num",
                                       "contact", "kontak", "contacto", "contato"})  # fmt: skip
-_NOT_PHONE_WORDS = frozenset({"fax", "faks", "telefax", "pager", "telex", "telegram"})
+_FAX_WORDS = frozenset({"fax", "faks", "telefax", "facsimile"})
+_NOT_PHONE_WORDS = _FAX_WORDS | {"pager", "telex", "telegram"}
+# Words of a phone's type (Google's "Phone 1 - Label") that make it a mobile
+_MOBILE_TYPE_WORDS = frozenset({"mobile", "cell", "cellular", "cellphone", "celular", "movil",
+                                "telemovel", "handphone", "hp", "ponsel", "seluler", "whatsapp",
+                                "wa"})  # fmt: skip
 
 
 _SPLIT = re.compile(  # camelCase, ABCWord, letters1, 1letters
@@ -168,9 +173,10 @@ def _by_alias(kind: str, columns: list[str]) -> list[str]:
     return [c for c in columns if _numbered(c)[0] in ALIASES[kind]]
 
 
-def _phones(columns: list[str]) -> list[str]:
-    """The phone columns in the order of preference; ``InputError`` on two of one kind."""
-    ranked: list[tuple[int, int, int, int, str]] = []
+def _phones(columns: list[str]) -> dict[str, str]:
+    """The phone columns in the order of preference, each with its kind; ``InputError`` on two
+    of one kind."""
+    ranked: list[tuple[int, int, int, int, str, str]] = []
     seen: dict[tuple[str, int], str] = {}
     first: dict[str, int] = {}  # where a kind's first column is: "Home Phone 2" follows it
     for position, column in enumerate(columns):
@@ -186,16 +192,44 @@ def _phones(columns: list[str]) -> list[str]:
                     )
                 seen[group, number] = column
                 at = first.setdefault(group, position)
-                ranked.append((rank, at, number, position, column))
+                ranked.append((rank, at, number, position, column, kind))
                 break
-    return [column for *_, column in sorted(ranked)]
+    return {column: kind for *_, column, kind in sorted(ranked)}
 
 
-def _weak_phone(columns: list[str]) -> list[str]:
+def _weak_phone(columns: list[str]) -> dict[str, str]:
     """The one column named only like a phone (``Contact``, ``Nomor``), in a file without
     another phone column."""
     column = _one("weak phone", "phone_number", columns)
-    return [column] if column else []
+    return {column: "phone"} if column else {}
+
+
+def _type_columns(phones: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, str]:
+    """Google's typed numbers: ``Phone 1 - Value`` -> ``Phone 1 - Label`` (or ``- Type``)."""
+    by_words = {normalise_header(c): c for c in columns}
+    found = {}
+    for phone in phones:
+        words = normalise_header(phone).split()
+        if len(words) > 1 and words[-1] == "value":
+            for word in ("type", "label"):
+                typed = by_words.get(" ".join([*words[:-1], word]))
+                if typed is not None and typed not in phones:
+                    found[phone] = typed
+                    break
+    return found
+
+
+def phone_type(cell: str | None) -> str:
+    """A phone's type cell (Google's ``Mobile``, ``* Work``, ``Work Fax``, ``Mobile ::: Home``)
+    as ``"mobile"`` (any of its types a mobile or WhatsApp), ``"fax"`` (all of them faxes) or
+    ``"other"``."""
+    parts = [set(normalise_header(p).split()) for p in (cell or "").split(":::")]
+    parts = [p for p in parts if p]
+    if parts and all(p & _FAX_WORDS for p in parts):
+        return "fax"
+    if any(p & _MOBILE_TYPE_WORDS for p in parts):
+        return "mobile"
+    return "other"
 
 
 def _no_phone(columns: tuple[str, ...], free: list[str]) -> str:
@@ -257,8 +291,13 @@ def resolve(
         phones = _phones(free) or _weak_phone(free)
         if not phones:
             raise InputError(_no_phone(columns, free))
-        chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {phones[0]!r}"
+        first = next(iter(phones))
+        chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {first!r}"
+        kinds = phones
         free = [c for c in free if c not in phones]
+    else:
+        kinds = {}
+    types = _type_columns(chosen["phone_number"], columns)
     for field in ("email", "labels"):  # one column each, found by alias
         if field not in chosen:
             column = _one(field, field, free)
@@ -282,6 +321,8 @@ def resolve(
         metadata=metadata,
         how=how,
         labels=chosen["labels"][0] if chosen["labels"] else None,
+        phone_kinds=kinds,
+        phone_types=types,
     )
 
 
@@ -324,7 +365,13 @@ def describe(mapping: ColumnMapping) -> list[str]:
 
     phone = line("phone_number", (mapping.phone,))
     if mapping.phone_fallbacks:
-        phone += f"; where it is empty: {_quoted(mapping.phone_fallbacks)}, in that order"
+        phone += (
+            f"; where it is empty or holds several numbers: {_quoted(mapping.phone_fallbacks)},"
+            " in that order"
+        )
+    if mapping.phone_types:
+        types = tuple(mapping.phone_types.values())
+        phone += f"; typed by {_quoted(types)}: a mobile first, a fax never"
     lines = [
         phone,
         line("name", mapping.name),

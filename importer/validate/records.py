@@ -39,8 +39,13 @@ class ColumnMapping:
     email: str | None = None
     metadata: tuple[str, ...] = ()  # each becomes metadata[header]
     how: Mapping[str, str] = field(default_factory=dict)  # API field -> "alias" | "--map" | ...
-    phone_fallbacks: tuple[str, ...] = ()  # read in order where ``phone``'s cell is empty
+    phone_fallbacks: tuple[str, ...] = ()  # tried in order (see ``validate.pick``)
     labels: str | None = None  # label names, split on ``;`` or ``,``
+    # phone column -> its kind by header ("whatsapp", "mobile", "primary", "phone"): the order
+    # a row's phone cells are tried in; and -> the column that types its cells per row
+    # (Google's "Phone 1 - Label" for "Phone 1 - Value": mobile first, fax never)
+    phone_kinds: Mapping[str, str] = field(default_factory=dict)
+    phone_types: Mapping[str, str] = field(default_factory=dict)
 
 
 # The columns of ValidatedBatch.rows, in order, with their polars types.

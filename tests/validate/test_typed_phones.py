@@ -120,8 +120,8 @@ def test_outlook_priority_mobile_then_primary_then_the_rest() -> None:
     assert colmap.email == "E-mail Address"
     assert colmap.name == ("First Name", "Last Name")
     assert describe(colmap)[0] == (
-        "phone_number <- 'Mobile Phone' (alias); where it is empty: 'Primary Phone', "
-        "'Home Phone', 'Home Phone 2', 'Business Phone', in that order"
+        "phone_number <- 'Mobile Phone' (alias); where it is empty or holds several numbers: "
+        "'Primary Phone', 'Home Phone', 'Home Phone 2', 'Business Phone', in that order"
     )
 
 
