@@ -84,7 +84,7 @@ _LOOKS_LIKE_PHONE_WORDS = frozenset({"hp", "wa", "cel", "tf", "ph", "mob"})
 _LOOKS_LIKE_NUMBER_WORDS = frozenset({"no", "nr", "nomor", "nomer", "number", "numero", "num",
                                       "contact", "kontak", "contacto", "contato"})  # fmt: skip
 _FAX_WORDS = frozenset({"fax", "faks", "telefax", "facsimile"})
-_NOT_PHONE_WORDS = _FAX_WORDS | {"pager", "telex", "telegram"}
+_NOT_PHONE_WORDS = _FAX_WORDS | {"pager", "telex", "telegram", "phonetic"}
 # Words of a phone's type (Google's "Phone 1 - Label") that make it a mobile
 _MOBILE_TYPE_WORDS = frozenset({"mobile", "cell", "cellular", "cellphone", "celular", "movil",
                                 "telemovel", "handphone", "hp", "ponsel", "seluler", "whatsapp",

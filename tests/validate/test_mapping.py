@@ -199,7 +199,7 @@ def test_fax_and_pager_are_never_phones() -> None:
         (["Nama", "Tlf Pribadi", "Kota"], "'Tlf Pribadi' looks like one: name it with "
          "--map 'phone_number=Tlf Pribadi'"),
         (["Name", "Tfno.", "Fax"], "'Tfno.' looks like one: name it with --map phone_number=Tfno."),
-        (["Name", "Num Pelanggan", "Mob. Pribadi"], "'Mob. Pribadi', 'Num Pelanggan' look like "
+        (["Phonetic Name", "Num Pelanggan", "Mob. Pribadi"], "'Mob. Pribadi', 'Num Pelanggan' look like "
          "one: name it with --map 'phone_number=Mob. Pribadi'"),
     ],
 )  # fmt: skip
