@@ -62,12 +62,15 @@ def clean_text(expr: pl.Expr) -> pl.Expr:
 
 
 def label_names(cell: pl.Expr) -> pl.Expr:
-    """A labels cell (``VIP; Jakarta, 2024``) as its names: split on ``;`` or ``,``, trimmed,
-    empty ones dropped, each once in first-seen order, joined by ``LABEL_SEPARATOR``."""
+    """A labels cell (``VIP; Jakarta, 2024``) as its names: split on ``;``, ``,`` or Google
+    Contacts' `` ::: ``, trimmed, empty ones and Google's own groups (``* myContacts``,
+    ``* starred``) dropped, each once in first-seen order, joined by ``LABEL_SEPARATOR``."""
     names = (
-        cell.str.replace_all(",", ";", literal=True).str.split(";")
+        cell.str.replace_all(r",|:::", ";").str.split(";")
         .list.eval(pl.element().str.strip_chars())
-        .list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
+        .list.eval(pl.element().filter(
+            (pl.element().str.len_chars() > 0) & ~pl.element().str.starts_with("* ")
+        ))
         .list.unique(maintain_order=True)
         .list.join(LABEL_SEPARATOR)
     )  # fmt: skip

@@ -113,6 +113,13 @@ def test_google_label_export_sample(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_google_labels_without_its_own_groups(tmp_path: Path) -> None:
+    """The new export's "Labels" ("* myContacts ::: Pelanggan") gives the user's labels
+    only: never a Kirim label named "* myContacts" on every contact."""
+    _, rows, _ = _plan(SAMPLES / "google_contacts.csv", tmp_path)
+    assert [r["labels"] for r in rows[:3]] == ["", "Pelanggan", ""]
+
+
 def _outlook_header() -> list[str]:
     with (SAMPLES / "outlook_contacts.csv").open(encoding="cp1252", newline="") as handle:
         return next(csv.reader(handle))

@@ -199,8 +199,8 @@ def test_fax_and_pager_are_never_phones() -> None:
         (["Nama", "Tlf Pribadi", "Kota"], "'Tlf Pribadi' looks like one: name it with "
          "--map 'phone_number=Tlf Pribadi'"),
         (["Name", "Tfno.", "Fax"], "'Tfno.' looks like one: name it with --map phone_number=Tfno."),
-        (["Phonetic Name", "Num Pelanggan", "Mob. Pribadi"], "'Mob. Pribadi', 'Num Pelanggan' look like "
-         "one: name it with --map 'phone_number=Mob. Pribadi'"),
+        (["Phonetic Name", "Num Pelanggan", "Mob. Pribadi"], "'Mob. Pribadi', 'Num Pelanggan' "
+         "look like one: name it with --map 'phone_number=Mob. Pribadi'"),
     ],
 )  # fmt: skip
 def test_no_phone_column_names_the_likely_one(columns: list[str], hint: str) -> None:
