@@ -77,6 +77,15 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--require-mobile", action="store_true", help="reject fixed-line numbers")
     g.add_argument(
+        "--bare-numbers",
+        choices=("refuse", "international", "national"),
+        default="refuse",
+        help="a number without + or 00 that is valid both with its first digits as the "
+        "country code and as a national number of --default-region: refuse the row "
+        "(default; the one mobile reading wins, with a warning), or read such numbers as "
+        "international or as national",
+    )
+    g.add_argument(
         "--invalid-email",
         choices=("fail", "drop"),
         default="fail",
@@ -191,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _INPUT = (
     "format", "encoding", "delimiter", "sheet", "header_row", "map", "mapping", "metadata",
-    "default_region", "require_mobile", "invalid_email", "keep",
+    "default_region", "require_mobile", "bare_numbers", "invalid_email", "keep",
 )  # fmt: skip
 _RUN = (
     "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",

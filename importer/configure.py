@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from importer.errors import UsageError
-from importer.options import InputOptions, MetadataPolicy, OnExisting, PlanOptions, RunOptions
+from importer.options import (
+    BareNumbers,
+    InputOptions,
+    MetadataPolicy,
+    OnExisting,
+    PlanOptions,
+    RunOptions,
+)
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
 from importer.validate.records import FIELDS
@@ -94,6 +101,7 @@ def input_options(
     metadata: str | Iterable[str] = "all",
     default_region: str | None = None,
     require_mobile: bool = False,
+    bare_numbers: str = "refuse",
     invalid_email: str = "fail",
     keep: str = "first",
 ) -> InputOptions:
@@ -107,6 +115,7 @@ def input_options(
         )
     if header_row is not None and header_row < 1:
         raise UsageError(f"--header-row {header_row}: the first line is 1")
+    _choice(bare_numbers, get_args(BareNumbers), "--bare-numbers")
     _choice(invalid_email, ("fail", "drop"), "--invalid-email")
     _choice(keep, ("first", "last"), "--keep")
     return InputOptions(
@@ -120,6 +129,7 @@ def input_options(
         metadata=_metadata(metadata),
         default_region=region,
         require_mobile=require_mobile,
+        bare_numbers=cast(BareNumbers, bare_numbers),
         invalid_email=cast(Literal["fail", "drop"], invalid_email),
         keep=cast(Literal["first", "last"], keep),
     )

@@ -9,6 +9,9 @@ from typing import BinaryIO, Literal
 
 MetadataPolicy = Literal["all", "none"] | tuple[str, ...]
 OnExisting = Literal["skip", "update", "create"]
+# A number without + or 00 that reads as a valid number two ways (a national number of the
+# default region, and its leading digits a country code): refuse it, or take one reading.
+BareNumbers = Literal["refuse", "international", "national"]
 
 # Defaults the options share with the stages that use them: written here only.
 WRITE_PER_MINUTE = 600  # a plan's estimate when it is not told the account's budget
@@ -36,6 +39,7 @@ class InputOptions:
     metadata: MetadataPolicy = "all"  # which unmapped columns go to metadata
     default_region: str | None = None  # ISO 3166 alpha-2, for national numbers only
     require_mobile: bool = False
+    bare_numbers: BareNumbers = "refuse"  # --bare-numbers
     invalid_email: Literal["fail", "drop"] = "fail"
     keep: Literal["first", "last"] = "first"
     batch_size: int = BATCH_ROWS

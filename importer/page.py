@@ -50,7 +50,10 @@ _COLOURS = {
     "invalid": "#e08a1e",
     "failed": "#d2453b",
 }
-_SOURCES = {"plus_sign": "plus sign (+…)", "idd_00": "00 prefix", "default": "--default-region"}
+_SOURCES = {
+    "plus_sign": "plus sign (+…)", "idd_00": "00 prefix", "default": "--default-region",
+    "country_code": "first digits, without +",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Decide which input columns feed phone_number, name, email and metadata.
 
 Headers are matched against a built-in alias table after normalising them (accents stripped,
-lowercase, every run of non-alphanumerics one space): ``"No. HP"``, ``"no hp"`` and ``"NO_HP"``
-are the same header. ``--map field=Header`` (and ``--mapping FILE``, merged by the caller into
+camelCase and letters-digits split, lowercase, every run of non-alphanumerics one space):
+``"No. HP"``, ``"no hp"``, ``"NO_HP"`` and ``"NoHP"`` are the same header, and ``"phone1"`` is
+``"phone 1"``. When no phone column is found, the error names the headers that look like one.
+``--map field=Header`` (and ``--mapping FILE``, merged by the caller into
 ``InputOptions.field_map``) wins over aliases. For ``name`` the value may list several headers
 separated by commas (``--map "name=First,Last"``), joined with a space in that order; a header
 that itself contains a comma is matched whole first. An empty value (``--map email=``) means
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import tomllib
 import unicodedata
 from pathlib import Path
@@ -32,36 +35,76 @@ from importer.validate.records import FIELDS, ColumnMapping
 # empty, the next column's is used (with a warning on the row). A number in a header ("Phone 1
 # - Value", "Home Phone 2") orders columns of one kind; two columns of the same kind and number
 # ("Phone" and "Telephone") are an error that asks for --map.
-_WHATSAPP = """whatsapp; whatsapp number; whatsapp no; wa; wa number; no wa; nomor wa;
-nomor whatsapp; no whatsapp; numero de whatsapp; numero whatsapp; hp wa; no hp wa; nomor hp wa;
-wa hp"""
-_MOBILE = """mobile; mobile phone; mobile number; mobile no; cell; cell phone; cellphone;
-cell number; no hp; nomor hp; no handphone; nomor handphone; handphone; hp; celular; movil;
-telefono movil; numero de celular; telemovel; ponsel; no ponsel; nomor ponsel"""
+_WHATSAPP = """whatsapp; whatsapp number; whatsapp no; whatsapp phone; whatsapp phone number;
+whatsapp mobile; wa; wa number; wa no; no wa; nomor wa; nomor whatsapp; no whatsapp; no telp wa;
+nomor telepon whatsapp; numero de whatsapp; numero whatsapp; numero do whatsapp;
+telefono whatsapp; telefone whatsapp; hp wa; no hp wa; nomor hp wa; wa hp"""
+_MOBILE = """mobile; mobile phone; mobile number; mobile no; mobile phone number; mobile phone no;
+phone mobile; mobile telephone; personal mobile; work mobile; business mobile; cell; cell phone;
+cellphone; cell number; cell no; cell phone number; cellphone number; no hp; nohp; nomor hp;
+nomorhp; hp no; no handphone; nomor handphone; handphone; handphone no; hp; seluler;
+no seluler; nomor seluler; telepon seluler; nomor telepon seluler; celular; numero celular;
+telefono celular; tel celular; movil; telefono movil; tel movil; numero de movil;
+numero de celular; numero de telefono movil; numero de telefono celular; telemovel;
+numero de telemovel; telefone celular; numero do celular; ponsel; no ponsel; nomor ponsel"""
 _PRIMARY = "primary phone"
-_PHONE = """phone; phone number; phone no; telephone; telephone number; tel; msisdn;
-contact number; contact phone number; nomor telepon; no telepon; no telp; nomor telp; telepon;
-telp; no telp hp; telefono; telefone; numero de telefono"""
+_PHONE = """phone; phone number; phone no; phonenumber; phoneno; telephone; telephone number;
+telephone no; tel; tel no; tel number; msisdn; contact no; contact number; contact phone;
+contact phone number; contact phone no; no kontak; nomor kontak; no telp kontak; nomor telepon;
+no telepon; no telp; nomor telp; telepon; telp; no telp hp; tlp; no tlp; nomor tlp; telpon;
+no telpon; nomor telpon; telefon; telefon no; telefono; telefone; fone; numero de telefono;
+numero telefono; numero de telefone; numero telefone; numero do telefone; main phone"""
 _OTHER_PHONES = """home phone; business phone; company main phone; other phone; car phone;
-work phone"""
+work phone; office phone; telefono trabajo; telefone comercial; telepon kantor; telepon rumah"""
+# A header that names a phone only when nothing else does ("Contact" may be a name, "Nomor"
+# a row number): such a column is the phone only in a file without any other phone column.
+_PHONE_WEAK = "contact; kontak; number; nomor; nomer; numero"
 _NAME = """name; full name; fullname; contact name; customer name; display name; nama;
-nama lengkap; nama pelanggan; nama kontak; nombre; nombre completo; nome; nome completo;
-nombre y apellido; nombre y apellidos"""
+nama lengkap; nama pelanggan; nama kontak; nama customer; nama konsumen; nama member;
+nama anggota; nombre; nombre completo; nome; nome completo; nombre y apellido;
+nombre y apellidos"""
 _FIRST = "first name; firstname; given name; forename; nama depan; primer nombre; primeiro nome"
 _LAST = """last name; lastname; surname; family name; nama belakang; apellido; apellidos;
 sobrenome; ultimo nome"""
-_EMAIL = """email; e mail; email address; e mail address; e mail value; mail; surel; alamat email;
-alamat e mail; alamat surel; correo; correo electronico; email direccion; endereco de email;
-endereco de e mail"""
+# Email columns in the order one is picked: a plain or primary one, then a work or home one.
+_EMAIL = """email; e mail; email address; e mail address; e mail value; mail; primary email;
+primary e mail; contact email; contact e mail; personal email; personal e mail; surel;
+alamat email; alamat e mail; alamat surel; email pribadi; correo; correo electronico;
+email direccion; direccion de correo; endereco de email; endereco de e mail; email pessoal"""
+_OTHER_EMAILS = """work email; work e mail; business email; business e mail; office email;
+home email; home e mail; other email; other e mail; email kantor; correo trabajo;
+email comercial; email do trabalho"""
 _LABELS = """labels; label; tags; tag; etiquetas; etiqueta; rotulos; rotulo; marcadores;
 kategori; penanda; grup label"""
+# Words of a header that looks like a phone column (a hint when none is known), by prefix
+# or, for the short ones, whole; fax and pager columns never are.
+_LOOKS_LIKE_PHONE = ("phon", "fone", "tel", "tlp", "tlf", "tfno", "mobil", "cell", "celu",
+                     "movil", "whats", "ponsel", "selul", "handphone", "msisdn")  # fmt: skip
+_LOOKS_LIKE_PHONE_WORDS = frozenset({"hp", "wa", "cel", "tf", "ph", "mob"})
+_LOOKS_LIKE_NUMBER_WORDS = frozenset({"no", "nr", "nomor", "nomer", "number", "numero", "num",
+                                      "contact", "kontak", "contacto", "contato"})  # fmt: skip
+_FAX_WORDS = frozenset({"fax", "faks", "telefax", "facsimile"})
+_NOT_PHONE_WORDS = _FAX_WORDS | {"pager", "telex", "telegram", "phonetic"}
+# Words of a phone's type (Google's "Phone 1 - Label") that make it a mobile
+_MOBILE_TYPE_WORDS = frozenset({"mobile", "cell", "cellular", "cellphone", "celular", "movil",
+                                "telemovel", "handphone", "hp", "ponsel", "seluler", "whatsapp",
+                                "wa"})  # fmt: skip
+
+
+_SPLIT = re.compile(  # camelCase, ABCWord, letters1, 1letters
+    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])"
+)
 
 
 def normalise_header(header: str) -> str:
-    """Accent-, case- and punctuation-insensitive form of a header: ``"No. HP"`` -> ``"no hp"``."""
+    """Accent-, case- and punctuation-insensitive form of a header, camelCase and numbers
+    split: ``"No. HP"`` -> ``"no hp"``, ``"PhoneNumber"`` -> ``"phone number"``,
+    ``"phone1"`` -> ``"phone 1"`` (``"WhatsApp"`` stays ``"whatsapp"``)."""
     text = unicodedata.normalize("NFKD", header)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return re.sub(r"[\W_]+", " ", text).strip()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = _SPLIT.sub(" ", text).casefold()
+    text = re.sub(r"[\W_]+", " ", text).strip()
+    return re.sub(r"\bwhats app\b", "whatsapp", text)
 
 
 def _table(words: str) -> frozenset[str]:
@@ -80,7 +123,9 @@ ALIASES: dict[str, frozenset[str]] = {
     "first": _table(_FIRST),
     "last": _table(_LAST),
     "email": _table(_EMAIL),
+    "other email": _table(_OTHER_EMAILS),
     "labels": _table(_LABELS),
+    "weak phone": _table(_PHONE_WEAK),
 }
 
 
@@ -128,25 +173,90 @@ def _by_alias(kind: str, columns: list[str]) -> list[str]:
     return [c for c in columns if _numbered(c)[0] in ALIASES[kind]]
 
 
-def _phones(columns: list[str]) -> list[str]:
-    """The phone columns in the order of preference; ``InputError`` on two of one kind."""
-    ranked: list[tuple[int, int, str]] = []
+def _phones(columns: list[str]) -> dict[str, str]:
+    """The phone columns in the order of preference, each with its kind; ``InputError`` on two
+    of one kind."""
+    ranked: list[tuple[int, int, int, int, str, str]] = []
     seen: dict[tuple[str, int], str] = {}
+    first: dict[str, int] = {}  # where a kind's first column is: "Home Phone 2" follows it
     for position, column in enumerate(columns):
         base, number = _numbered(column)
         for rank, (kind, aliases) in enumerate(PHONE_KINDS.items()):
             if base in aliases:
                 # generic phones share a kind; "Home Phone" and "Business Phone" do not
-                same = (kind if kind != "phone" or base in _table(_PHONE) else base, number)
-                if same in seen:
+                group = kind if kind != "phone" or base in _table(_PHONE) else base
+                if (group, number) in seen:
                     raise InputError(
-                        f"columns {seen[same]!r} and {column!r} could each be the phone_number; "
-                        "pick one with --map phone_number=HEADER"
+                        f"columns {seen[group, number]!r} and {column!r} could each be the "
+                        "phone_number; pick one with --map phone_number=HEADER"
                     )
-                seen[same] = column
-                ranked.append((rank, position, column))
+                seen[group, number] = column
+                at = first.setdefault(group, position)
+                ranked.append((rank, at, number, position, column, kind))
                 break
-    return [column for *_, column in sorted(ranked)]
+    return {column: kind for *_, column, kind in sorted(ranked)}
+
+
+def _weak_phone(columns: list[str]) -> dict[str, str]:
+    """The one column named only like a phone (``Contact``, ``Nomor``), in a file without
+    another phone column."""
+    column = _one("weak phone", "phone_number", columns)
+    return {column: "phone"} if column else {}
+
+
+def _type_columns(phones: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, str]:
+    """Google's typed numbers: ``Phone 1 - Value`` -> ``Phone 1 - Label`` (or ``- Type``)."""
+    by_words = {normalise_header(c): c for c in columns}
+    found = {}
+    for phone in phones:
+        words = normalise_header(phone).split()
+        if len(words) > 1 and words[-1] == "value":
+            for word in ("type", "label"):
+                typed = by_words.get(" ".join([*words[:-1], word]))
+                if typed is not None and typed not in phones:
+                    found[phone] = typed
+                    break
+    return found
+
+
+def phone_type(cell: str | None) -> str:
+    """A phone's type cell (Google's ``Mobile``, ``* Work``, ``Work Fax``, ``Mobile ::: Home``)
+    as ``"mobile"`` (any of its types a mobile or WhatsApp), ``"fax"`` (all of them faxes) or
+    ``"other"``."""
+    parts = [set(normalise_header(p).split()) for p in (cell or "").split(":::")]
+    parts = [p for p in parts if p]
+    if parts and all(p & _FAX_WORDS for p in parts):
+        return "fax"
+    if any(p & _MOBILE_TYPE_WORDS for p in parts):
+        return "mobile"
+    return "other"
+
+
+def _no_phone(columns: tuple[str, ...], free: list[str]) -> str:
+    """Why there is no phone column, naming the headers that look like one."""
+    message = f"no phone column found among {_quoted(columns)}"
+    likely = _looks_like_phone(free)
+    if not likely:
+        return message + "; name it with --map phone_number=HEADER"
+    what = f"{likely[0]!r} looks like one" if len(likely) == 1 else (
+        f"{_quoted(likely)} look like one"
+    )  # fmt: skip
+    return f"{message}; {what}: name it with --map {shlex.quote('phone_number=' + likely[0])}"
+
+
+def _looks_like_phone(columns: list[str]) -> list[str]:
+    """The headers that look like a phone column (a phone word first, then a number word),
+    fax and pager columns never."""
+    phone, number = [], []
+    for column in columns:
+        words = normalise_header(column).split()
+        if any(w in _NOT_PHONE_WORDS for w in words):
+            continue
+        if any(w in _LOOKS_LIKE_PHONE_WORDS or w.startswith(_LOOKS_LIKE_PHONE) for w in words):
+            phone.append(column)
+        elif any(w in _LOOKS_LIKE_NUMBER_WORDS for w in words):
+            number.append(column)
+    return phone + number
 
 
 def _one(kind: str, field: str, columns: list[str]) -> str | None:
@@ -178,17 +288,21 @@ def resolve(
     free = [c for c in columns if c not in used and c != SOURCE_ROW]
 
     if "phone_number" not in chosen:
-        phones = _phones(free)
+        phones = _phones(free) or _weak_phone(free)
         if not phones:
-            raise InputError(
-                f"no phone column found among {_quoted(columns)}; "
-                "name it with --map phone_number=HEADER"
-            )
-        chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {phones[0]!r}"
+            raise InputError(_no_phone(columns, free))
+        first = next(iter(phones))
+        chosen["phone_number"], how["phone_number"] = tuple(phones), f"alias {first!r}"
+        kinds = phones
         free = [c for c in free if c not in phones]
+    else:
+        kinds = {}
+    types = _type_columns(chosen["phone_number"], columns)
     for field in ("email", "labels"):  # one column each, found by alias
         if field not in chosen:
             column = _one(field, field, free)
+            if field == "email" and column is None:  # "Work Email" when there is no other
+                column = _one("other email", field, free)
             chosen[field] = (column,) if column else ()
             if column:
                 how[field] = f"alias {column!r}"
@@ -207,6 +321,8 @@ def resolve(
         metadata=metadata,
         how=how,
         labels=chosen["labels"][0] if chosen["labels"] else None,
+        phone_kinds=kinds,
+        phone_types=types,
     )
 
 
@@ -249,7 +365,13 @@ def describe(mapping: ColumnMapping) -> list[str]:
 
     phone = line("phone_number", (mapping.phone,))
     if mapping.phone_fallbacks:
-        phone += f"; where it is empty: {_quoted(mapping.phone_fallbacks)}, in that order"
+        phone += (
+            f"; where it is empty or holds several numbers: {_quoted(mapping.phone_fallbacks)},"
+            " in that order"
+        )
+    if mapping.phone_types:
+        types = tuple(mapping.phone_types.values())
+        phone += f"; typed by {_quoted(types)}: a mobile first, a fax never"
     lines = [
         phone,
         line("name", mapping.name),

@@ -39,8 +39,13 @@ class ColumnMapping:
     email: str | None = None
     metadata: tuple[str, ...] = ()  # each becomes metadata[header]
     how: Mapping[str, str] = field(default_factory=dict)  # API field -> "alias" | "--map" | ...
-    phone_fallbacks: tuple[str, ...] = ()  # read in order where ``phone``'s cell is empty
+    phone_fallbacks: tuple[str, ...] = ()  # tried in order (see ``validate.pick``)
     labels: str | None = None  # label names, split on ``;`` or ``,``
+    # phone column -> its kind by header ("whatsapp", "mobile", "primary", "phone"): the order
+    # a row's phone cells are tried in; and -> the column that types its cells per row
+    # (Google's "Phone 1 - Label" for "Phone 1 - Value": mobile first, fax never)
+    phone_kinds: Mapping[str, str] = field(default_factory=dict)
+    phone_types: Mapping[str, str] = field(default_factory=dict)
 
 
 # The columns of ValidatedBatch.rows, in order, with their polars types.
@@ -57,7 +62,9 @@ VALIDATED_SCHEMA: dict[str, type[pl.DataType]] = {
     "duplicate_of": pl.Int64,  # the row_number kept, for duplicate_in_file
     "raw_phone": pl.String,  # the cell as read
     "phone_region": pl.String,  # region the number belongs to / was parsed with
-    "region_source": pl.String,  # how the region was decided: "plus_sign", "idd_00", "default"
+    # how the region was decided: "plus_sign", "idd_00", "default", "country_code" (digits
+    # without + read with their country code: --bare-numbers, or the one mobile reading)
+    "region_source": pl.String,
     "number_type": pl.String,  # mobile | fixed_line | fixed_line_or_mobile | voip | ...
     "labels": pl.String,  # the labels column's names, trimmed, de-duplicated, joined by "; "
 }

@@ -29,6 +29,7 @@ import polars as pl
 from importer.options import InputOptions
 from importer.validate.columns import fast_email, formula_error, phone_key
 from importer.validate.duplicates import Dedup, last_rows
+from importer.validate.pick import Candidates, candidates, chosen
 from importer.validate.records import (
     LABEL_SEPARATOR,
     VALIDATED_SCHEMA,
@@ -61,12 +62,15 @@ def clean_text(expr: pl.Expr) -> pl.Expr:
 
 
 def label_names(cell: pl.Expr) -> pl.Expr:
-    """A labels cell (``VIP; Jakarta, 2024``) as its names: split on ``;`` or ``,``, trimmed,
-    empty ones dropped, each once in first-seen order, joined by ``LABEL_SEPARATOR``."""
+    """A labels cell (``VIP; Jakarta, 2024``) as its names: split on ``;``, ``,`` or Google
+    Contacts' `` ::: ``, trimmed, empty ones and Google's own groups (``* myContacts``,
+    ``* starred``) dropped, each once in first-seen order, joined by ``LABEL_SEPARATOR``."""
     names = (
-        cell.str.replace_all(",", ";", literal=True).str.split(";")
+        cell.str.replace_all(r",|:::", ";").str.split(";")
         .list.eval(pl.element().str.strip_chars())
-        .list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
+        .list.eval(pl.element().filter(
+            (pl.element().str.len_chars() > 0) & ~pl.element().str.starts_with("* ")
+        ))
         .list.unique(maintain_order=True)
         .list.join(LABEL_SEPARATOR)
     )  # fmt: skip
@@ -118,6 +122,7 @@ class _Started(NamedTuple):
     batch: pl.DataFrame
     frame: pl.DataFrame  # the working frame: internal column names only
     phones: pl.DataFrame  # unique raw phone cells and the key each is parsed by
+    choice: Candidates | None  # several phone columns: every cell a row's phone may be
     emails: list[str]  # unique non-blank raw email cells left to the parser
     fast_emails: pl.DataFrame  # unique raw email cells normalised here (fast_email)
     pending: Pending
@@ -132,27 +137,29 @@ class _Validator:
     def start(self, batch: pl.DataFrame) -> _Started:
         """Shape the batch and hand its unique phones and emails to the parser."""
         m = self.mapping
-        raw_phone, phone_from = pl.col(m.phone), pl.lit(0)
-        if m.phone_fallbacks:  # the first phone column whose cell is not empty
-            cols = (m.phone, *m.phone_fallbacks)
-            filled = [pl.col(c).str.strip_chars().str.len_chars() > 0 for c in cols]
-            raw_phone = pl.coalesce(
-                [pl.when(f).then(pl.col(c)) for f, c in zip(filled, cols, strict=True)]
-            )
-            phone_from = pl.coalesce([pl.when(f).then(pl.lit(i)) for i, f in enumerate(filled)])
+        choice = candidates(batch, m)  # several phone columns: which cell is chosen is left
+        if choice is None:  # to ``finish``, when the cells are parsed
+            phone: list[pl.Expr] = [
+                pl.col(m.phone).alias("_raw_phone"),
+                pl.col(m.phone).fill_null("").alias("_phone_key"),
+                pl.lit(0).alias("_phone_from"),
+            ]
+        else:
+            phone = [pl.int_range(pl.len(), dtype=pl.Int64).alias("_at")]
         # Only internal names in the working frame: input headers can be anything.
         frame = batch.select(
             pl.col("row_number"),
-            raw_phone.alias("_raw_phone"),
-            raw_phone.fill_null("").alias("_phone_key"),
-            phone_from.alias("_phone_from"),
+            *phone,
             (pl.col(m.email) if m.email else pl.lit(None, dtype=pl.String)).alias("_email_key"),
             full_name(m.name).alias("_name"),
             metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
             label_names(pl.col(m.labels) if m.labels else pl.lit(None, pl.String)).alias("_labels"),
             formula_error(_used(m)).alias("_formula"),
         )
-        phones = frame.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
+        cells = frame if choice is None else pl.concat(
+            [choice.cells.select("_phone_key"), pl.DataFrame({"_phone_key": [""]})]
+        )  # fmt: skip
+        phones = cells.select(pl.col("_phone_key").unique(maintain_order=True)).with_columns(
             phone_key(pl.col("_phone_key")).alias("_pkey")
         )
         keys = phones["_pkey"].unique(maintain_order=True).to_list()
@@ -165,7 +172,7 @@ class _Validator:
             rest = uniq.filter(pl.col("_email_norm").is_null())["_email_key"].to_list()
             emails = [v for v in rest if v.strip()]
         pending = self.parser.submit(phones=keys, emails=emails)
-        return _Started(batch, frame, phones, emails, fast, pending)
+        return _Started(batch, frame, phones, choice, emails, fast, pending)
 
     def _phone_frame(
         self, phones: pl.DataFrame, keys: list[str], rows: list[PhoneRow]
@@ -209,7 +216,16 @@ class _Validator:
         phone_rows, email_rows = self.parser.collect(started.pending)
         keys = started.pending.phones
         phones = self._phone_frame(started.phones, keys, phone_rows)
-        frame = started.frame.join(phones, on="_phone_key", how="left", maintain_order="left")
+        frame = started.frame
+        if started.choice is not None:
+            picked = chosen(started.choice, phones.select("_phone_key", "_phone_code"))
+            frame = frame.join(picked, on="_at", how="left", maintain_order="left")
+        else:
+            frame = frame.with_columns(
+                pl.lit(None, pl.String).alias("_pick_warn"),
+                pl.lit(f"column {m.phone!r} is empty").alias("_pick_none"),
+            )
+        frame = frame.join(phones, on="_phone_key", how="left", maintain_order="left")
         if m.email:
             emails = pl.concat(
                 [
@@ -223,23 +239,14 @@ class _Validator:
                 pl.lit(None, dtype=pl.String).alias("_email_norm"),
                 pl.lit(None, dtype=pl.String).alias("_email_msg"),
             )
-        cols = (m.phone, *m.phone_fallbacks)
         column = pl.lit(f"column {m.phone!r}")  # where the row's phone came from
         for i, c in enumerate(m.phone_fallbacks, start=1):
             label = pl.lit(f"column {c!r}")
             column = pl.when(pl.col("_phone_from") == i).then(label).otherwise(column)
-        empty = f"column {m.phone!r} is empty"
-        if m.phone_fallbacks:
-            empty = f"columns {', '.join(repr(c) for c in cols)} are all empty"
         phone_msg = (
-            pl.when(pl.col("_phone_code") == "missing_phone").then(pl.lit(empty))
+            pl.when(pl.col("_phone_code") == "missing_phone").then(pl.col("_pick_none"))
             .otherwise(column + pl.lit(": ") + pl.col("_phone_msg"))
         )  # fmt: skip
-        taken = pl.lit(None, dtype=pl.String)
-        if m.phone_fallbacks:
-            taken = pl.when(pl.col("_phone_from") > 0).then(
-                pl.lit(f"column {m.phone!r} is empty: the phone is from ") + column.str.slice(7)
-            )
         read_as = pl.when(pl.col("_pwarn").is_not_null()).then(
             column + pl.lit(": ") + pl.col("_pwarn")
         )
@@ -262,7 +269,7 @@ class _Validator:
             .when(phone_bad).then(phone_msg)
             .when(fail_email).then(pl.col("_email_msg")).alias("error_message"),
             _non_empty(pl.concat_str(
-                taken, read_as,
+                pl.col("_pick_warn"), read_as,
                 pl.when(bad_email & ~fail_email)
                 .then(pl.col("_email_msg") + pl.lit("; email left empty (--invalid-email drop)")),
                 separator="; ", ignore_nulls=True,
@@ -293,7 +300,8 @@ def validate_batches(
     """
     with UniqueParser(
         default_region=options.default_region, require_mobile=options.require_mobile,
-        threshold=options.pool_threshold, workers=options.workers,
+        bare_numbers=options.bare_numbers, threshold=options.pool_threshold,
+        workers=options.workers,
     ) as parser:  # fmt: skip
         validator = _Validator(mapping, options, parser)
         if options.keep == "first":

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from importer.options import POOL_THRESHOLD
+from importer.options import POOL_THRESHOLD, BareNumbers
 from importer.validate.emails import check_email
 from importer.validate.phones import parse_phone
 
@@ -44,13 +44,23 @@ _V = TypeVar("_V")
 
 
 def parse_values(
-    *, phones: list[str], emails: list[str], default_region: str | None, require_mobile: bool
+    *,
+    phones: list[str],
+    emails: list[str],
+    default_region: str | None,
+    require_mobile: bool,
+    bare_numbers: BareNumbers = "refuse",
 ) -> Parsed:
     """``parse_phone`` and ``check_email`` over lists of values (run in a worker or here)."""
     rows: list[PhoneRow] = [
         (r.e164, r.code, r.problem, r.region, r.region_source, r.number_type, r.warning)
         for r in (
-            parse_phone(p, default_region=default_region, require_mobile=require_mobile)
+            parse_phone(
+                p,
+                default_region=default_region,
+                require_mobile=require_mobile,
+                bare_numbers=bare_numbers,
+            )
             for p in phones
         )
     ]
@@ -82,12 +92,14 @@ class UniqueParser:
         *,
         default_region: str | None,
         require_mobile: bool,
+        bare_numbers: BareNumbers = "refuse",
         workers: int | None = None,
         threshold: int = POOL_THRESHOLD,
         cache_limit: int = CACHE_LIMIT,
     ) -> None:
         self.default_region = default_region
         self.require_mobile = require_mobile
+        self.bare_numbers: BareNumbers = bare_numbers
         self.workers = default_workers() if workers is None else workers
         self.threshold = threshold
         self.cache_limit = cache_limit
@@ -118,7 +130,7 @@ class UniqueParser:
                 es = new_emails[i * len(new_emails) // parts : (i + 1) * len(new_emails) // parts]
                 future = pool.submit(
                     parse_values, phones=ps, emails=es, default_region=self.default_region,
-                    require_mobile=self.require_mobile,
+                    require_mobile=self.require_mobile, bare_numbers=self.bare_numbers,
                 )  # fmt: skip
                 pending.jobs.append((ps, es, future))
         finally:
@@ -153,7 +165,7 @@ class UniqueParser:
     def _parse(self, phones: list[str], emails: list[str]) -> Parsed:
         return parse_values(
             phones=phones, emails=emails, default_region=self.default_region,
-            require_mobile=self.require_mobile,
+            require_mobile=self.require_mobile, bare_numbers=self.bare_numbers,
         )  # fmt: skip
 
     def _start_pool(self) -> ProcessPoolExecutor:

@@ -136,3 +136,75 @@ def test_load_mapping_file(tmp_path: Path) -> None:
     js.write_text("{nope")
     with pytest.raises(InputError, match=r"m\.json: not valid JSON"):
         load_mapping_file(js)
+
+
+# Issue 19: the phone headers of 9 of 36 real contact exports, refused for the name alone.
+REAL_PHONE_HEADERS = ["phone1", "PhoneNumber", "PhoneNo", "MobileNo", "NoHP", "Kontak",
+                      "No Kontak", "nomor", "number", "Contact", "Contact No", "Contact Phone",
+                      "Telefon", "Mobile Phone Number", "Phone (Mobile)"]  # fmt: skip
+# ... and the email headers that went to metadata, so contacts were created without their email
+REAL_EMAIL_HEADERS = ["Contact E-mail", "EmailAddress", "Primary Email", "Work Email"]
+
+
+@pytest.mark.parametrize("header", REAL_PHONE_HEADERS)
+def test_every_phone_header_of_the_real_files_is_found(header: str) -> None:
+    colmap = _resolve(["Nama", header, "Kota"])
+    assert (colmap.phone, colmap.name) == (header, ("Nama",))
+    assert colmap.metadata == ("Kota",)
+
+
+@pytest.mark.parametrize("header", REAL_EMAIL_HEADERS)
+def test_every_email_header_of_the_real_files_is_found(header: str) -> None:
+    colmap = _resolve(["Name", "PhoneNumber", header])
+    assert colmap.email == header
+    assert colmap.metadata == ()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["phone_number", "mobile_phone_number", "mobilePhoneNumber", "MOBILE_NO", "whatsAppNumber",
+     "WhatsAppNo", "Whats App", "noHp", "nomorHP", "no_wa", "HP1", "Telp 1", "Tlp", "No. Telpon",
+     "Nomor Seluler", "Telefono Celular", "Número de Móvil", "Telefone Celular",
+     "Número do WhatsApp", "Cell Phone Number", "Tel. No.", "Telephone No"],
+)  # fmt: skip
+def test_snake_camel_numbered_and_language_forms(header: str) -> None:
+    assert _resolve(["Id", header]).phone == header
+
+
+def test_numbered_phones_are_ordered_by_their_number() -> None:
+    colmap = _resolve(["phone2", "Name", "phone1", "phone3"])
+    assert (colmap.phone, colmap.phone_fallbacks) == ("phone1", ("phone2", "phone3"))
+
+
+def test_a_column_named_only_like_a_phone_yields_to_a_phone_column() -> None:
+    colmap = _resolve(["Contact", "Phone", "Nomor"])  # "Contact" a person, "Nomor" the row
+    assert (colmap.phone, colmap.phone_fallbacks) == ("Phone", ())
+    assert colmap.metadata == ("Contact", "Nomor")
+
+
+def test_a_work_email_yields_to_a_plain_one() -> None:
+    colmap = _resolve(["Phone", "Work Email", "Email"])
+    assert colmap.email == "Email"
+    assert colmap.metadata == ("Work Email",)
+
+
+def test_fax_and_pager_are_never_phones() -> None:
+    with pytest.raises(InputError, match="no phone column"):
+        _resolve(["Name", "Business Fax", "Pager", "Fax Number"])
+
+
+@pytest.mark.parametrize(
+    ("columns", "hint"),
+    [
+        (["Nama", "Tlf Pribadi", "Kota"], "'Tlf Pribadi' looks like one: name it with "
+         "--map 'phone_number=Tlf Pribadi'"),
+        (["Name", "Tfno.", "Fax"], "'Tfno.' looks like one: name it with --map phone_number=Tfno."),
+        (["Phonetic Name", "Num Pelanggan", "Mob. Pribadi"], "'Mob. Pribadi', 'Num Pelanggan' "
+         "look like one: name it with --map 'phone_number=Mob. Pribadi'"),
+    ],
+)  # fmt: skip
+def test_no_phone_column_names_the_likely_one(columns: list[str], hint: str) -> None:
+    with pytest.raises(InputError) as caught:
+        _resolve(columns)
+    among = ", ".join(map(repr, columns))
+    assert str(caught.value) == f"no phone column found among {among}; {hint}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from importer.cli import main
 from importer.options import InputOptions
 from importer.validate.mapping import describe, resolve
 from importer.validate.phones import parse_phone
@@ -59,6 +61,8 @@ def test_extension_is_invalid(raw: str) -> None:
         ("+62 812 3456 7890 ::: +62 813 1111 2222", "'+62 812 3456 7890', '+62 813 1111 2222'"),
         ("081234567890; 081311112222", "'081234567890', '081311112222'"),
         ("081234567890,081311112222", "'081234567890', '081311112222'"),
+        ("0812 3456 7890\n0813 1111 2222", "'0812 3456 7890', '0813 1111 2222'"),
+        ("0812 3456 7890\r\n+62 813 1111 2222", "'0812 3456 7890', '+62 813 1111 2222'"),
     ],
 )
 def test_several_numbers_show_both(raw: str, shown: str) -> None:
@@ -116,8 +120,8 @@ def test_outlook_priority_mobile_then_primary_then_the_rest() -> None:
     assert colmap.email == "E-mail Address"
     assert colmap.name == ("First Name", "Last Name")
     assert describe(colmap)[0] == (
-        "phone_number <- 'Mobile Phone' (alias); where it is empty: 'Primary Phone', "
-        "'Home Phone', 'Home Phone 2', 'Business Phone', in that order"
+        "phone_number <- 'Mobile Phone' (alias); where it is empty or holds several numbers: "
+        "'Primary Phone', 'Home Phone', 'Home Phone 2', 'Business Phone', in that order"
     )
 
 
@@ -169,3 +173,25 @@ def test_a_fallback_phones_error_names_its_column() -> None:
     )
     rows = _validate(frame)
     assert rows["error_message"].to_list() == ["column 'Phone': '0812' is too short for ID (+62)"]
+
+
+def test_two_numbers_on_two_lines_of_an_excel_cell_are_several_numbers(
+    tmp_path: Path,
+) -> None:
+    # Excel writes a cell with a line break (Alt+Enter) quoted, the break as LF, rows as CRLF
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        b'Nama,No HP\r\nAni,"0812 3456 7890\n0813 1111 2222"\r\nBudi,0812 3456 7891\r\n'
+    )
+    reports = tmp_path / "r"
+    assert main(["plan", str(path), "--default-region", "ID", "--report-dir", str(reports)]) == 1
+    with (reports / "results.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["error_code"], r["phone_number"]) for r in rows] == [
+        ("several_numbers", ""),
+        ("", "+6281234567891"),
+    ]
+    assert rows[0]["error_message"] == (
+        "column 'No HP': '0812 3456 7890\\n0813 1111 2222' holds several numbers "
+        "('0812 3456 7890', '0813 1111 2222'); keep one per row"
+    )
