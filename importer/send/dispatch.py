@@ -58,7 +58,14 @@ class _InFlight:
     batch: ValidatedBatch
     waiting: int = 0
     results: list[RowResult] = field(default_factory=list)
-    known: dict[int, frozenset[str]] = field(default_factory=dict)  # row -> the journal's labels
+    # row -> the journal's contact and the labels it has (a row ending on another contact,
+    # created again or found under another id, has none of them)
+    known: dict[int, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
+
+
+def _joined(first: str | None, second: str | None) -> str | None:
+    """Two warnings on one row, both kept."""
+    return "; ".join(w for w in (first, second) if w) or None
 
 
 def not_sent(row: int, code: str, message: str) -> RowResult:
@@ -150,7 +157,7 @@ class Dispatcher:
             why = "labels not attached: Kirim's answer (409, exists) did not give the contact's id"
             labelled[row] = Labelled("", why)
         return [
-            replace(r, labels=got.names, warning=got.warning)
+            replace(r, labels=got.names, warning=_joined(r.warning, got.warning))
             if (got := labelled.get(r.row_number)) is not None
             else r
             for r in done.results
@@ -179,7 +186,9 @@ class Dispatcher:
             if r.contact_id is None:
                 unknown.append(r.row_number)
                 continue
-            known = done.known.get(r.row_number, frozenset())
+            had, known = done.known.get(r.row_number, (None, frozenset()))
+            if had != r.contact_id:  # another contact than the journal's: it has none of them
+                known = frozenset()
             out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
         return out, unknown
 
@@ -195,6 +204,9 @@ class Dispatcher:
                 message = "in flight when the run was stopped"
                 self._settle(state, not_sent(job.row_number, "interrupted", message))
                 raise
+            except JournalError as exc:  # the intent of its create could not be kept
+                self._stop.request(Why.JOURNAL, str(exc))
+                result = _stopped_first(job.row_number)
             except Exception as exc:  # a bug of ours: this row stays pending, the run stops
                 why = f"internal error: {type(exc).__name__}: {redact(str(exc))}"
                 self._stop.request(Why.INTERNAL, why)
@@ -218,8 +230,8 @@ class Dispatcher:
             body = make_body(phone=phone, name=name, email=email, metadata=meta)
             key = idempotency_key(account=self._account, body=body)
             entry = entries.get(phone)
-            if entry is not None and entry.labels:
-                state.known[row] = entry.labels
+            if entry is not None and entry.labels:  # (on the journal's contact only)
+                state.known[row] = (entry.contact_id, entry.labels)
             decision = decide(
                 entry=entry,
                 key=key,
@@ -242,7 +254,9 @@ class Dispatcher:
                 self._settle(state, not_sent(row, "limit_reached", f"not sent: --limit {limit}"))
             else:
                 contact_id = entry.contact_id if entry else None
-                ours = entry is not None and entry.create_run == self._run_id
+                # a create of ours that no answer confirmed (a killed invocation's, or a run's
+                # whose answers were lost): found now, it is ours, never reported created yet
+                ours = entry is not None and entry.state == "pending" and bool(entry.create_run)
                 jobs.append(Job(row, phone, body, key, decision.action, contact_id, ours))
                 self._queued_rows += 1
         return jobs

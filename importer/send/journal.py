@@ -90,11 +90,14 @@ _INTEND = (
     "              THEN 1 ELSE needs_lookup END,"
     " idem_key=excluded.idem_key"
 )
-_RECORD = (  # a pending "outcome" keeps what the journal knew, and asks for a lookup
+_RECORD = (  # a pending "outcome" keeps what the journal knew, and asks for a lookup; the
+    # labels belong to the contact they were attached to; a refused create sent nothing
     "UPDATE contacts SET state=?, outcome=?,"
+    " labels=CASE WHEN ?1='pending' OR contact_id IS NULL OR ?3 IS contact_id THEN labels END,"
     " contact_id=CASE WHEN ?1='pending' THEN contact_id ELSE ?3 END, http_status=?,"
     " error_code=?, request_id=?, updated_at=?, needs_lookup=(?1='pending'),"
-    " body_hash=CASE WHEN ?1='pending' THEN body_hash ELSE ?8 END"
+    " body_hash=CASE WHEN ?1='pending' THEN body_hash ELSE ?8 END,"
+    " create_run=CASE WHEN ?1='failed' THEN NULL ELSE create_run END"
     " WHERE org=? AND account=? AND phone=?"
 )
 _CREATING = (  # a create is about to leave under this key (a new one: a lookup goes first)
@@ -211,6 +214,9 @@ class Journal:
             for name, kind in _ADDED.items():
                 if name not in columns:
                     db.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
+            if "create_run" not in columns:  # from 0.3.0, whose ids came from answers not
+                # checked against the row: each is looked up once before any PATCH goes to it
+                db.execute("UPDATE contacts SET body_hash=NULL")
             have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
             for name, kind in _RUN_COLUMNS.items():
                 if name not in have:  # a new journal, or one from 0.2.0: the runs' records
@@ -313,10 +319,11 @@ class Journal:
         row = (self.run_id, self._clock(), key, self._org, self._account, phone)
         with self._creating_lock:
             self._creating.append(row)
-            if self._creating_done is None:
+            if self._creating_done is None or self._creating_done.done():
                 self._creating_done = self._submit(self._commit_creating)
             done = self._creating_done
-        await asyncio.wrap_future(done)
+        # shared by every row of the round: one waiter cancelled must not cancel the commit
+        await asyncio.shield(asyncio.wrap_future(done))
 
     def _commit_creating(self) -> None:
         with self._creating_lock:
@@ -324,9 +331,12 @@ class Journal:
         self._write(_CREATING, rows)
 
     async def labelled(self, items: Iterable[tuple[str, frozenset[str]]]) -> None:
-        """Note the label ids each phone's contact now has; durable when this returns."""
+        """Note the label ids each phone's contact now has; durable when this returns. An
+        outcome of theirs still buffered is written first (the labels follow the contact)."""
         org, account = self._org, self._account
         rows = [(json.dumps(sorted(ids)), org, account, phone) for phone, ids in items]
+        if {r[3] for r in rows} & {o.phone for o in self._buffer}:
+            self._flush_soon()
         await self._await(self._write, _LABELLED, rows)
 
     async def deleted_in_kirim(self, phones: Iterable[str]) -> None:

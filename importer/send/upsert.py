@@ -47,7 +47,7 @@ class Job:
     key: str
     action: Action  # CREATE, LOOKUP, PATCH or VERIFY (``decide``)
     contact_id: str | None = None  # for PATCH and VERIFY: the contact the journal holds
-    ours: bool = False  # this run sent a create for it before (an invocation since killed)
+    ours: bool = False  # a create of ours for it went unconfirmed (a killed invocation's, say)
 
 
 def make_body(
@@ -253,6 +253,9 @@ class Upserter:
                     job, Status.CREATED, reply, attempts, contact_id, ours=True,
                     warning=_said(warning, "created again"),
                 )  # fmt: skip
+            # the key was used before: by this call's earlier attempt (n > 1), by a create of
+            # ours never confirmed (job.ours), or by a run the journal does not know (exists)
+            ours = n > 1 or job.ours
             confirm, n = await self._lookup(job)
             attempts += n
             if confirm.verdict is not Verdict.OK:  # unproven: stays pending, looked up again
@@ -260,9 +263,10 @@ class Upserter:
             if confirm.data:
                 found = confirm.data[0]
                 if found["id"] == reply.data["id"]:
+                    status = Status.CREATED if ours or key != job.key else Status.EXISTS
                     return self._done(
-                        job, Status.CREATED, reply, attempts, found["id"], ours=True,
-                        warning=_said(warning, "created again"),
+                        job, status, reply, attempts, found["id"],
+                        ours=not _changes(found, job.body), warning=_said(warning, "created again"),
                     )  # fmt: skip
                 return await self._existing(job, found, confirm, attempts, warning)
             vanished = _id_text(reply.data["id"]) or ""
@@ -307,18 +311,20 @@ class Upserter:
     ) -> RowResult:
         """The phone's contact exists. It is this run's own (``created``) when this run sent
         a create for it earlier (``job.ours``: a killed invocation's; ``ours``: an attempt of
-        this one); in update mode what differs is PATCHed."""
+        this one) and it holds this row's body; in update mode what differs is PATCHed. The
+        journal keeps the body's fingerprint only when Kirim holds exactly this body."""
         contact_id = _id_text(found["id"])
-        mine = ours or job.ours
         update = self._mode == "update"
-        patch = _changes(found, job.body) if update else {}
+        differs = _changes(found, job.body)  # empty: Kirim holds exactly this row's body
         if job.action is Action.VERIFY and contact_id == job.contact_id:
             warning = None
-        if not patch or contact_id is None:
+        if not (differs and update) or contact_id is None:
+            mine = (ours or job.ours) and not differs
             status = Status.CREATED if mine else _kept(job, update)
             return self._done(
-                job, status, lookup, attempts, contact_id, ours=update or mine, warning=warning
+                job, status, lookup, attempts, contact_id, ours=not differs, warning=warning
             )
+        patch = differs
         reply, n = await self._patch(job, contact_id, patch)
         if reply.verdict is Verdict.OK:
             return self._done(
