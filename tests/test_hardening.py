@@ -237,6 +237,28 @@ def test_a_server_message_holding_the_key_is_redacted_in_every_report(
     assert box.token not in written + captured.out + captured.err
 
 
+def test_a_key_echoed_as_the_request_id_reaches_no_file(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that answers with the request's Authorization header as its request id (in
+    ``X-Request-Id`` and the body's ``request_id``): every report and the journal hold it
+    redacted."""
+    box.set_faults(echo_header="Authorization")
+    code = run(box, contacts_file(tmp_path / "in.csv", 3), tmp_path / "r", tmp_path / "j.sqlite")
+    captured = capsys.readouterr()
+    assert code == 0
+    assert box.injected()["echo_header"] >= 5  # me, accounts and the three rows' requests
+    assert {r["request_id"] for r in results(tmp_path / "r")} == {"Bearer [redacted]"}
+    written = b"".join(p.read_bytes() for p in (tmp_path / "r").iterdir())
+    written += b"".join(p.read_bytes() for p in tmp_path.glob("j.sqlite*"))
+    assert box.token.encode() not in written
+    assert box.token not in captured.out + captured.err
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        assert {r for (r,) in db.execute("SELECT request_id FROM contacts")} == {
+            "Bearer [redacted]"
+        }
+
+
 @pytest.mark.parametrize("kind", ["aiohttp", "plain"])
 def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_key(
     tmp_path: Path, kind: str

@@ -13,8 +13,9 @@ forms), ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` exactly as its default client doe
 Answers are read as a stream, capped (``MAX_ANSWER_BYTES``: a Kirim answer is a few KB, so
 anything past the cap is not Kirim's) and bounded in time as a whole (``timeout_s``, besides
 httpx's per-read timeouts, so a body that trickles forever ends too); past either, the
-connection is dropped and the request counts as unanswered. Messages from the server go
-through ``redact`` with the run's key before they reach a ``Reply`` (and so any report).
+connection is dropped and the request counts as unanswered. Everything from the server a
+``Reply`` carries (codes, messages, request ids from the header or the body, the body's data)
+goes through ``redact`` with the run's key first, and so does any report or journal line.
 Transport failures (timeouts, resets, refused TLS) become a ``Reply`` with ``status=0``.
 
 ``Reply.verdict`` sorts every answer into what the importer does next, following the table
@@ -55,7 +56,7 @@ import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
 from importer.options import TIMEOUT_S
-from importer.redact import redact
+from importer.redact import KEY_SHAPE, redact
 
 USER_AGENT = "kirim-import"
 MAX_ANSWER_BYTES = 1 << 20  # 1 MiB: Kirim's answers are a few KB
@@ -199,6 +200,27 @@ def labels_applied(data: Any) -> bool:
     )
 
 
+def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
+    """Every string in a JSON value through ``redact`` (object keys included)."""
+    if isinstance(value, str):
+        return redact(value, secrets=secrets)
+    if isinstance(value, dict):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+def _may_hold_a_key(body: bytes, secrets: tuple[str, ...]) -> bool:
+    """Whether a body needs the walk through ``_redacted``: a key (its shape or the run's own)
+    or a JSON escape that could spell one. Most answers need not, and the walk costs."""
+    return (
+        b"\\" in body
+        or any(s and s.encode() in body for s in secrets)
+        or KEY_SHAPE.search(body.decode("utf-8", "replace")) is not None
+    )
+
+
 def reply_from(
     status: int,
     headers: httpx.Headers,
@@ -207,11 +229,15 @@ def reply_from(
     secrets: tuple[str, ...] = (),
     proof: Proof | None = None,
 ) -> Reply:
-    """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON."""
+    """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON. Everything
+    the server said that a ``Reply`` carries (codes, messages, request ids, the body's data)
+    passes ``redact`` with the run's key first: a key echoed back never reaches a file."""
     try:
         payload = json.loads(body) if body else None
     except ValueError:  # UnicodeDecodeError included
         payload = None
+    if payload is not None and _may_hold_a_key(body, secrets):
+        payload = _redacted(payload, secrets)
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         error = {}
@@ -234,7 +260,7 @@ def reply_from(
         data=data,
         error_code=code if code is None else redact(code, secrets=secrets),
         error_message=message if message is None else redact(message, secrets=secrets),
-        request_id=request_id if isinstance(request_id, str) else None,
+        request_id=redact(request_id, secrets=secrets) if isinstance(request_id, str) else None,
         retry_after=_retry_after(headers.get("retry-after")),
         rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
         replayed=headers.get("idempotent-replayed", "").lower() == "true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,36 @@ def test_create_sends_the_canonical_body_key_and_auth_to_the_account_path() -> N
     assert request.content == canonical_json(BODY).encode()
     assert (reply.request_id, reply.replayed, reply.rate_remaining) == ("req_9", True, 41)
     assert KEY not in repr(reply)
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [KEY, "kc_test_other", "\\u006bdv_live_" + "B" * 24],  # the run's, another, JSON-escaped
+)
+def test_whatever_the_server_echoes_comes_back_redacted(echo: str) -> None:
+    """Request ids (header or body), codes, messages and the body's fields: a key in any of
+    them is redacted before a ``Reply`` holds it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raw = (
+            '{"data": {"id": "ctc_1", "name": "E", "metadata": {"E": ["E"]}}, '
+            '"request_id": "req E"}'
+        ).replace("E", echo)
+        plain = json.loads(f'"{echo}"')  # a header has no JSON escapes
+        return httpx.Response(201, content=raw.encode(), headers={"X-Request-Id": f"id {plain}"})
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raw = '{"error": {"code": "c E", "message": "m E", "request_id": "r E"}}'.replace("E", echo)
+        return httpx.Response(400, content=raw.encode())
+
+    reply = asyncio.run(_one(handler))
+    assert reply.request_id == "id [redacted]"
+    assert reply.data == {
+        "id": "ctc_1", "name": "[redacted]", "metadata": {"[redacted]": ["[redacted]"]}
+    }  # fmt: skip
+    reply = asyncio.run(_one(refused))
+    shown = (reply.error_code, reply.error_message, reply.request_id)
+    assert shown == ("c [redacted]", "m [redacted]", "r [redacted]")
 
 
 def test_a_transport_failure_is_a_value_not_an_exception() -> None:
