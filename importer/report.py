@@ -27,7 +27,7 @@ import polars as pl
 
 from importer import page
 from importer.errors import ReportError
-from importer.formula import neutralise_expr
+from importer.formula import neutralise, neutralise_expr
 from importer.options import WRITE_PER_MINUTE
 from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
@@ -368,5 +368,10 @@ def duration(seconds: float) -> str:
 
 
 def _append(handle: IO[bytes], frame: pl.DataFrame, *, header: bool) -> None:
+    """The frame's rows (and its header, when asked) as CSV, every cell formula-safe: the
+    header's cells too (failures.csv repeats the input's own)."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
-    frame.with_columns(neutralise_expr(c) for c in text).write_csv(handle, include_header=header)
+    safe = frame.with_columns(neutralise_expr(c) for c in text)
+    if header:
+        safe.columns = neutralise(safe.columns)  # one to one: restore gives each name back
+    safe.write_csv(handle, include_header=header)

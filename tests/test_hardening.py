@@ -5,6 +5,7 @@ runs. Exactly-once holds across each failure and the rerun after it."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import sqlite3
 import stat
@@ -17,7 +18,7 @@ import pytest
 
 from importer.cli import main
 from importer.sandbox import Sandbox
-from tests.conftest import contacts_file, phone
+from tests.conftest import contacts_file, phone, write_contacts
 from tests.test_run import results, summary
 
 
@@ -257,6 +258,36 @@ def test_a_key_echoed_as_the_request_id_reaches_no_file(
         assert {r for (r,) in db.execute("SELECT request_id FROM contacts")} == {
             "Bearer [redacted]"
         }
+
+
+def test_header_cells_are_formula_safe_in_failures_csv_and_a_reimport_maps_them_back(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    """failures.csv repeats the input's own header: cells a spreadsheet would run (``=``,
+    ``+``, ``@``) get the same leading ``'`` as any cell, and feeding the file back reads
+    them as the original names."""
+    link, plus, at = '=HYPERLINK("https://evil.test","x")', "+x", "@x"
+    rows = [
+        {"Phone": phone(1), "Name": "Ana", link: "a", plus: "b", at: "c"},
+        {"Phone": "12", "Name": "Budi", link: "d", plus: "e", at: "f"},
+    ]
+    first = tmp_path / "first"
+    assert run(box, write_contacts(tmp_path / "in.csv", rows), first, tmp_path / "j.sqlite") == 1
+    with (first / "failures.csv").open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header[:5] == ["Phone", "Name", "'" + link, "'+x", "'@x"]
+    for name in ("failures.csv", "results.csv"):
+        with (first / name).open(encoding="utf-8", newline="") as handle:
+            for line in csv.reader(handle):
+                assert not any(c[:1] in ("=", "+", "@") and c != phone(1) for c in line), line
+    fixed = (first / "failures.csv").read_text(encoding="utf-8").replace("\n12,", f"\n{phone(2)},")
+    (tmp_path / "fixed.csv").write_text(fixed, encoding="utf-8")
+    second = tmp_path / "second"
+    assert run(box, tmp_path / "fixed.csv", second, tmp_path / "j.sqlite") == 0
+    made = {c["phone_number"]: c["metadata"] for c in box.contacts()}
+    assert made[phone(2)] == {link: "d", plus: "e", at: "f"}  # the names as first written
+    assert made[phone(1)] == {link: "a", plus: "b", at: "c"}
+    assert [r["source_row"] for r in results(second)] == ["2"]
 
 
 @pytest.mark.parametrize("kind", ["aiohttp", "plain"])
