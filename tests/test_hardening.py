@@ -318,7 +318,8 @@ def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_ke
         told = f"Invalid Content-Length; headers {dict(request.headers)}"
         if kind == "plain":
             raise RuntimeError(told)
-        raise aiohttp.ClientResponseError(None, (), message=told)  # type: ignore[arg-type]
+        # what aiohttp raises when it cannot parse an answer: status 400 is its parser's
+        raise aiohttp.ClientResponseError(None, (), status=400, message=told)  # type: ignore[arg-type]
 
     options = RunOptions(
         input=InputOptions(path=contacts_file(tmp_path / "in.csv", 3), default_region="ID"),
@@ -338,3 +339,7 @@ def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_ke
     assert key not in written
     if kind == "plain":  # its message is kept, the key in it redacted
         assert "'authorization': 'Bearer [redacted]'" in rows[0]["error_message"]
+    else:  # never as if Kirim had answered 400
+        assert rows[0]["http_status"] == ""
+        assert rows[0]["error_message"].startswith("no answer from Kirim: what came back is not")
+        assert "400" not in rows[0]["error_message"]

@@ -52,6 +52,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
@@ -270,9 +271,12 @@ def reply_from(
 
 def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
     """No answer came (or none we could take): the request may or may not have arrived. A
-    certificate that does not verify is told as such: no retry will change it."""
+    certificate that does not verify is told as such: no retry will change it. An answer
+    aiohttp could not parse is told as that, never with the status aiohttp gives its own
+    error (``400, message=...``), which would read as Kirim's."""
     cause: BaseException | None = exc
     refused: str | None = None
+    unreadable: str | None = None
     while cause is not None:
         why = getattr(cause, "verify_message", None)  # ssl's own error (aiohttp's wraps one)
         if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(why, str):
@@ -283,9 +287,17 @@ def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
             return Reply(status=0, error_code=CERTIFICATE, error_message=message)
         if isinstance(cause, OSError) and cause.strerror and refused is None:
             refused = cause.strerror  # "Connection refused", "Name or service not known", ...
+        if isinstance(cause, aiohttp.ClientResponseError) and unreadable is None:
+            # aiohttp's parser refusing an answer: its status (400) is aiohttp's, not Kirim's
+            unreadable = redact(str(cause.message).split("\n")[0] or "malformed", secrets=secrets)
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and refused is not None:
         message = f"could not connect: {refused}"
+    elif unreadable is not None:
+        message = (
+            "no answer from Kirim: what came back is not readable HTTP (a transport or protocol "
+            f"failure: {unreadable})"
+        )
     else:
         try:
             text = str(exc)

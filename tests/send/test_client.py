@@ -160,6 +160,30 @@ def test_an_update_counts_only_with_the_id_it_patched_and_the_rows_phone() -> No
     assert asyncio.run(patch({**CONTACT, "phone_number": "+6281299"})).verdict is Verdict.RETRY
 
 
+def test_an_answer_that_is_not_http_is_no_answer_never_a_status_of_kirim() -> None:
+    """A real loopback server answers with a header aiohttp's parser refuses: aiohttp raises
+    its own error with status 400, which must not read as Kirim's 400."""
+
+    async def go() -> Reply:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: abc\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, KirimClient(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY) as c:
+            return await c.create(account="1", body=BODY, key="k")
+
+    reply = asyncio.run(go())
+    assert (reply.status, reply.verdict) == (0, Verdict.RETRY)
+    assert reply.error_message is not None
+    assert reply.error_message.startswith("no answer from Kirim: what came back is not readable")
+    assert "Content-Length" in reply.error_message
+    assert "400" not in reply.error_message
+
+
 def test_idempotency_key_is_deterministic_and_depends_on_account_and_body() -> None:
     k = idempotency_key(account="1000001", body=BODY)
     assert k != idempotency_key(account="1000001", body=BODY, generation="ctc_gone")
