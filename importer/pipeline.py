@@ -169,8 +169,7 @@ def _waiting(logger: logging.Logger) -> Callable[[float, Reply], None]:
         now = time.monotonic()
         if now + seconds > told_until + 1.0:
             told_until = now + seconds
-            why = f"{reply.status} {reply.error_code}" if reply.status else reply.error_code
-            logger.warning("waiting %.0f s before retrying (Kirim answered %s)", seconds, why)
+            logger.warning("waiting %.0f s before retrying (%s)", seconds, reply.told)
 
     return tell
 

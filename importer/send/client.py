@@ -97,6 +97,14 @@ class Reply:
     next_cursor: str | None = None  # a list answer with ``has_more``: where the next page starts
 
     @property
+    def told(self) -> str:
+        """What came back, for a person: Kirim's status and code, or that nothing did (a
+        transport error is never worded as Kirim's answer)."""
+        if self.status:
+            return f"Kirim answered {self.status} {self.error_code}"
+        return f"no answer from Kirim ({self.error_code})"
+
+    @property
     def verdict(self) -> Verdict:
         if 200 <= self.status < 300:
             return Verdict.RETRY if self.error_code in (UNREADABLE, MISMATCH) else Verdict.OK

@@ -184,6 +184,23 @@ def test_an_answer_that_is_not_http_is_no_answer_never_a_status_of_kirim() -> No
     assert "400" not in reply.error_message
 
 
+def test_a_long_wait_after_no_answer_is_not_told_as_kirims_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from importer.pipeline import _waiting
+
+    tell = _waiting(logging.getLogger("test_waits"))
+    with caplog.at_level(logging.WARNING, logger="test_waits"):
+        tell(30, Reply(status=0, error_code="ClientResponseError"))
+        tell(900, Reply(status=503, error_code="upstream_error"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "waiting 30 s before retrying (no answer from Kirim (ClientResponseError))",
+        "waiting 900 s before retrying (Kirim answered 503 upstream_error)",
+    ]
+
+
 def test_idempotency_key_is_deterministic_and_depends_on_account_and_body() -> None:
     k = idempotency_key(account="1000001", body=BODY)
     assert k != idempotency_key(account="1000001", body=BODY, generation="ctc_gone")
