@@ -58,6 +58,7 @@ def test_a_bad_key_stops_before_anything_is_sent(
     assert sandbox.request_count("POST", ROUTE) == 0
     assert "Stopped early" in out
     assert "to resume" not in out  # no run in the journal: nothing to resume
+    assert not (tmp_path / "j.sqlite").exists()  # nor an empty journal left by its lock
     # a stop like any other: every row reported, retryable, none sent
     with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

@@ -28,6 +28,7 @@ from importer.errors import JournalError
 from importer.private import FILE_MODE, private_folder
 
 HOLDER_ATTRIBUTE = "user.kirim_import.holder"
+_ATTEMPTS = 100  # opens of a journal that another run removes as it ends (see journal_lock)
 
 
 def _sidecar(real: Path) -> Path:
@@ -59,25 +60,59 @@ def _holder(fd: int, real: Path) -> str:
         return "another process"
 
 
+def _open(real: Path) -> tuple[int, bool]:
+    """The journal's file, opened (made, 0600, when there is none: then ``True``)."""
+    try:
+        return os.open(real, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE), True
+    except FileExistsError:
+        return os.open(real, os.O_RDWR), False
+
+
+def _still_named(fd: int, real: Path) -> bool:
+    """Whether ``real`` still names the file ``fd`` has open (a run that made the journal
+    for its lock, and wrote nothing, removes it when it ends)."""
+    try:
+        now = os.stat(real)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
 @contextlib.contextmanager
 def journal_lock(journal: Path) -> Iterator[None]:
-    """Hold the journal's lock for the block (creating the journal's file, 0600, if it is
-    new); ``JournalError`` at once if another run has it, through whatever name."""
+    """Hold the journal's lock for the block; ``JournalError`` at once if another run has it,
+    through whatever name. A journal file made for the lock is removed at the end if nothing
+    was written to it (a run stopped at its pre-flight leaves no empty journal behind)."""
     real = journal.resolve()  # symlinks and relative parts; hard links meet on the inode
-    try:
-        private_folder(real.parent)
-        fd = os.open(real, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    except OSError as exc:
-        raise JournalError(f"the journal {journal}: {exc.strerror or exc}") from None
-    try:
+    for _ in range(_ATTEMPTS):
+        try:
+            private_folder(real.parent)
+            fd, made = _open(real)
+        except FileNotFoundError:
+            continue  # removed between the two opens: make it
+        except OSError as exc:
+            raise JournalError(f"the journal {journal}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = _holder(fd, real)
+            os.close(fd)
             raise JournalError(
-                f"the journal {journal} is in use by another run ({_holder(fd, real)}); one "
-                "run per journal: wait for it to finish, or give this one its own --state"
+                f"the journal {journal} is in use by another run ({holder}); one run per "
+                "journal: wait for it to finish, or give this one its own --state"
             ) from None
+        if _still_named(fd, real):
+            break
+        os.close(fd)  # the file locked was removed meanwhile: lock the one the name has now
+    else:
+        raise JournalError(f"the journal {journal} kept being removed as it was opened")
+    try:
         _write_holder(fd, real)
         yield
     finally:
+        wal = real.with_name(real.name + "-wal")
+        if made and os.fstat(fd).st_size == 0 and not wal.exists():
+            with contextlib.suppress(OSError):
+                os.unlink(real)  # under the lock: a newcomer then locks the new file
         os.close(fd)  # lets go of the lock
