@@ -187,6 +187,20 @@ def test_a_crash_in_the_middle_of_a_night_then_a_rerun_applies_every_change_once
     assert set(statuses) <= {"updated", "unchanged", "created", "exists"}
 
 
+def hold(journal: Path) -> subprocess.Popen[str]:
+    """Another process that holds the journal's lock (until it is killed)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from importer.send.lock import journal_lock\n"
+         "with journal_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+         str(journal)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_two_runs_on_one_journal_the_second_gives_way(
     box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -215,16 +229,8 @@ def test_another_name_for_the_journal_meets_the_same_lock(
         other.symlink_to(Path("..") / "journal.sqlite")
     else:
         os.link(journal, other)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from importer.send.lock import journal_lock\n"
-         "with journal_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-         str(journal)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    holder = hold(journal)  # the first run
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"  # the first run holds the journal
         seen = Requests(box)
         capsys.readouterr()
         argv = ["run", str(export(tmp_path / "n2.csv", 5)), "--base-url", box.base_url,
@@ -243,15 +249,7 @@ def test_another_name_for_the_journal_meets_the_same_lock(
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(box: Sandbox, tmp_path: Path) -> None:
     journal = tmp_path / "journal.sqlite"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from importer.send.lock import journal_lock\n"
-         "with journal_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-         str(journal)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold(journal)
     holder.kill()
     holder.wait(timeout=10)
     code, reports = night(box, export(tmp_path / "n.csv", 3), tmp_path, "after")
