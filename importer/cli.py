@@ -236,7 +236,7 @@ def _run(options: RunOptions, *, sandbox: bool) -> int:
 
     with Sandbox(SandboxConfig()) as box:
         print(f"Sandbox: a fresh Kirim-compatible server at {box.base_url}", file=sys.stdout)
-        options = replace(options, base_url=box.base_url, api_key=box.token)
+        options = replace(options, base_url=box.base_url, api_key=box.token, sandbox=True)
         return asyncio.run(pipeline.run(options=options, out=sys.stdout, err=sys.stderr))
 
 

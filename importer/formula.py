@@ -1,6 +1,7 @@
 """Spreadsheet formula neutralisation for CSV cells, and its exact inverse, as polars
 expressions: the report writes through ``neutralise_expr``, the reader reads through
-``restore_expr``. The rule is written once, in the patterns below.
+``restore_expr``; header cells go through the same expressions (``neutralise``,
+``restore``). The rule is written once, in the patterns below.
 
 A cell a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) gets a
 leading ``'``. Plain numbers such as an E.164 phone (``+6281...``) or ``-3.5`` are left alone.
@@ -9,6 +10,8 @@ what was neutralised gives back every string exactly.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -33,3 +36,18 @@ def restore_expr(column: str) -> pl.Expr:
     """Undo exactly what ``neutralise_expr`` did: drop the ``'`` it added."""
     col = pl.col(column)
     return pl.when(_escaped(col, "'")).then(col.str.slice(1)).otherwise(col).alias(column)
+
+
+def _through(values: Sequence[str], expr: pl.Expr) -> list[str]:
+    frame = pl.DataFrame({"cell": list(values)}, schema={"cell": pl.String})
+    return [str(v) for v in frame.select(expr)["cell"]]
+
+
+def neutralise(cells: Sequence[str]) -> list[str]:
+    """``neutralise_expr`` for a list of cells, such as a header row."""
+    return _through(cells, neutralise_expr("cell"))
+
+
+def restore(cells: Sequence[str]) -> list[str]:
+    """``restore_expr`` for a list of cells, such as a header row."""
+    return _through(cells, restore_expr("cell"))

@@ -81,3 +81,4 @@ class RunOptions:
     quiet: bool = False  # cron: only warnings and the closing lines
     labels: tuple[str, ...] = ()  # --label: on every contact the run created or updated
     verify: bool = False  # --verify: look up contacts the journal holds done; create the gone
+    sandbox: bool = False  # --sandbox: each run's server is fresh, so a rerun resumes nothing

@@ -40,6 +40,21 @@ EXAMPLES = 5  # first rows shown per reason
 _BINS = 400  # at most this many columns in the timeline
 _FAILURES = (Status.INVALID.value, Status.FAILED.value)
 _SHOWN = ("row_number", "raw_phone", "name", "error_code", "error_message")
+#: Every phonenumbers ``PhoneNumberType`` (results.csv's ``number_type``) in words.
+NUMBER_TYPES = {
+    "fixed_line": "fixed line",
+    "mobile": "mobile",
+    "fixed_line_or_mobile": "fixed line or mobile",
+    "toll_free": "toll free",
+    "premium_rate": "premium rate",
+    "shared_cost": "shared cost",
+    "voip": "internet telephony (VoIP)",
+    "personal_number": "personal number",
+    "pager": "pager",
+    "uan": "universal access number",
+    "voicemail": "voicemail",
+    "unknown": "unknown type",
+}
 _COLOURS = {
     "valid": "#2e9d5b",
     "created": "#2e9d5b",
@@ -98,6 +113,12 @@ class Facts:
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _bdi(value: object) -> str:
+    """Text from the input or a server, isolated: its direction (right-to-left, or forced by
+    an override character) never reorders what stands around it."""
+    return f"<bdi>{_e(value)}</bdi>"
 
 
 def _n(value: float) -> str:
@@ -200,8 +221,8 @@ def _header(command: str, file: str, summary: Mapping[str, Any]) -> str:
     else:
         verdict, tone = "Some rows are invalid or failed: see failures.csv", "warn"
     return (
-        f'<header><h1>kirim-import {_e(command)} <span class="file">{_e(file)}</span></h1>'
-        f'<span class="verdict {tone}">exit {_e(code)}: {_e(verdict)}</span></header>'
+        f'<header><h1>kirim-import {_e(command)} <span class="file">{_bdi(file)}</span></h1>'
+        f'<span class="verdict {tone}">exit {_e(code)}: {_bdi(verdict)}</span></header>'
     )
 
 
@@ -267,7 +288,21 @@ def _ticks(top: float, count: int = 5) -> list[float]:
     raw = top / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    return [step * i for i in range(math.ceil(top / step) + 1)]
+    return [step * i for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def _tick_labels(ticks: Sequence[float]) -> list[str]:
+    """The ticks as text, with as few decimals as show each exactly, so no two read the same
+    (ticks 0.05 s apart are 0.00, 0.05, 0.10, ..., never 0.0, 0.1, 0.1, ...)."""
+    decimals = next(
+        (d for d in range(7) if all(abs(round(t, d) - t) < 1e-9 * max(1.0, t) for t in ticks)), 6
+    )
+    return [f"{t:,.{decimals}f}" for t in ticks]
+
+
+#: The write limit is drawn on the chart when it is at most this many times the fastest
+#: rate the run reached; above, the chart is scaled to the run and the limit told in words.
+LIMIT_IN_VIEW = 2.0
 
 
 def _bins(samples: Sequence[Sample]) -> list[tuple[float, float, int, int, int]]:
@@ -290,7 +325,9 @@ def _timeline(samples: Sequence[Sample], per_minute: float, writes: int) -> str:
     limit = per_minute / 60
     rates = [c / (t1 - t0) for t0, t1, c, _, _ in bins]
     end = bins[-1][1]
-    y_ticks = _ticks(max(*rates, limit) * 1.05)
+    peak = max(rates)
+    shown_limit = limit <= LIMIT_IN_VIEW * peak  # else scaled to what happened, not the limit
+    y_ticks = _ticks(max(peak, limit if shown_limit else 0.0) * 1.05)
     x_ticks = _ticks(end, 8)
     left, right, top, base = 60, 985, 24, 224
     x_max, y_max = x_ticks[-1], y_ticks[-1]
@@ -311,23 +348,30 @@ def _timeline(samples: Sequence[Sample], per_minute: float, writes: int) -> str:
         f'<line x1="{left}" y1="{base}" x2="{right}" y2="{base}" stroke="#5b6675"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#5b6675"/>',
     ]
-    for v in y_ticks:
+    for v, label in zip(y_ticks, _tick_labels(y_ticks), strict=True):
         out.append(
-            f'<text class="small" x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
-            f"{_n(v)}</text>"
+            f'<text class="small" x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" '
+            f'data-tick="y">{label}</text>'
             f'<line x1="{left}" y1="{y(v):.1f}" x2="{right}" y2="{y(v):.1f}" stroke="#d8dee6" '
             'stroke-width="0.5"/>'
         )
-    for t in x_ticks:
+    for t, label in zip(x_ticks, _tick_labels(x_ticks), strict=True):
         out.append(
-            f'<text class="small" x="{x(t):.1f}" y="{base + 16}" text-anchor="middle">'
-            f"{_n(t)} s</text>"
+            f'<text class="small" x="{x(t):.1f}" y="{base + 16}" text-anchor="middle" '
+            f'data-tick="x">{label} s</text>'
         )
-    out.append(
-        f'<line id="write-limit" x1="{left}" y1="{y(limit):.1f}" x2="{right}" '
-        f'y2="{y(limit):.1f}" stroke="#1d2430" stroke-width="1.5" stroke-dasharray="6 4"/>'
-        f'<text x="{right}" y="{y(limit) - 5:.1f}" text-anchor="end">write limit '
-        f"{_n(limit)}/s</text>"
+    if shown_limit:
+        out.append(
+            f'<line id="write-limit" x1="{left}" y1="{y(limit):.1f}" x2="{right}" '
+            f'y2="{y(limit):.1f}" stroke="#1d2430" stroke-width="1.5" stroke-dasharray="6 4"/>'
+            f'<text x="{right}" y="{y(limit) - 5:.1f}" text-anchor="end">write limit '
+            f"{_n(limit)}/s</text>"
+        )
+    above = (
+        ""
+        if shown_limit
+        else f'<p id="write-limit-above">The write limit, {_n(limit)}/s, is far above what the '
+        f"run reached (at most {_n(peak)}/s): the chart is scaled to the run.</p>"
     )
     # two lanes under the axis, one bar per interval: 429s (red) and retries (orange)
     lanes = ((base + 44, 3, "#d2453b", "429s"), (base + 70, 4, "#e08a1e", "retries"))
@@ -364,10 +408,11 @@ def _timeline(samples: Sequence[Sample], per_minute: float, writes: int) -> str:
     )
     legend = (
         '<p class="note">Green: rows created per second (sampled every second). Dashed: the '
-        "write limit. Red: 429 answers; orange: retries, per interval. Dotted: the first and "
-        "last create, and T*: when the write limit alone would have let the last one go.</p>"
+        "write limit (when it is near the run's rates; the chart is scaled to the run). Red: "
+        "429 answers; orange: retries, per interval. Dotted: the first and last create, and "
+        "T*: when the write limit alone would have let the last one go.</p>"
     )
-    return f"{head}{svg}<p>{_e(note)}</p>{legend}</section>"
+    return f"{head}{svg}{above}<p>{_e(note)}</p>{legend}</section>"
 
 
 def _span(
@@ -399,7 +444,7 @@ def _bars_table(title: str, counter: Counter[str], labels: Mapping[str, str]) ->
     if not total:
         return f"<div><h3>{_e(title)}</h3><p>No phone was read.</p></div>"
     rows = "".join(
-        f'<tr><td>{_e(labels.get(k, k.replace("_", " ")))}</td><td class="num">{v:,}</td>'
+        f'<tr><td>{_bdi(labels.get(k, k.replace("_", " ")))}</td><td class="num">{v:,}</td>'
         f'<td class="num">{100 * v / total:.1f}%</td></tr>'
         for k, v in counter.most_common()
     )
@@ -413,7 +458,7 @@ def _phones(facts: Facts) -> str:
     return (
         '<section id="phones"><h2>How phones were read</h2><div class="cols">'
         + _bars_table("Country taken from", facts.region_sources, _SOURCES)
-        + _bars_table("Number type", facts.number_types, {})
+        + _bars_table("Number type", facts.number_types, NUMBER_TYPES)
         + "</div></section>"
     )
 
@@ -425,8 +470,8 @@ def _rows(rows: Sequence[tuple[Any, ...]], total: int) -> str:
     body = "".join(
         "<tr>"
         + f'<td class="num">{_e(r[0])}</td>'
-        + "".join(f'<td class="cell">{_e("" if v is None else v)}</td>' for v in r[1:3])
-        + "".join(f"<td>{_e('' if v is None else v)}</td>" for v in r[3:])
+        + "".join(f'<td class="cell">{_bdi("" if v is None else v)}</td>' for v in r[1:3])
+        + "".join(f"<td>{_bdi('' if v is None else v)}</td>" for v in r[3:])
         + "</tr>"
         for r in rows
     )
@@ -478,7 +523,7 @@ def _details(
     ]
     dls = "".join(
         f"<div><h3>{_e(title)}</h3><dl>"
-        + "".join(f"<dt>{_e(k)}</dt><dd>{_e(_plain(v))}</dd>" for k, v in items.items())
+        + "".join(f"<dt>{_e(k)}</dt><dd>{_bdi(_plain(v))}</dd>" for k, v in items.items())
         + "</dl></div>"
         for title, items in blocks
         if items

@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import httpx
@@ -169,8 +170,7 @@ def _waiting(logger: logging.Logger) -> Callable[[float, Reply], None]:
         now = time.monotonic()
         if now + seconds > told_until + 1.0:
             told_until = now + seconds
-            why = f"{reply.status} {reply.error_code}" if reply.status else reply.error_code
-            logger.warning("waiting %.0f s before retrying (Kirim answered %s)", seconds, why)
+            logger.warning("waiting %.0f s before retrying (%s)", seconds, reply.told)
 
     return tell
 
@@ -282,7 +282,8 @@ async def _run(
                 summary.update(report.summary)
             if stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
-            print(report.render(journal=options.state), file=out)
+            resumable = None if found is None else _resumable_in(options)  # a run to resume
+            print(report.render(journal=resumable), file=out)
             if found is not None:
                 _keep_record(options, sent.run_id, report, logger)
     return code
@@ -381,11 +382,18 @@ async def _send_all(
     context = Context(
         options=options,
         write_per_minute=write_pm,
-        journal=options.state,
+        journal=_resumable_in(options),
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
     return _Sent(run_id, context)
+
+
+def _resumable_in(options: RunOptions) -> Path | None:
+    """The journal a rerun resumes this run from (once the run is in it: past the pre-flight):
+    none after ``--sandbox``, whose rerun starts a fresh server (what this run made there is
+    gone with it)."""
+    return None if options.sandbox else options.state
 
 
 def _not_attempted(prepared: PreparedInput, report: Report) -> None:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 
 KEY_SHAPE = re.compile(r"\b(?:kdv|kc)_(?:live|test)_[A-Za-z0-9_-]+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# A phone value, and nothing else that has digits: an international number (``+``), a
+# national one (trunk ``0``), or a bare run of 10 to 15 digits (a number with its country code);
+# separators (spaces, dots, dashes, brackets) between digits. Counts, durations, dates and
+# identifiers are left alone: a count has no ``+`` or leading ``0`` and fewer than 10 digits.
+_SEP = r"[\s().-]{0,2}"
+_PHONE = re.compile(
+    rf"(?<![\w.+])(?:\+\d(?:{_SEP}\d){{6,14}}|0\d(?:{_SEP}\d){{6,13}}|\d{{10,15}})(?![\w.+])"
+)
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
 REDACTED = "[redacted]"
 

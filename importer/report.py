@@ -27,7 +27,7 @@ import polars as pl
 
 from importer import page
 from importer.errors import ReportError
-from importer.formula import neutralise_expr
+from importer.formula import neutralise, neutralise_expr
 from importer.options import WRITE_PER_MINUTE
 from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
@@ -102,6 +102,7 @@ class Report:
         self.reasons: Counter[str] = Counter()
         self.summary: dict[str, Any] = {}
         self.broken: str | None = None  # why the files could not be written, once they could not
+        self.retryable = 0  # failed rows a rerun may yet settle
         self._on_failure = on_failure
         self._results_header = True
         self._failures_header = True
@@ -141,6 +142,9 @@ class Report:
             else pl.col("row_number").alias(SOURCE_ROW)
         )
         self.counts.update(dict(merged.group_by("status").len().iter_rows()))
+        self.retryable += merged.filter(
+            (pl.col("status") == Status.FAILED.value) & pl.col("retryable").fill_null(False)
+        ).height
         problems = merged.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
         if self.broken is not None:
@@ -265,7 +269,7 @@ class Report:
             )
         if summary.get("stopped"):
             lines.append(f"Stopped early: {summary['stopped']}")
-            if journal is not None:
+            if journal is not None and self.retryable:  # something to resume
                 lines.append(
                     f"Rerun the same command to resume: finished rows are kept in {journal}."
                 )
@@ -368,5 +372,10 @@ def duration(seconds: float) -> str:
 
 
 def _append(handle: IO[bytes], frame: pl.DataFrame, *, header: bool) -> None:
+    """The frame's rows (and its header, when asked) as CSV, every cell formula-safe: the
+    header's cells too (failures.csv repeats the input's own)."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
-    frame.with_columns(neutralise_expr(c) for c in text).write_csv(handle, include_header=header)
+    safe = frame.with_columns(neutralise_expr(c) for c in text)
+    if header:
+        safe.columns = neutralise(safe.columns)  # one to one: restore gives each name back
+    safe.write_csv(handle, include_header=header)

@@ -9,7 +9,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.formula import neutralise_expr, restore_expr
+from importer.formula import neutralise, neutralise_expr, restore, restore_expr
 
 _TRICKY = st.text(alphabet=st.sampled_from("'=+-@\t\r0123456789.,a٣ "), max_size=8)
 CELLS = st.lists(_TRICKY | st.text(max_size=12), max_size=20)
@@ -46,3 +46,10 @@ def test_examples() -> None:
     assert column(list(cells), neutralise_expr("c")) == [
         "'=HYPERLINK(1)", "+6281234567890", "-3.5", "'@bob", "''=x", "plain", "'\tx", "'-",
     ]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(CELLS)
+def test_a_header_row_goes_through_the_same_rule(values: list[str]) -> None:
+    assert neutralise(values) == column(list(values), neutralise_expr("c"))
+    assert restore(neutralise(values)) == values

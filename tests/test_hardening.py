@@ -5,6 +5,7 @@ runs. Exactly-once holds across each failure and the rerun after it."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import sqlite3
 import stat
@@ -17,7 +18,7 @@ import pytest
 
 from importer.cli import main
 from importer.sandbox import Sandbox
-from tests.conftest import contacts_file, phone
+from tests.conftest import contacts_file, phone, write_contacts
 from tests.test_run import results, summary
 
 
@@ -237,6 +238,58 @@ def test_a_server_message_holding_the_key_is_redacted_in_every_report(
     assert box.token not in written + captured.out + captured.err
 
 
+def test_a_key_echoed_as_the_request_id_reaches_no_file(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that answers with the request's Authorization header as its request id (in
+    ``X-Request-Id`` and the body's ``request_id``): every report and the journal hold it
+    redacted."""
+    box.set_faults(echo_header="Authorization")
+    code = run(box, contacts_file(tmp_path / "in.csv", 3), tmp_path / "r", tmp_path / "j.sqlite")
+    captured = capsys.readouterr()
+    assert code == 0
+    assert box.injected()["echo_header"] >= 5  # me, accounts and the three rows' requests
+    assert {r["request_id"] for r in results(tmp_path / "r")} == {"Bearer [redacted]"}
+    written = b"".join(p.read_bytes() for p in (tmp_path / "r").iterdir())
+    written += b"".join(p.read_bytes() for p in tmp_path.glob("j.sqlite*"))
+    assert box.token.encode() not in written
+    assert box.token not in captured.out + captured.err
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        assert {r for (r,) in db.execute("SELECT request_id FROM contacts")} == {
+            "Bearer [redacted]"
+        }
+
+
+def test_header_cells_are_formula_safe_in_failures_csv_and_a_reimport_maps_them_back(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    """failures.csv repeats the input's own header: cells a spreadsheet would run (``=``,
+    ``+``, ``@``) get the same leading ``'`` as any cell, and feeding the file back reads
+    them as the original names."""
+    link, plus, at = '=HYPERLINK("https://evil.test","x")', "+x", "@x"
+    rows = [
+        {"Phone": phone(1), "Name": "Ana", link: "a", plus: "b", at: "c"},
+        {"Phone": "12", "Name": "Budi", link: "d", plus: "e", at: "f"},
+    ]
+    first = tmp_path / "first"
+    assert run(box, write_contacts(tmp_path / "in.csv", rows), first, tmp_path / "j.sqlite") == 1
+    with (first / "failures.csv").open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header[:5] == ["Phone", "Name", "'" + link, "'+x", "'@x"]
+    for name in ("failures.csv", "results.csv"):
+        with (first / name).open(encoding="utf-8", newline="") as handle:
+            for line in csv.reader(handle):
+                assert not any(c[:1] in ("=", "+", "@") and c != phone(1) for c in line), line
+    fixed = (first / "failures.csv").read_text(encoding="utf-8").replace("\n12,", f"\n{phone(2)},")
+    (tmp_path / "fixed.csv").write_text(fixed, encoding="utf-8")
+    second = tmp_path / "second"
+    assert run(box, tmp_path / "fixed.csv", second, tmp_path / "j.sqlite") == 0
+    made = {c["phone_number"]: c["metadata"] for c in box.contacts()}
+    assert made[phone(2)] == {link: "d", plus: "e", at: "f"}  # the names as first written
+    assert made[phone(1)] == {link: "a", plus: "b", at: "c"}
+    assert [r["source_row"] for r in results(second)] == ["2"]
+
+
 @pytest.mark.parametrize("kind", ["aiohttp", "plain"])
 def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_key(
     tmp_path: Path, kind: str
@@ -265,7 +318,8 @@ def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_ke
         told = f"Invalid Content-Length; headers {dict(request.headers)}"
         if kind == "plain":
             raise RuntimeError(told)
-        raise aiohttp.ClientResponseError(None, (), message=told)  # type: ignore[arg-type]
+        # what aiohttp raises when it cannot parse an answer: status 400 is its parser's
+        raise aiohttp.ClientResponseError(None, (), status=400, message=told)  # type: ignore[arg-type]
 
     options = RunOptions(
         input=InputOptions(path=contacts_file(tmp_path / "in.csv", 3), default_region="ID"),
@@ -285,3 +339,7 @@ def test_an_answer_the_http_stack_cannot_parse_is_a_value_and_never_shows_the_ke
     assert key not in written
     if kind == "plain":  # its message is kept, the key in it redacted
         assert "'authorization': 'Bearer [redacted]'" in rows[0]["error_message"]
+    else:  # never as if Kirim had answered 400
+        assert rows[0]["http_status"] == ""
+        assert rows[0]["error_message"].startswith("no answer from Kirim: what came back is not")
+        assert "400" not in rows[0]["error_message"]

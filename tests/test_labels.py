@@ -265,3 +265,22 @@ def test_a_skip_mended_in_kirim_is_labelled_the_next_night_not_answered_from_the
     assert code == 0
     assert [(r["labels"], r["warning"]) for r in results(second)] == [("Team", "")] * 3
     assert all(v == {"Team"} for v in labels_by_phone(box).values())
+def test_label_names_with_control_zero_width_or_bidi_characters_are_refused_with_a_warning(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    flipped, hidden, broken = "VIP\u202egnp.exe", "Gold\u200b", "Line\u2028Two"
+    file = export(tmp_path / "a.csv", 3, tags={1: f"Silver; {hidden}", 2: broken, 3: "Silver"})
+    code, reports = run(box, file, tmp_path, "n1", "--label", flipped, "--label", "Imported")
+    assert code == 0
+    assert {label["name"] for label in box.state.store.labels()} == {"Silver", "Imported"}
+    assert labels_by_phone(box) == {
+        phone(1): {"Silver", "Imported"}, phone(2): {"Imported"}, phone(3): {"Silver", "Imported"}
+    }  # fmt: skip
+    rows = results(reports)
+    assert [r["labels"] for r in rows] == ["Imported; Silver", "Imported", "Imported; Silver"]
+    assert "label 'VIP\\u202egnp.exe': refused: the name holds U+202E (right-to-left override)" in (
+        rows[0]["warning"]
+    )
+    assert "'Gold\\u200b': refused: the name holds U+200B (zero width space)" in rows[0]["warning"]
+    assert "'Line\\u2028Two': refused: the name holds U+2028" in rows[1]["warning"]
+    assert all(flipped not in r["warning"] for r in rows)  # shown escaped, never as it reads

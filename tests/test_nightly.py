@@ -187,6 +187,20 @@ def test_a_crash_in_the_middle_of_a_night_then_a_rerun_applies_every_change_once
     assert set(statuses) <= {"updated", "unchanged", "created", "exists"}
 
 
+def hold(journal: Path) -> subprocess.Popen[str]:
+    """Another process that holds the journal's lock (until it is killed)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from importer.send.lock import journal_lock\n"
+         "with journal_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+         str(journal)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_two_runs_on_one_journal_the_second_gives_way(
     box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -203,17 +217,39 @@ def test_two_runs_on_one_journal_the_second_gives_way(
     assert night(box, export(tmp_path / "n.csv", 3), tmp_path, "after")[0] == 0
 
 
+@pytest.mark.parametrize("name", ["symlink", "hard link"])
+def test_another_name_for_the_journal_meets_the_same_lock(
+    box: Sandbox, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "journal.sqlite"
+    assert night(box, export(tmp_path / "n.csv", 3), tmp_path, "first")[0] == 0  # it exists
+    other = tmp_path / "elsewhere" / "other.sqlite"
+    other.parent.mkdir()
+    if name == "symlink":
+        other.symlink_to(Path("..") / "journal.sqlite")
+    else:
+        os.link(journal, other)
+    holder = hold(journal)  # the first run
+    try:
+        seen = Requests(box)
+        capsys.readouterr()
+        argv = ["run", str(export(tmp_path / "n2.csv", 5)), "--base-url", box.base_url,
+                "--report-dir", str(tmp_path / "second"), "--state", str(other),
+                "--default-region", "ID"]  # fmt: skip
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"is in use by another run (pid {holder.pid} on " in err
+        assert not seen.since()  # gave way before the pre-flight: nothing sent
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 4)}
+
+
 def test_a_lock_left_by_a_killed_run_is_taken_over(box: Sandbox, tmp_path: Path) -> None:
     journal = tmp_path / "journal.sqlite"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from importer.send.lock import journal_lock\n"
-         "with journal_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-         str(journal)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold(journal)
     holder.kill()
     holder.wait(timeout=10)
     code, reports = night(box, export(tmp_path / "n.csv", 3), tmp_path, "after")

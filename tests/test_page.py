@@ -34,7 +34,10 @@ class Dom(HTMLParser):
         self.counts: dict[str, str] = {}
         self.texts: list[str] = []
         self.rows: dict[str, list[list[str]]] = {}
+        self.isolated: dict[str, list[list[bool]]] = {}  # per td: its text in a <bdi>
+        self.ticks: dict[str, list[str]] = {}  # the timeline's axis labels, by axis
         self._count: str | None = None
+        self._tick: str | None = None
         self._section = ""
         self.feed(text)
         self.close()
@@ -44,18 +47,27 @@ class Dom(HTMLParser):
         self.elements.append((tag, found))
         if "data-count" in found:
             self._count = found["data-count"]
+        if "data-tick" in found:
+            self._tick = found["data-tick"]
         if tag == "section":
             self._section = found.get("id") or ""
         elif tag == "tr":
             self.rows.setdefault(self._section, []).append([])
+            self.isolated.setdefault(self._section, []).append([])
         elif tag == "td":
             self.rows[self._section][-1].append("")
+            self.isolated[self._section][-1].append(False)
+        elif tag == "bdi" and self.isolated.get(self._section, [[]])[-1]:
+            self.isolated[self._section][-1][-1] = True
 
     def handle_data(self, data: str) -> None:
         self.texts.append(data)
         if self._count is not None:
             self.counts[self._count] = data
             self._count = None
+        if self._tick is not None:
+            self.ticks.setdefault(self._tick, []).append(data)
+            self._tick = None
         if self.rows.get(self._section):
             row = self.rows[self._section][-1]
             if row:
@@ -159,7 +171,7 @@ def test_a_runs_page_in_a_real_browser(
     labels = {"plus_sign": "plus sign (+…)", "idd_00": "00 prefix", "default": "--default-region"}
     phones = {r[0]: int(r[1].replace(",", "")) for r in dom.table("phones")}
     sources = Counter(labels[r["region_source"]] for r in rows if r["region_source"])
-    types = Counter(r["number_type"].replace("_", " ") for r in rows if r["number_type"])
+    types = Counter(page.NUMBER_TYPES[r["number_type"]] for r in rows if r["number_type"])
     assert phones == {**sources, **types}
     assert phones["00 prefix"] == 1
     assert phones["fixed line"] == 1
@@ -216,3 +228,59 @@ def test_the_page_shows_every_status_the_summary_has() -> None:
     assert dom.counts == {k: str(v) for k, v in counts.items()}
     assert "x<y" in dom.texts  # a reason code is text too
     assert_self_contained(html)
+
+
+def test_cells_isolate_bidirectional_text_and_number_types_are_words(tmp_path: Path) -> None:
+    """A name with a right-to-left override, an Arabic name, and numbers of types named by
+    abbreviations (UAN, VoIP): every cell of the rows table holds its text in a ``<bdi>``, so
+    no cell's direction reorders what stands after it, and the types read as words."""
+    chromium = browser.require()
+    flipped, arabic = "\u202eevil.exe", "محمد علي"
+    rows = [
+        {"Phone": "+628071123456", "Name": "Universal"},  # a UAN in Indonesia
+        {"Phone": "+445612345678", "Name": "Voice over IP"},  # a VoIP number in the UK
+        {"Phone": "12", "Name": flipped},
+        {"Phone": "\u05d0 0812", "Name": arabic},
+    ]
+    reports = tmp_path / "plan"
+    assert main(["plan", str(write_contacts(tmp_path / "in.csv", rows)), "--report-dir",
+                 str(reports)]) == 1  # fmt: skip
+    dom = Dom(browser.dump_dom(chromium, reports / "report.html"))
+    table = dom.table("rows")
+    assert [r[2] for r in table] == [flipped, arabic]
+    isolated = [r for r in dom.isolated["rows"] if r]
+    assert isolated == [[False, True, True, True, True]] * 2  # all but the row number
+    phones = {r[0]: r[1] for r in dom.table("phones")}
+    assert {"universal access number", "internet telephony (VoIP)"} <= phones.keys()
+    assert not {"uan", "voip"} & phones.keys()
+    assert all(row == [True, False, False] for row in dom.isolated["phones"] if row)
+
+
+def test_every_number_type_has_words() -> None:
+    import phonenumbers
+
+    kinds = {k.lower() for k in vars(phonenumbers.PhoneNumberType) if k.isupper()}
+    assert kinds == set(page.NUMBER_TYPES)
+    words = page.NUMBER_TYPES.values()
+    assert all(" " in w or w in ("mobile", "pager", "voicemail") for w in words)
+
+
+def test_the_timeline_is_scaled_to_the_run_and_its_ticks_never_repeat(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    """At 1,000,000 writes/min (16,667/s) a short run creating a few hundred a second is
+    drawn at its own scale, the limit told in words; a run shorter than a second has x ticks
+    in hundredths, each label once."""
+    chromium = browser.require()
+    reports = tmp_path / "r"
+    code = main(["run", str(contacts_file(tmp_path / "in.csv", 20)), "--base-url", box.base_url,
+                 "--report-dir", str(reports), "--state", str(tmp_path / "j.sqlite"),
+                 "--default-region", "ID"])  # fmt: skip
+    assert code == 0
+    dom = Dom(browser.dump_dom(chromium, reports / "report.html"))
+    assert "write-limit" not in dom.ids("line")
+    assert "write-limit-above" in dom.ids("p")
+    y_top = float(dom.ticks["y"][-1].replace(",", ""))
+    assert y_top < 16_667 / 4  # old: the axis ran to 17,500 with the run a sliver at its foot
+    for axis in ("x", "y"):
+        assert len(set(dom.ticks[axis])) == len(dom.ticks[axis]) >= 3, dom.ticks[axis]

@@ -51,11 +51,14 @@ def test_a_bad_key_stops_before_anything_is_sent(
     monkeypatch.setenv("KIRIM_API_KEY", bad)
     code = main(argv(sandbox, contacts_file(tmp_path / "in.csv", 3), tmp_path))
     assert code == 3
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "401" in err
     assert "invalid_api_key" in err
     assert bad not in err
     assert sandbox.request_count("POST", ROUTE) == 0
+    assert "Stopped early" in out
+    assert "to resume" not in out  # no run in the journal: nothing to resume
+    assert not (tmp_path / "j.sqlite").exists()  # nor an empty journal left by its lock
     # a stop like any other: every row reported, retryable, none sent
     with (tmp_path / "r" / "results.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -271,6 +274,24 @@ def test_a_401_mid_run_stops_it_and_every_row_is_still_reported(
     text = out.getvalue()
     assert "Rerun the same command to resume" in text
     assert "k" * 24 not in text + err.getvalue()
+
+
+def test_a_stopped_sandbox_run_never_says_rerun_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--sandbox`` starts a fresh server each time: what a stopped run made is gone with it,
+    so its closing lines never offer a resume. (Stopped here by its results.csv, which
+    cannot be written: a link to /dev/full.)"""
+    monkeypatch.delenv("KIRIM_API_KEY", raising=False)
+    reports = tmp_path / "r"
+    reports.mkdir()
+    (reports / "results.csv.partial").symlink_to("/dev/full")
+    file = contacts_file(tmp_path / "in.csv", 400)
+    code = main(["run", str(file), "--sandbox", "--report-dir", str(reports)])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "Stopped early: cannot write the report" in out
+    assert "to resume" not in out
 
 
 def test_the_key_never_reaches_logs_or_reports(

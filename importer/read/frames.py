@@ -2,8 +2,9 @@
 
 A format reader (``textfile``, ``sheets``) finds the header, checks it with ``check_headers``
 and ``empty_named``, and reads raw text frames; ``numbered`` turns those into the frames
-``SourceReader.batches()`` yields: blank rows dropped, formula escaping undone, placeholder
-columns dropped, and ``row_number`` (Int64) first, counted over non-blank data rows.
+``SourceReader.batches()`` yields: blank rows dropped, formula escaping undone (the header's
+too, in ``check_headers``), placeholder columns dropped, and ``row_number`` (Int64) first,
+counted over non-blank data rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 import polars as pl
 
 from importer.errors import InputError
-from importer.formula import restore_expr
+from importer.formula import restore, restore_expr
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW, SourceInfo
 
 DROP = "\x00empty"  # placeholder name prefix for a column the reader drops
@@ -41,8 +42,9 @@ def kept_columns(names: list[str]) -> tuple[str, ...]:
 
 
 def check_headers(*, path: Path, raw: list[str], where: Where) -> list[str]:
-    """Trim headers; refuse duplicates and a header line that looks like data."""
-    names = [h.strip() for h in raw]
+    """Trim headers and undo their formula escaping (as the cells'); refuse duplicates and a
+    header line that looks like data."""
+    names = restore([h.strip() for h in raw])
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if not name:

@@ -1,12 +1,12 @@
 """The aiohttp application: routing and the request pipeline shared by every endpoint.
 
-Pipeline, in order: request id -> auth (401, no token charged) -> an injected 429 for writes
-when ``retry_after_s`` is set (no token charged) -> rate-limit bucket of the method's class
-(429) -> for contact creates: an injected 400 (``error_message``) or a misbehaving answer
-(``importer.sandbox.misbehave``), both before the body or the key is looked at -> for writes:
-body parsing, idempotency, latency, faults -> handler. Reads of ``/v1/me`` and
-``/v1/accounts`` may be answered with an injected body after their latency. The fault settings
-are read once per request (``importer.sandbox.faults``).
+Pipeline, in order: request id (with ``echo_header``, that request header's value) -> auth
+(401, no token charged) -> an injected 429 for writes when ``retry_after_s`` is set (no token
+charged) -> rate-limit bucket of the method's class (429) -> for contact creates: an injected
+400 (``error_message``) or a misbehaving answer (``importer.sandbox.misbehave``), both before
+the body or the key is looked at -> for writes: body parsing, idempotency, latency, faults ->
+handler. Reads of ``/v1/me`` and ``/v1/accounts`` may be answered with an injected body after
+their latency. The fault settings are read once per request (``importer.sandbox.faults``).
 
 Choices where the contract is silent:
 * An idempotent replay is a request like any other and consumes a rate-limit token (Stripe
@@ -239,12 +239,15 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
     override = BODY_OVERRIDES.get(handler)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        faults = state.faults.current
         rid = request_id()
+        if faults.echo_header is not None and faults.echo_header in request.headers:
+            state.faults.count("echo_header")
+            rid = request.headers[faults.echo_header]
         method = request.method
         is_write = method in WRITE_METHODS
         bucket = state.write_bucket if is_write else state.read_bucket
         headers = {"X-Request-Id": rid, "Content-Type": "application/json"}
-        faults = state.faults.current
         misbehaviour: Misbehaviour | None = None
         status, payload = 500, b""
         try:

@@ -26,6 +26,9 @@ Kinds, each counted per injection under its name (see ``KINDS``):
 * ``replay_conflict``: with it set (``"idempotency_key_reuse"`` or ``"idempotency_conflict"``),
   a request whose key already has a stored answer is refused with that code (422 or 409)
   instead of the replay: what the contract's two pages say Kirim may answer.
+* ``echo_header``: with it set (a request header's name), every API answer carries that
+  request header's value as its request id, in ``X-Request-Id`` and the body's
+  ``request_id`` (a server that echoes the ``Authorization`` key back, say).
 * ``me_body`` / ``accounts_body``: ``GET /v1/me`` / ``GET /v1/accounts`` answer 200 with
   exactly that JSON (``None`` serves the real document, so JSON ``null`` cannot be served).
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ KINDS = (
     "label_status",
     "wrong_contact",
     "replay_conflict",
+    "echo_header",
     "html",
     "oversize",
     "endless",
@@ -71,6 +76,7 @@ _RATES = (
 )  # fmt: skip
 WRONG_CONTACTS = ("other", "madeup")
 REPLAY_CONFLICTS = {"idempotency_key_reuse": 422, "idempotency_conflict": 409}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 
 def _is_number(value: object) -> bool:
@@ -103,7 +109,8 @@ class FaultSettings:
 
     Values may come from JSON, so types are checked too: rates are numbers in 0..1 (``bool``
     is refused), ``oversize_bytes`` an int of at least ``MIN_OVERSIZE_BYTES``, ``retry_after_s``
-    a finite number >= 0 or ``None``, ``error_message`` a non-empty string or ``None``.
+    a finite number >= 0 or ``None``, ``error_message`` a non-empty string or ``None``,
+    ``echo_header`` a header's name or ``None``.
     """
 
     fault_rate: float = 0.0
@@ -118,6 +125,7 @@ class FaultSettings:
     wrong_contact_rate: float = 0.0
     wrong_contact: str = "other"
     replay_conflict: str | None = None
+    echo_header: str | None = None
     me_body: Any = None
     accounts_body: Any = None
     _bodies: dict[str, bytes] = field(init=False, repr=False, compare=False)
@@ -157,6 +165,9 @@ class FaultSettings:
             raise ValueError(f"wrong_contact must be one of {list(WRONG_CONTACTS)}")
         if self.replay_conflict is not None and self.replay_conflict not in REPLAY_CONFLICTS:
             raise ValueError(f"replay_conflict must be None or one of {list(REPLAY_CONFLICTS)}")
+        echo = self.echo_header
+        if echo is not None and (not isinstance(echo, str) or not _HEADER_NAME.fullmatch(echo)):
+            raise ValueError(f"echo_header must be an HTTP header's name, got {echo!r}")
         bodies = {}
         for name in _BODIES:
             value = getattr(self, name)

@@ -13,8 +13,9 @@ forms), ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` exactly as its default client doe
 Answers are read as a stream, capped (``MAX_ANSWER_BYTES``: a Kirim answer is a few KB, so
 anything past the cap is not Kirim's) and bounded in time as a whole (``timeout_s``, besides
 httpx's per-read timeouts, so a body that trickles forever ends too); past either, the
-connection is dropped and the request counts as unanswered. Messages from the server go
-through ``redact`` with the run's key before they reach a ``Reply`` (and so any report).
+connection is dropped and the request counts as unanswered. Everything from the server a
+``Reply`` carries (codes, messages, request ids from the header or the body, the body's data)
+goes through ``redact`` with the run's key first, and so does any report or journal line.
 Transport failures (timeouts, resets, refused TLS) become a ``Reply`` with ``status=0``.
 
 ``Reply.verdict`` sorts every answer into what the importer does next, following the table
@@ -51,11 +52,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
 from importer.options import TIMEOUT_S
-from importer.redact import redact
+from importer.redact import KEY_SHAPE, redact
 
 USER_AGENT = "kirim-import"
 MAX_ANSWER_BYTES = 1 << 20  # 1 MiB: Kirim's answers are a few KB
@@ -93,6 +95,14 @@ class Reply:
     rate_remaining: int | None = None
     replayed: bool = False
     next_cursor: str | None = None  # a list answer with ``has_more``: where the next page starts
+
+    @property
+    def told(self) -> str:
+        """What came back, for a person: Kirim's status and code, or that nothing did (a
+        transport error is never worded as Kirim's answer)."""
+        if self.status:
+            return f"Kirim answered {self.status} {self.error_code}"
+        return f"no answer from Kirim ({self.error_code})"
 
     @property
     def verdict(self) -> Verdict:
@@ -199,6 +209,27 @@ def labels_applied(data: Any) -> bool:
     )
 
 
+def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
+    """Every string in a JSON value through ``redact`` (object keys included)."""
+    if isinstance(value, str):
+        return redact(value, secrets=secrets)
+    if isinstance(value, dict):
+        return {_redacted(k, secrets): _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+def _may_hold_a_key(body: bytes, secrets: tuple[str, ...]) -> bool:
+    """Whether a body needs the walk through ``_redacted``: a key (its shape or the run's own)
+    or a JSON escape that could spell one. Most answers need not, and the walk costs."""
+    return (
+        b"\\" in body
+        or any(s and s.encode() in body for s in secrets)
+        or KEY_SHAPE.search(body.decode("utf-8", "replace")) is not None
+    )
+
+
 def reply_from(
     status: int,
     headers: httpx.Headers,
@@ -207,11 +238,15 @@ def reply_from(
     secrets: tuple[str, ...] = (),
     proof: Proof | None = None,
 ) -> Reply:
-    """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON."""
+    """Turn an HTTP answer into a ``Reply``, tolerating bodies that are not JSON. Everything
+    the server said that a ``Reply`` carries (codes, messages, request ids, the body's data)
+    passes ``redact`` with the run's key first: a key echoed back never reaches a file."""
     try:
         payload = json.loads(body) if body else None
     except ValueError:  # UnicodeDecodeError included
         payload = None
+    if payload is not None and _may_hold_a_key(body, secrets):
+        payload = _redacted(payload, secrets)
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         error = {}
@@ -234,7 +269,7 @@ def reply_from(
         data=data,
         error_code=code if code is None else redact(code, secrets=secrets),
         error_message=message if message is None else redact(message, secrets=secrets),
-        request_id=request_id if isinstance(request_id, str) else None,
+        request_id=redact(request_id, secrets=secrets) if isinstance(request_id, str) else None,
         retry_after=_retry_after(headers.get("retry-after")),
         rate_remaining=_int_header(headers.get("x-ratelimit-remaining")),
         replayed=headers.get("idempotent-replayed", "").lower() == "true",
@@ -244,9 +279,12 @@ def reply_from(
 
 def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
     """No answer came (or none we could take): the request may or may not have arrived. A
-    certificate that does not verify is told as such: no retry will change it."""
+    certificate that does not verify is told as such: no retry will change it. An answer
+    aiohttp could not parse is told as that, never with the status aiohttp gives its own
+    error (``400, message=...``), which would read as Kirim's."""
     cause: BaseException | None = exc
     refused: str | None = None
+    unreadable: str | None = None
     while cause is not None:
         why = getattr(cause, "verify_message", None)  # ssl's own error (aiohttp's wraps one)
         if isinstance(cause, ssl.SSLCertVerificationError) and isinstance(why, str):
@@ -257,9 +295,17 @@ def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
             return Reply(status=0, error_code=CERTIFICATE, error_message=message)
         if isinstance(cause, OSError) and cause.strerror and refused is None:
             refused = cause.strerror  # "Connection refused", "Name or service not known", ...
+        if isinstance(cause, aiohttp.ClientResponseError) and unreadable is None:
+            # aiohttp's parser refusing an answer: its status (400) is aiohttp's, not Kirim's
+            unreadable = redact(str(cause.message).split("\n")[0] or "malformed", secrets=secrets)
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and refused is not None:
         message = f"could not connect: {refused}"
+    elif unreadable is not None:
+        message = (
+            "no answer from Kirim: what came back is not readable HTTP (a transport or protocol "
+            f"failure: {unreadable})"
+        )
     else:
         try:
             text = str(exc)

@@ -18,6 +18,7 @@ a contact deleted in Kirim since is no longer claimed by the journal
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
@@ -48,6 +49,21 @@ class LabelRow:
 class Labelled:
     names: str  # the wanted labels the contact has now, joined by LABEL_SEPARATOR
     warning: str | None
+
+
+def refused_name(name: str) -> str | None:
+    """Why a label name is refused, if it is: a control, zero-width or bidirectional
+    character (Unicode's Cc, Cf, Zl and Zp) would hide or reorder what the name shows, in
+    Kirim's dashboard as in a report. Such a label is never made, found or attached; each row
+    that wants it says so in its warning."""
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            what = unicodedata.name(char, "a control character").lower()
+            return (
+                f"refused: the name holds U+{ord(char):04X} ({what}), a control, zero-width "
+                "or bidirectional character; rename the label"
+            )
+    return None
 
 
 class Labeler:
@@ -83,6 +99,8 @@ class Labeler:
             if isinstance(label, dict):
                 name, label_id = label.get("name"), label.get("id")
                 if isinstance(name, str) and isinstance(label_id, str) and label_id:
+                    if refused_name(name) is not None:
+                        continue
                     self._ids.setdefault(name, label_id)
                     self._names.setdefault(label_id, name)
 
@@ -106,6 +124,9 @@ class Labeler:
 
     async def _ensure(self, names: set[str]) -> None:
         """Find or make each label by name (once per run and name)."""
+        for name in names:
+            if name not in self._missing and (why := refused_name(name)) is not None:
+                self._missing[name] = why
         async with self._lock:
             todo = sorted(n for n in names if n not in self._ids and n not in self._missing)
             if todo and not self._listed:

@@ -187,7 +187,6 @@ class Sender:
         if reply.verdict is Verdict.STOP:  # nothing more can succeed: the run stops, here
             self._stop.request(
                 Why.SERVER,
-                f"Kirim answered {reply.status or 'no answer'} {reply.error_code}: "
-                f"{reply.error_message}",
+                f"{reply.told}: {reply.error_message}",
             )
         return reply, retrying.statistics["attempt_number"]

@@ -196,6 +196,24 @@ def test_error_message_is_echoed_in_a_400() -> None:
         _assert_no_effect_then_creates(sb, http)
 
 
+def test_echo_header_answers_with_a_request_header_as_the_request_id() -> None:
+    with running() as sb, client_for(sb) as http:
+        sb.set_faults(echo_header="Authorization")
+        bearer = f"Bearer {sb.token}"
+        created = http.post(contacts_path(sb), json={"phone_number": phone(1)}, headers=KEY)
+        assert created.status_code == 201
+        assert created.headers["X-Request-Id"] == bearer
+        assert created.json()["request_id"] == bearer
+        refused = http.post(contacts_path(sb), json={"phone_number": "12"})
+        assert refused.headers["X-Request-Id"] == refused.json()["error"]["request_id"] == bearer
+        no_such = http.get("/me", headers={"Authorization": "Bearer nope"})
+        assert no_such.status_code == 401  # echoed before the key is checked, as an id is made
+        assert no_such.headers["X-Request-Id"] == "Bearer nope"
+        assert sb.injected()["echo_header"] == 3
+        sb.set_faults(echo_header=None)
+        assert http.get("/me").headers["X-Request-Id"].startswith("req_")
+
+
 MALFORMED_ME = {"data": {"organization": [1, 2], "rate_limits": {"write_per_minute": -5}}}
 
 
@@ -240,6 +258,7 @@ def test_injected_counts_in_state_view() -> None:
             "label_status": 0,
             "wrong_contact": 0,
             "replay_conflict": 0,
+            "echo_header": 0,
             "html": 1,
             "oversize": 0,
             "endless": 0,

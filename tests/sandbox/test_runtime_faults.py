@@ -33,6 +33,12 @@ BAD_CHANGES: list[dict[str, Any]] = [
     {"error_message": ""},
     {"error_message": 42},
 ]
+#: Settings a running sandbox has that its config does not start with.
+BAD_RUNTIME_CHANGES: list[dict[str, Any]] = [
+    {"echo_header": ""},
+    {"echo_header": "X Bad"},
+    {"echo_header": 7},
+]
 
 
 def test_defaults_and_config_fields() -> None:
@@ -62,7 +68,7 @@ def test_unserialisable_body_is_refused() -> None:
         FaultSettings(accounts_body=math.nan)
 
 
-@pytest.mark.parametrize("changes", BAD_CHANGES)
+@pytest.mark.parametrize("changes", BAD_CHANGES + BAD_RUNTIME_CHANGES)
 def test_set_faults_validates_and_changes_nothing_on_error(changes: dict[str, Any]) -> None:
     with running(html_rate=0.2) as sb:
         before = sb.faults

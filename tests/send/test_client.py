@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,36 @@ def test_create_sends_the_canonical_body_key_and_auth_to_the_account_path() -> N
     assert KEY not in repr(reply)
 
 
+@pytest.mark.parametrize(
+    "echo",
+    [KEY, "kc_test_other", "\\u006bdv_live_" + "B" * 24],  # the run's, another, JSON-escaped
+)
+def test_whatever_the_server_echoes_comes_back_redacted(echo: str) -> None:
+    """Request ids (header or body), codes, messages and the body's fields: a key in any of
+    them is redacted before a ``Reply`` holds it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raw = (
+            '{"data": {"id": "ctc_1", "name": "E", "metadata": {"E": ["E"]}}, '
+            '"request_id": "req E"}'
+        ).replace("E", echo)
+        plain = json.loads(f'"{echo}"')  # a header has no JSON escapes
+        return httpx.Response(201, content=raw.encode(), headers={"X-Request-Id": f"id {plain}"})
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raw = '{"error": {"code": "c E", "message": "m E", "request_id": "r E"}}'.replace("E", echo)
+        return httpx.Response(400, content=raw.encode())
+
+    reply = asyncio.run(_one(handler))
+    assert reply.request_id == "id [redacted]"
+    assert reply.data == {
+        "id": "ctc_1", "name": "[redacted]", "metadata": {"[redacted]": ["[redacted]"]}
+    }  # fmt: skip
+    reply = asyncio.run(_one(refused))
+    shown = (reply.error_code, reply.error_message, reply.request_id)
+    assert shown == ("c [redacted]", "m [redacted]", "r [redacted]")
+
+
 def test_a_transport_failure_is_a_value_not_an_exception() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
@@ -127,6 +158,47 @@ def test_an_update_counts_only_with_the_id_it_patched_and_the_rows_phone() -> No
     other = asyncio.run(patch({**CONTACT, "id": "ctc_2"}))
     assert (other.verdict, other.error_code) == (Verdict.RETRY, "answer_mismatch")
     assert asyncio.run(patch({**CONTACT, "phone_number": "+6281299"})).verdict is Verdict.RETRY
+
+
+def test_an_answer_that_is_not_http_is_no_answer_never_a_status_of_kirim() -> None:
+    """A real loopback server answers with a header aiohttp's parser refuses: aiohttp raises
+    its own error with status 400, which must not read as Kirim's 400."""
+
+    async def go() -> Reply:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: abc\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, KirimClient(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY) as c:
+            return await c.create(account="1", body=BODY, key="k")
+
+    reply = asyncio.run(go())
+    assert (reply.status, reply.verdict) == (0, Verdict.RETRY)
+    assert reply.error_message is not None
+    assert reply.error_message.startswith("no answer from Kirim: what came back is not readable")
+    assert "Content-Length" in reply.error_message
+    assert "400" not in reply.error_message
+
+
+def test_a_long_wait_after_no_answer_is_not_told_as_kirims_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from importer.pipeline import _waiting
+
+    tell = _waiting(logging.getLogger("test_waits"))
+    with caplog.at_level(logging.WARNING, logger="test_waits"):
+        tell(30, Reply(status=0, error_code="ClientResponseError"))
+        tell(900, Reply(status=503, error_code="upstream_error"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "waiting 30 s before retrying (no answer from Kirim (ClientResponseError))",
+        "waiting 900 s before retrying (Kirim answered 503 upstream_error)",
+    ]
 
 
 def test_idempotency_key_is_deterministic_and_depends_on_account_and_body() -> None:
