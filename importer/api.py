@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from importer import configure, pipeline
+from importer.errors import UsageError
 from importer.options import RunOptions
 from importer.report import status_counts
 
@@ -91,6 +92,11 @@ def run_options(source: Source, options: dict[str, Any]) -> RunOptions:
     way to check a configuration before a run)."""
     options = dict(options)
     options.pop("progress", None)
+    if "sandbox" in options:
+        raise UsageError(
+            "sandbox= is the command line's --sandbox: start importer.sandbox.Sandbox and pass "
+            "its base_url and api_key"
+        )
     path, stream = _source(source, options)
     built = configure.run_options(source=path, **options)
     if stream is not None:

@@ -82,6 +82,15 @@ def _field_map(
     return field_map
 
 
+def _number(value: Any, option: str, *, whole: bool) -> Any:
+    """``value`` when it is a number of the right kind (or None), else a ``UsageError``: the
+    API takes Python values, and a string or a bool there is a mistake, not a number."""
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if value is None or (isinstance(value, kinds) and not isinstance(value, bool)):
+        return value
+    raise UsageError(f"{option} takes a {'whole ' if whole else ''}number, not {value!r}")
+
+
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
     if value is not None and value not in allowed:
         raise UsageError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
@@ -113,6 +122,7 @@ def input_options(
             f"--default-region {default_region!r} is not an ISO country code "
             "that phone numbering knows (e.g. ID, US, GB, BR)"
         )
+    _number(header_row, "--header-row", whole=True)
     if header_row is not None and header_row < 1:
         raise UsageError(f"--header-row {header_row}: the first line is 1")
     _choice(bare_numbers, get_args(BareNumbers), "--bare-numbers")
@@ -143,10 +153,17 @@ def report_folder(directory: Path | str | None, *, source: Path, command: str) -
     stem = "stdin" if source == STDIN else source.name.split(".")[0] or source.stem
     base = REPORTS / f"{stem}-{command}-{stamp}"
     candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    while True:  # made here, atomically: two runs of one file in one second get two folders
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            candidate.mkdir(mode=0o700)
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+            continue
+        except OSError:
+            return candidate  # the report says why it cannot be made, as for --report-dir
+        return candidate
 
 
 def check_base_url(url: str) -> str:
@@ -219,6 +236,14 @@ def run_options(
 ) -> RunOptions:
     """The options of a ``run``; ``reading`` are ``input_options``' (an unknown name is a
     ``UsageError``). ``sandbox``: the caller starts a sandbox and sets the base URL and key."""
+    for option, value, whole in (
+        ("--concurrency", concurrency, True), ("--limit", limit, True),
+        ("--max-attempts", max_attempts, True), ("--max-rate", max_rate, False),
+        ("--timeout", timeout, False), ("--max-wait", max_wait, False),
+    ):  # fmt: skip
+        _number(value, option, whole=whole)
+    if isinstance(account, int) and not isinstance(account, bool):
+        account = str(account)  # a phone_number_id is digits: the API may pass them as such
     if concurrency is not None and not 1 <= concurrency <= 1024:
         raise UsageError("--concurrency must be between 1 and 1024")
     if max_rate is not None and max_rate <= 0:
@@ -231,7 +256,7 @@ def run_options(
         raise UsageError("--max-wait must be 0 or more")
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
-    if account is not None and not re.fullmatch(r"\d{6,20}", account):
+    if account is not None and not re.fullmatch(r"\d{6,20}", str(account)):
         raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
     _choice(on_existing, get_args(OnExisting), "--on-existing")
     if sandbox and base_url:
@@ -241,9 +266,10 @@ def run_options(
     if not sandbox:
         key = _api_key(api_key)
         url = check_base_url(url)
+    given = _input(source, reading)
     directory = report_folder(report_dir, source=source, command="run")
     return RunOptions(
-        input=_input(source, reading),
+        input=given,
         report_dir=directory,
         state=Path(state) if state is not None else default_state(directory, sandbox=sandbox),
         base_url=url,
@@ -271,10 +297,12 @@ def plan_options(
     verify: bool = False,
     **reading: Any,
 ) -> PlanOptions:
+    _number(write_per_minute, "--write-per-minute", whole=True)
     if write_per_minute is not None and write_per_minute <= 0:
         raise UsageError("--write-per-minute must be positive")
+    given = _input(source, reading)
     return PlanOptions(
-        input=_input(source, reading),
+        input=given,
         report_dir=report_folder(report_dir, source=source, command="plan"),
         write_per_minute=_or_default(write_per_minute, PlanOptions, "write_per_minute"),
         verify=verify,

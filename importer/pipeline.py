@@ -31,13 +31,13 @@ from importer import __version__
 from importer.errors import InputError, JournalError, StopRun
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
-from importer.progress import LOGGER, Progress, redacting, setup_logging
+from importer.progress import LOGGER, Progress, logging_to, redacting
 from importer.read import source
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
-from importer.send.journal import Journal, save_run
+from importer.send.journal import Journal, finish_run, save_run
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
@@ -195,18 +195,24 @@ async def run(
     ``err`` (the command line), else to the ``importer`` logger as the host set it up. Log
     records are redacted either way. ``summary``, when given, is filled with summary.json's
     content (even when the file could not be written)."""
-    logger = (
-        setup_logging(stream=err, verbose=options.verbose, quiet=options.quiet)
-        if log_handler
-        else logging.getLogger(LOGGER)
-    )
     secrets = (options.api_key,) if options.api_key else ()
-    _HANDLE_SIGNALS.set(signals)  # (this task's context: the run's own tasks inherit it)
-    with redacting(logger, secrets=secrets, mask_contacts=not options.verbose):
-        return await _run(
-            options=options, out=out, err=err, transport=transport, sleep=sleep,
-            journal_type=journal_type, signals=signals, logger=logger, summary=summary,
-        )  # fmt: skip
+    signalled = _HANDLE_SIGNALS.set(signals)  # the run's own tasks inherit this context
+    try:
+        with contextlib.ExitStack() as scope:
+            logger = (
+                scope.enter_context(
+                    logging_to(stream=err, verbose=options.verbose, quiet=options.quiet)
+                )
+                if log_handler
+                else logging.getLogger(LOGGER)
+            )
+            scope.enter_context(redacting(secrets=secrets, mask_contacts=not options.verbose))
+            return await _run(
+                options=options, out=out, err=err, transport=transport, sleep=sleep,
+                journal_type=journal_type, signals=signals, logger=logger, summary=summary,
+            )  # fmt: skip
+    finally:
+        _HANDLE_SIGNALS.reset(signalled)
 
 
 async def _run(
@@ -444,14 +450,16 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
         report_dir=str(options.report_dir),
         stopped=s["stopped"],
     )
-    finished = s["stopped"] is None  # its report is written, nothing stopped it
+    if s["stopped"] is None:  # its report is written, nothing stopped it
+        try:
+            finish_run(options.state, run_id=run_id)
+        except JournalError as exc:
+            logger.warning("%s; the run is not marked finished: the next run of this file "
+                           "resumes it", exc)  # fmt: skip
     try:
-        save_run(options.state, run_id=run_id, record=record, finished=finished)
+        save_run(options.state, run_id=run_id, record=record)
     except JournalError as exc:
-        logger.warning(
-            "%s; the run is missing from history%s", exc,
-            ", and the next run of this file resumes it" if finished else "",
-        )  # fmt: skip
+        logger.warning("%s; the run is missing from history", exc)
 
 
 def _stop_on_input_error(items: Iterator[_T], stop: Stop) -> Iterator[_T]:

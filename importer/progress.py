@@ -5,28 +5,18 @@ under cron, and log messages that never carry the API key and mask contact detai
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TextIO
+from urllib.parse import unquote
 
 from tqdm import tqdm
 
 from importer.redact import redact
-
-
-class RedactingFilter(logging.Filter):
-    def __init__(self, *, secrets: tuple[str, ...], mask_contacts: bool) -> None:
-        super().__init__()
-        self._secrets = secrets
-        self._mask = mask_contacts
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), secrets=self._secrets, mask_contacts=self._mask)
-        record.args = ()
-        return True
 
 
 class _AboveTheBar:
@@ -45,31 +35,65 @@ class _AboveTheBar:
 LOGGER = "importer"  # the one logger the importer writes to; a host configures it
 
 
-def setup_logging(*, stream: TextIO, verbose: bool, quiet: bool = False) -> logging.Logger:
-    """The command line's log: the ``importer`` logger writing to ``stream`` above the bar;
-    ``quiet``: warnings only. (The Python API leaves the logger to the host.)"""
+@contextlib.contextmanager
+def logging_to(*, stream: TextIO, verbose: bool, quiet: bool = False) -> Iterator[logging.Logger]:
+    """The command line's log while the block runs: the ``importer`` logger writing to
+    ``stream`` above the bar (``quiet``: warnings only); put back as it was afterwards, so a
+    host that called ``cli.main`` keeps its own logging. (The Python API leaves the logger to
+    the host.)"""
     logger = logging.getLogger(LOGGER)
-    logger.handlers.clear()
+    before = (logger.handlers[:], logger.level, logger.propagate)
     handler = logging.StreamHandler(_AboveTheBar(stream))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
+    logger.handlers = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
-    return logger
+    try:
+        yield logger
+    finally:
+        logger.handlers, logger.propagate = before[0], before[2]
+        logger.setLevel(before[1])
+
+
+# The redaction of the run a record was logged in: its key, and whether contacts are masked.
+_REDACTION: contextvars.ContextVar[tuple[tuple[str, ...], bool] | None] = (
+    contextvars.ContextVar("redaction", default=None)
+)
+
+
+class _RunRedaction(logging.Filter):
+    """Installed once on the importer's and httpx's loggers (httpx logs every request's URL,
+    a looked-up phone in it): a record logged inside a run, in its context, is redacted with
+    that run's key and masking before any handler sees it; two runs in two threads each
+    redact their own; outside a run a record passes as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _REDACTION.get()
+        if current is not None:
+            secrets, mask = current
+            text = record.getMessage()
+            if record.name != LOGGER:  # a URL: its query's %2B62... is a phone too
+                text = unquote(text)
+            record.msg = redact(text, secrets=secrets, mask_contacts=mask)
+            record.args = ()
+        return True
+
+
+_FILTER = _RunRedaction()
+for _name in (LOGGER, "httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_FILTER)
 
 
 @contextlib.contextmanager
-def redacting(
-    logger: logging.Logger, *, secrets: tuple[str, ...], mask_contacts: bool
-) -> Iterator[None]:
-    """While the block runs, every record the logger takes is redacted before any handler
-    (the CLI's, or a host's after propagation) sees it."""
-    only = RedactingFilter(secrets=secrets, mask_contacts=mask_contacts)
-    logger.addFilter(only)
+def redacting(*, secrets: tuple[str, ...], mask_contacts: bool) -> Iterator[None]:
+    """While the block runs (in this context and the tasks it starts), every record of the
+    importer's or httpx's loggers is redacted before any handler (the CLI's, or a host's
+    after propagation) sees it."""
+    token = _REDACTION.set((secrets, mask_contacts))
     try:
         yield
     finally:
-        logger.removeFilter(only)
+        _REDACTION.reset(token)
 
 
 class Progress:

@@ -86,7 +86,9 @@ def test_two_runs_at_once_on_two_journals(tmp_path: Path) -> None:
         assert two.creations_by_phone() == {phone(i): 1 for i in range(1, 201)}
 
 
-def test_the_command_lines_checks_hold_for_the_api(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_command_lines_checks_hold_for_the_api(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     file = contacts_file(tmp_path / "in.csv", 2)
     common = {"api_key": sandbox.token, "report_dir": tmp_path / "r"}
     with pytest.raises(importer.UsageError, match="plain http is only allowed to loopback"):
@@ -97,6 +99,13 @@ def test_the_command_lines_checks_hold_for_the_api(sandbox: Sandbox, tmp_path: P
         importer.run(file, base_url=sandbox.base_url, defualt_region="ID", **common)
     with pytest.raises(importer.UsageError, match="--max-attempts"):
         importer.run(file, base_url=sandbox.base_url, max_attempts=0, **common)
+    with pytest.raises(importer.UsageError, match="--concurrency takes a whole number"):
+        importer.run(file, base_url=sandbox.base_url, concurrency="8", **common)
+    with pytest.raises(importer.UsageError, match="sandbox= is the command line's"):
+        importer.run(file, sandbox=True, **common)
+    monkeypatch.setenv("KIRIM_BASE_URL", "http://10.1.2.3/v1")  # never over plain http
+    with pytest.raises(importer.UsageError, match="plain http"):
+        importer.run(file, **common)
     with pytest.raises(importer.InputError, match="no such file"):
         importer.run(tmp_path / "missing.csv", base_url=sandbox.base_url, **common)
     assert sandbox.request_count("POST", "/v1/{phone_number_id}/contacts") == 0
@@ -105,15 +114,23 @@ def test_the_command_lines_checks_hold_for_the_api(sandbox: Sandbox, tmp_path: P
 def test_logs_go_to_the_importer_logger_redacted(
     sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sandbox.set_faults(error_message=f"bad key {sandbox.token} for {phone(1)}")
+    """Even after the command line ran in the same process (its handler is put back), and
+    httpx's own request lines (a looked-up phone in each URL) are redacted too."""
     file = contacts_file(tmp_path / "in.csv", 2)
-    with caplog.at_level(logging.INFO, logger="importer"):
+    from importer.cli import main
+
+    assert main(["run", str(file), "--sandbox", "--report-dir", str(tmp_path / "cli")]) == 0
+    sandbox.set_faults(error_message=f"bad key {sandbox.token} for {phone(1)}")
+    with caplog.at_level(logging.INFO):
         result = importer.run(file, **options(sandbox, tmp_path, "r"))
     assert result.counts["failed"] == 2
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "importer")
     assert "invalid_field_value" in logged
-    assert sandbox.token not in logged
-    assert phone(1) not in logged  # contacts masked unless verbose
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HTTP Request" in everything  # httpx's lines reached the host's handlers
+    assert sandbox.token not in everything
+    for digits in (phone(1), phone(1)[1:], phone(2)[1:]):
+        assert digits not in everything  # contacts masked unless verbose, in URLs too
 
 
 def test_a_run_that_stops_midway_returns_why_and_never_raises(
@@ -203,6 +220,7 @@ def test_the_readmes_recipes_run_with_a_stand_in_orchestrator(
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setenv("KIRIM_API_KEY", sandbox.token)
     monkeypatch.setenv("KIRIM_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("KIRIM_JOURNAL", str(tmp_path / "volume" / "kirim-journal.sqlite"))
     monkeypatch.chdir(tmp_path)
     contacts_file(tmp_path / "contacts.csv", 3)
     namespace: dict[str, Any] = {}
@@ -210,6 +228,7 @@ def test_the_readmes_recipes_run_with_a_stand_in_orchestrator(
     task = namespace["import_contacts"]
     result = task("contacts.csv")
     assert result["created"] == 3
+    assert (tmp_path / "volume" / "kirim-journal.sqlite").is_file()
     (tmp_path / "broken.csv").write_text("Phone,Name\n12,Bad\n")
     with pytest.raises(Exception, match="kirim-import"):
         task("broken.csv")

@@ -129,6 +129,33 @@ def test_a_2xx_with_another_contact_proves_nothing(
     assert {c["id"]: c for c in box.contacts() if c["id"] in before} == before
 
 
+def test_creates_that_land_but_are_answered_with_another_contact(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    """The contact is made, the answer shows someone else's: unproven, so nothing is
+    journalled done from it; the next run finds each one (ours: created), makes none twice,
+    and never patches the contact the wrong answer named."""
+    others = contacts_file(tmp_path / "others.csv", 3)
+    assert run(box, others, tmp_path, "others") == 0
+    before = {c["id"]: dict(c) for c in box.contacts()}
+    file = tmp_path / "new.csv"
+    file.write_text("Phone,Name\n" + "".join(f"{phone(100 + i)},New {i}\n" for i in range(1, 9)))
+    box.set_faults(wrong_contact_rate=1.0, wrong_contact="other", wrong_contact_effect=True)
+    assert run(box, file, tmp_path, "wrong", "--on-existing", "update", "--max-attempts", "2") == 1
+    assert {r["error_code"] for r in results(tmp_path / "wrong")} == {"answer_mismatch"}
+    assert len(box.contacts()) == 3 + 8  # made, each once, though no answer proved it
+    box.set_faults(wrong_contact_rate=0.0, wrong_contact_effect=False)
+    assert run(box, file, tmp_path, "right", "--on-existing", "update") == 0
+    got = results(tmp_path / "right")
+    assert {r["status"] for r in got} == {"created"}  # made by the run before, never reported
+    made = live(box)
+    assert all(r["contact_id"] == made[r["phone_number"]][0] for r in got)
+    assert {p: n for p, n in box.creations_by_phone().items() if p >= phone(101)} == {
+        phone(100 + i): 1 for i in range(1, 9)
+    }
+    assert {c["id"]: c for c in box.contacts() if c["id"] in before} == before  # untouched
+
+
 def test_a_wrong_answer_to_a_patch_never_renames_anyone(box: Sandbox, tmp_path: Path) -> None:
     """When a PATCH's answer carried another person's contact, the next night's PATCH went to
     that person: now only ids from checked answers are journalled and patched."""
@@ -241,3 +268,22 @@ def test_a_kill_while_the_report_is_written_leaves_the_run_to_finish(tmp_path: P
         again = summary(tmp_path / "again")
         assert (again["created"], again["exists"], again["rows_total"]) == (200, 0, 200)
         assert again["requests_sent"] == 2  # the pre-flight's two reads: nothing else to send
+
+
+def test_a_contact_created_again_gets_its_labels_again(box: Sandbox, tmp_path: Path) -> None:
+    """The journal's labels belong to the deleted contact: the new one gets them attached,
+    and the row keeps both its warnings."""
+    file = contacts_file(tmp_path / "in.csv", 5)
+    night = ("--on-existing", "update", "--label", "VIP")
+    assert run(box, file, tmp_path, "n1", *night) == 0
+    gone = next(c for c in box.contacts() if c["phone_number"] == phone(3))
+    box.delete_contact(gone["id"])
+    assert run(box, file, tmp_path, "n2", *night, "--verify") == 0
+    back = next(c for c in box.contacts() if c["phone_number"] == phone(3))
+    labels = {label["id"]: label["name"] for label in box.state.store.labels()}
+    assert {labels[i] for i in back["labels"]} == {"VIP"}
+    row = next(r for r in results(tmp_path / "n2") if r["phone_number"] == phone(3))
+    assert (row["status"], row["labels"]) == ("created", "VIP")
+    assert gone["id"] in row["warning"]
+    assert run(box, file, tmp_path, "n3", *night) == 0  # and the journal knows it now
+    assert {r["status"] for r in results(tmp_path / "n3")} == {"unchanged"}

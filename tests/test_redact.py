@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from importer.cli import main
-from importer.progress import redacting, setup_logging
+from importer.progress import logging_to, redacting
 from importer.redact import redact
 from importer.sandbox import Sandbox
 from tests.conftest import contacts_file, phone
@@ -36,8 +36,10 @@ def test_only_phone_values_are_masked(text: str, shown: str) -> None:
 
 def test_a_log_line_keeps_its_counts_and_masks_its_phones() -> None:
     stream = io.StringIO()
-    logger = setup_logging(stream=stream, verbose=False)
-    with redacting(logger, secrets=("sekrit",), mask_contacts=True):
+    with (
+        logging_to(stream=stream, verbose=False) as logger,
+        redacting(secrets=("sekrit",), mask_contacts=True),
+    ):
         logger.info("progress: %s", "1234567 rows (5120/s): created 1234560, failed 7")
         logger.warning("row %d %s failed: %s", 1234567, "+6281234567890", "key sekrit")
     lines = stream.getvalue().splitlines()

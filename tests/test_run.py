@@ -237,11 +237,12 @@ def test_on_existing_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         file2 = contacts_file(tmp_path / "in2.csv", 5)
         code, upd = run(box, file2, tmp_path, "--on-existing", "update", name="update")
         assert code == 0
-        # rows 1-3 were found, not written by us: looked up again (1-2 equal, 3 differs);
-        # row 4 was created with this very body: unchanged, no request; row 5 is new
+        # rows 1-2 were found holding this very body, so the journal kept its fingerprint:
+        # unchanged, no request; row 3 was found with another body: looked up again and
+        # updated; row 4 was created with this very body: unchanged; row 5 is new
         assert [r["status"] for r in results(upd)] == [
-            "exists",
-            "exists",
+            "unchanged",
+            "unchanged",
             "updated",
             "unchanged",
             "created",

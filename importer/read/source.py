@@ -131,8 +131,9 @@ def open_source(*, options: InputOptions) -> SourceReader:
     stdin = str(path) == "-" or options.stream is not None
     if stdin and options.format is None:
         raise InputError(
-            f"reading {'a stream' if options.stream else 'standard input'} ('-') needs "
-            "--format (csv, tsv, parquet, xlsx)"
+            "reading a file object needs format= (csv, tsv, parquet, xlsx, ...)"
+            if options.stream
+            else "reading standard input ('-') needs --format (csv, tsv, parquet, xlsx)"
         )
     inner, compression = path, None
     if path.suffix.lower() in _COMPRESSED and not stdin:

@@ -284,7 +284,10 @@ def endpoint(state: SandboxState, route: str, handler: Handler) -> AioHandler:
             misbehaviour = state.plan_create(faults) if creates else None
             if contact_writes and misbehaviour is None and state.plan_wrong(faults):
                 state.faults.count("wrong_contact")
-                status, payload = await _wrong_contact(state, request, faults, rid)
+                if faults.wrong_contact_effect:  # it happens; only the answer is wrong
+                    status, payload = await _write(state, handler, request, rid, headers, faults)
+                if not faults.wrong_contact_effect or 200 <= status < 300:
+                    status, payload = await _wrong_contact(state, request, faults, rid)
             elif misbehaviour is None and is_write and not plain:
                 status, payload = await _write(state, handler, request, rid, headers, faults)
             elif misbehaviour is None:

@@ -22,7 +22,8 @@ Kinds, each counted per injection under its name (see ``KINDS``):
 * ``wrong_contact``: a contact create or PATCH answered 2xx with a contact that is not the one
   asked for, and no effect (``wrong_contact_rate``; ``wrong_contact`` says which: ``"other"``,
   another contact of the account when it has one, or ``"madeup"``, a contact that does not
-  exist). The key is not claimed.
+  exist). The key is not claimed; with ``wrong_contact_effect`` the write takes effect first
+  (and its key keeps the true answer), and that answer is then swapped for the wrong one.
 * ``replay_conflict``: with it set (``"idempotency_key_reuse"`` or ``"idempotency_conflict"``),
   a request whose key already has a stored answer is refused with that code (422 or 409)
   instead of the replay: what the contract's two pages say Kirim may answer.
@@ -124,6 +125,7 @@ class FaultSettings:
     label_status: int | None = None
     wrong_contact_rate: float = 0.0
     wrong_contact: str = "other"
+    wrong_contact_effect: bool = False
     replay_conflict: str | None = None
     echo_header: str | None = None
     me_body: Any = None
@@ -161,6 +163,8 @@ class FaultSettings:
             not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599
         ):
             raise ValueError(f"label_status must be an HTTP status 400..599, got {code!r}")
+        if not isinstance(self.wrong_contact_effect, bool):
+            raise ValueError("wrong_contact_effect must be true or false")
         if self.wrong_contact not in WRONG_CONTACTS:
             raise ValueError(f"wrong_contact must be one of {list(WRONG_CONTACTS)}")
         if self.replay_conflict is not None and self.replay_conflict not in REPLAY_CONFLICTS:

@@ -404,18 +404,15 @@ def save_run(
     *,
     run_id: int,
     record: RunRecord,
-    finished: bool,
     now: float | None = None,
     busy_timeout_s: float = 1.0,
 ) -> None:
-    """Keep how this invocation of run ``run_id`` ended, for ``history``, and mark the run
-    finished when ``finished`` (its report is written and it did not stop early: a rerun
-    starts a new run). The run's line keeps the last invocation's counts (its report counts
-    every row of the run) and the sums of requests, 429s, retries and time over all of them;
-    each invocation's stop reason stays in ``invocations``. Its own short connection: the
-    run's journal is closed by then. A record is not worth a long wait: if another program
-    holds the journal's write lock past ``busy_timeout_s``, it is skipped. Raises
-    ``JournalError``."""
+    """Keep how this invocation of run ``run_id`` ended, for ``history``. The run's line
+    keeps the last invocation's counts (its report counts every row of the run) and the sums
+    of requests, 429s, retries and time over all of them; each invocation's stop reason stays
+    in ``invocations``. Its own short connection: the run's journal is closed by then. A
+    record is not worth a long wait: if another program holds the journal's write lock past
+    ``busy_timeout_s``, it is skipped. Raises ``JournalError``."""
     ended = time.time() if now is None else now
     invocation = (
         run_id, ended, record.requests, record.http_429, record.retries, record.elapsed_s,
@@ -439,8 +436,19 @@ def save_run(
                 f" ended_at=?, {sums} WHERE run_id=?",
                 values,
             )
-            if finished:
-                db.execute("UPDATE runs SET finished_at=? WHERE run_id=?", (ended, run_id))
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None
+
+
+def finish_run(path: Path, *, run_id: int, busy_timeout_s: float = 5.0) -> None:
+    """Mark run ``run_id`` finished: its report is written and nothing stopped it, so the next
+    run of the same file starts a new run instead of resuming this one. Its own short
+    connection, with the journal's usual patience (unlike the history record, this matters:
+    a finished run left open would be resumed by tomorrow's). Raises ``JournalError``."""
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, timeout=busy_timeout_s)
+        with contextlib.closing(db), db:
+            db.execute("UPDATE runs SET finished_at=? WHERE run_id=?", (time.time(), run_id))
     except sqlite3.Error as exc:
         raise JournalError(f"the journal {path}: {exc}") from None
 

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from importer.errors import JournalError
-from importer.send.journal import Journal, save_run
-from importer.send.records import Entry, Outcome, RunRecord
-
-RECORD = RunRecord(
-    file="f.csv", mode="skip", counts={"created": 1}, requests=2, http_429=0, retries=0,
-    elapsed_s=0.5, exit_code=0, report_dir="reports/f",
-)  # fmt: skip
+from importer.send.journal import Journal, finish_run
+from importer.send.records import Entry, Outcome
 
 
 def intend(journal: Journal, items: Iterable[tuple[str, str]], *, create: bool = False) -> None:
@@ -77,7 +72,7 @@ def test_an_unfinished_run_is_resumed_and_a_finished_one_is_not(tmp_path: Path) 
     assert again.start_run(fingerprint="f") == run
     assert again.resumed
     again.close()
-    save_run(db, run_id=run, record=RECORD, finished=True)
+    finish_run(db, run_id=run)
     third = open_journal(db)
     assert third.start_run(fingerprint="f") != run
     assert not third.resumed
