@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,7 @@ from enum import Enum
 from typing import Any
 
 import aiohttp
+import aiohttp.http_exceptions
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
@@ -312,7 +314,59 @@ def unanswered(exc: BaseException, secrets: tuple[str, ...] = ()) -> Reply:
         except Exception:  # some libraries' errors fail to print themselves
             text = ""
         message = redact(text or type(exc).__name__, secrets=secrets)
-    return Reply(status=0, error_code=type(exc).__name__, error_message=message)
+    return Reply(status=0, error_code=transport_code(exc), error_message=message)
+
+
+# What the HTTP call may raise when the network or the server fails; only these become an
+# unanswered request (a ``Reply`` with status 0).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.HTTPError, aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError,
+    OSError, EOFError,
+)  # fmt: skip
+
+
+_PROTOCOL = (
+    aiohttp.ClientResponseError, aiohttp.http_exceptions.HttpProcessingError, httpx.ProtocolError
+)
+_LOST = (
+    ConnectionError, EOFError, httpx.ReadError, httpx.WriteError,
+    aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+)  # fmt: skip
+
+
+def transport_code(exc: BaseException) -> str:
+    """Our own word for a request that got no usable answer (the README lists them), never
+    the class name of whichever library raised it."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 16:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for link in chain:
+        if isinstance(link, AnswerTooLarge):
+            return "answer_too_large"
+        if isinstance(link, httpx.ProxyError):
+            return "proxy_error"
+        if isinstance(link, ssl.SSLError):
+            return "tls_error"
+        if isinstance(link, ConnectionRefusedError):
+            return "connect_refused"
+        if isinstance(link, socket.gaierror):
+            return "dns_failed"
+    for link in chain:
+        if isinstance(link, httpx.ConnectTimeout):
+            return "connect_timeout"
+        if isinstance(link, httpx.ReadTimeout | TimeoutError):
+            return "read_timeout"
+        if isinstance(link, httpx.TimeoutException):
+            return "timeout"
+        if isinstance(link, httpx.ConnectError | aiohttp.ClientConnectorError):
+            return "connect_failed"
+        if isinstance(link, _PROTOCOL):
+            return "protocol_error"
+        if isinstance(link, _LOST):
+            return "connection_lost"
+    return "transport_error"
 
 
 def _not_found(reply: Reply, code: str) -> Reply:
@@ -406,9 +460,11 @@ class KirimClient:
                     await response.aclose()
         except TimeoutError:
             return unanswered(TimeoutError(f"no whole answer within {self._deadline:g} s"))
-        except Exception as exc:
-            # httpx's transport errors, OS errors, and whatever the aiohttp adapter lets
-            # through unmapped (a malformed answer): never a traceback that shows the headers
+        except TRANSPORT_ERRORS as exc:
+            # httpx's transport errors, OS errors, and what the aiohttp adapter lets through
+            # unmapped (a malformed answer): a value, never a traceback that shows the headers.
+            # Anything else is a bug (ours, or an upgrade's): it is not retried as if Kirim
+            # were unwell, it stops the run (``dispatch``: internal_error)
             return unanswered(exc, self._secrets)
         answer = b"".join(chunks)
         return reply_from(

@@ -140,7 +140,7 @@ def test_a_transport_failure_is_a_value_not_an_exception() -> None:
     reply = asyncio.run(_one(handler))
     assert reply.status == 0
     assert reply.verdict is Verdict.RETRY
-    assert reply.error_code == "ReadTimeout"
+    assert reply.error_code == "read_timeout"
 
 
 def test_an_update_counts_only_with_the_id_it_patched_and_the_rows_phone() -> None:
@@ -231,3 +231,37 @@ def test_requests_go_through_aiohttps_pool(
     assert code == 0
     assert sent.count("POST") == 3
     assert sent.count("GET") == 2 + 3  # the pre-flight's two, a lookup per row
+
+
+def test_a_request_without_an_answer_is_told_in_our_own_words() -> None:
+    """The error code names what happened, never the class of whichever library raised."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def create(client: KirimClient) -> Reply:
+        return await client.create(account="106540352242922", body=BODY, key="k")
+
+    async def refused() -> Reply:
+        async with KirimClient(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY) as client:
+            return await create(client)
+
+    reply = asyncio.run(refused())
+    assert (reply.status, reply.error_code, reply.verdict) == (0, "connect_refused", Verdict.RETRY)
+    assert (reply.error_message or "").startswith("could not connect")
+
+    for raised, code in (
+        (httpx.ConnectTimeout("slow"), "connect_timeout"),
+        (httpx.ReadTimeout("slow"), "read_timeout"),
+        (httpx.RemoteProtocolError("bad"), "protocol_error"),
+        (httpx.ReadError("reset"), "connection_lost"),
+        (httpx.ProxyError("no"), "proxy_error"),
+    ):
+
+        def handler(request: httpx.Request, raised: Exception = raised) -> httpx.Response:
+            raise raised
+
+        got = asyncio.run(_one(handler))
+        assert (got.status, got.error_code) == (0, code)
