@@ -33,9 +33,9 @@ from importer.options import (
     PlanOptions,
     RunOptions,
 )
+from importer.records import FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
-from importer.validate.records import FIELDS
 
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
 REPORTS = Path("reports")  # the default report folders go here, the journal beside them

@@ -32,8 +32,8 @@ from typing import Any
 import polars as pl
 
 from importer.options import WRITE_PER_MINUTE, PlanOptions, RunOptions
+from importer.records import Status
 from importer.timeline import Sample
-from importer.validate.records import Status
 
 MAX_ROWS = 1_000  # invalid and failed rows shown in the table
 EXAMPLES = 5  # first rows shown per reason

@@ -33,6 +33,7 @@ from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import LOGGER, Progress, logging_to, redacting
 from importer.read import source
+from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
@@ -48,7 +49,7 @@ from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
-from importer.validate.records import PreparedInput, Status, ValidatedBatch
+from importer.validate.records import PreparedInput
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
 MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256

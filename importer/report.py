@@ -31,8 +31,8 @@ from importer.formula import neutralise, neutralise_expr
 from importer.options import WRITE_PER_MINUTE
 from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
+from importer.records import Status
 from importer.send.records import RowResult
-from importer.validate.records import Status
 
 RESULT_COLUMNS = (
     "row_number",

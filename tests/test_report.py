@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
+from importer.records import VALIDATED_SCHEMA, Status
 from importer.report import Report, RunStats
 from importer.send.records import RowResult
-from importer.validate.records import VALIDATED_SCHEMA, Status
 
 
 def planned(rows: list[dict[str, object]]) -> pl.DataFrame:

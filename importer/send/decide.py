@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from importer.options import OnExisting
+from importer.records import Status
 from importer.send.records import Entry
-from importer.validate.records import Status
 
 KEY_TTL_S = 23 * 3600  # Kirim keeps keys 24 h; an hour of margin for clock skew
 

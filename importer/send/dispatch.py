@@ -21,6 +21,7 @@ import polars as pl
 
 from importer.errors import JournalError
 from importer.options import RunOptions
+from importer.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, Status, ValidatedBatch
 from importer.redact import redact
 from importer.send.client import idempotency_key
 from importer.send.decide import Action, decide
@@ -29,7 +30,6 @@ from importer.send.labels import Labeler, Labelled, LabelRow
 from importer.send.records import Entry, RowResult
 from importer.send.stop import Stop, Why
 from importer.send.upsert import Job, Upserter, body_fingerprint, make_body
-from importer.validate.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, Status, ValidatedBatch
 
 _SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
 INTENT_CHUNK = 256  # rows journalled per commit, just before they are queued

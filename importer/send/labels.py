@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from importer.records import LABEL_SEPARATOR
 from importer.send.attach import Attacher, said
 from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
 from importer.send.retry import Sender
-from importer.validate.records import LABEL_SEPARATOR
 
 LABEL_CHUNK = 1000  # bulk_label takes at most 1,000 contact ids
 

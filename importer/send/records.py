@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from importer.validate.records import Status
+from importer.records import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from importer.options import OnExisting
+from importer.records import Status
 from importer.send.client import (
     MISMATCH,
     UNREADABLE,
@@ -36,7 +37,6 @@ from importer.send.journal import Journal
 from importer.send.limiter import TokenBucket
 from importer.send.records import Outcome, RowResult
 from importer.send.retry import Sender
-from importer.validate.records import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from importer.validate.records import VALIDATED_SCHEMA, ValidatedBatch
+from importer.records import VALIDATED_SCHEMA, ValidatedBatch
 
 _SCHEMA = pl.Schema({name: dtype() for name, dtype in VALIDATED_SCHEMA.items()})
 

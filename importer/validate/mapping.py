@@ -27,7 +27,8 @@ from pathlib import Path
 from importer.errors import InputError
 from importer.options import InputOptions
 from importer.read.records import SOURCE_ROW
-from importer.validate.records import FIELDS, ColumnMapping
+from importer.records import FIELDS
+from importer.validate.records import ColumnMapping
 
 # Phone columns by kind, in the order a phone is picked when a file has several (exports from
 # Google Contacts and Outlook carry four or more): a WhatsApp column, then a mobile one, then a

@@ -27,15 +27,11 @@ from typing import NamedTuple
 import polars as pl
 
 from importer.options import InputOptions
+from importer.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, ValidatedBatch
 from importer.validate.columns import fast_email, formula_error, phone_key
 from importer.validate.duplicates import Dedup, last_rows
 from importer.validate.pick import Candidates, candidates, chosen
-from importer.validate.records import (
-    LABEL_SEPARATOR,
-    VALIDATED_SCHEMA,
-    ColumnMapping,
-    ValidatedBatch,
-)
+from importer.validate.records import ColumnMapping
 from importer.validate.uniques import EmailRow, Pending, PhoneRow, UniqueParser
 
 _NO_EMAILS = pl.DataFrame(schema={"_email_key": pl.String, "_email_norm": pl.String})

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from importer.options import OnExisting
+from importer.records import Status
 from importer.send.decide import KEY_TTL_S, Action, Decision, decide
 from importer.send.records import Entry
-from importer.validate.records import Status
 
 NOW = 1_000_000.0
 RUN = 7

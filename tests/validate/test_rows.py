@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.options import InputOptions
+from importer.records import VALIDATED_SCHEMA
 from importer.validate.columns import fast_email
 from importer.validate.phones import parse_phone
-from importer.validate.records import VALIDATED_SCHEMA, ColumnMapping
+from importer.validate.records import ColumnMapping
 from importer.validate.rows import (
     clean_text,
     full_name,
