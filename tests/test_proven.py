@@ -4,21 +4,19 @@ behaving as the contract allows, and counts contacts at the sandbox, not in the 
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from importer.cli import main
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import contacts_file, phone
+from tests.test_run import results, summary
 
 ROUTE = "/v1/{phone_number_id}/contacts"
 
@@ -30,16 +28,6 @@ def run(box: Sandbox, file: Path, tmp: Path, name: str, *extra: str, state: str 
             "--state", str(tmp / f"{state}.sqlite"), *extra,
         ]
     )  # fmt: skip
-
-
-def results(reports: Path) -> list[dict[str, str]]:
-    with (reports / "results.csv").open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def summary(reports: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((reports / "summary.json").read_text())
-    return data
 
 
 def live(box: Sandbox) -> dict[str, list[str]]:
