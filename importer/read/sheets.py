@@ -13,8 +13,14 @@ Excel shows it, ``#N/A``, ``#DIV/0!``, ...: validation names it (``formula_error
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +39,9 @@ from importer.read.frames import (
 from importer.read.records import SourceInfo
 
 _EARLY = 200  # rows looked at for a title row
+_LIBRARY_LOGGERS = ("fastexcel", "calamine")  # the workbook library's loggers (pyo3-log)
+_PRINTED_KEPT = 64 << 10  # bytes of what the library printed that are kept
+_BACKTRACE = ("thread ", "stack backtrace", "note: ", "at ")  # a Rust panic's other lines
 
 # --- Parquet ------------------------------------------------------------------------------
 
@@ -125,6 +134,13 @@ def _has_data(book: Any, name: str) -> bool:
     return bool(table.select(pl.any_horizontal(pl.all().str.strip_chars() != "").any()).item())
 
 
+def _visible(book: Any, name: str) -> bool:
+    # dtypes given: the library guesses no column type (a guess it cannot make, it logs)
+    return bool(
+        book.load_sheet(name, header_row=None, n_rows=1, dtypes="string").visible == "visible"
+    )
+
+
 def _pick_sheet(path: Path, book: Any, wanted: str | None) -> tuple[str, list[str]]:
     """(the sheet to read, the other visible sheets that hold data)."""
     sheets: list[str] = list(book.sheet_names)
@@ -143,14 +159,12 @@ def _pick_sheet(path: Path, book: Any, wanted: str | None) -> tuple[str, list[st
                 raise InputError(f"{path}: no sheet named {wanted!r}; the sheets are {listed}")
             chosen = hits[0]
     else:
-        visible = [
-            s for s in sheets if book.load_sheet(s, header_row=None, n_rows=1).visible == "visible"
-        ]
+        visible = [s for s in sheets if _visible(book, s)]
         chosen = (visible or sheets)[0]
     others = [
         s for s in sheets
         if s != chosen
-        and book.load_sheet(s, header_row=None, n_rows=1).visible == "visible"
+        and _visible(book, s)
         and _has_data(book, s)
     ]  # fmt: skip
     return chosen, others
@@ -190,31 +204,92 @@ def _with_errors(table: pl.DataFrame, errors: Any) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def _load_sheet(path: Path, wanted: str | None, kind: str) -> _Sheet:
-    """The chosen sheet's cells via fastexcel; ``InputError`` if unreadable."""
+@dataclass
+class _Said:
+    """What the workbook library said while it ran, besides its result."""
+
+    warnings: list[str] = field(default_factory=list)  # its log records (fastexcel and
+    # calamine log through ``logging``: "Could not determine dtype for column 3, ...")
+    printed: str = ""  # what its Rust side wrote to the standard error (a panic's message)
+
+
+@contextmanager
+def _hushed() -> Iterator[_Said]:
+    """Run the workbook library without letting it print: its log records are collected
+    (never printed raw), and file descriptor 2 goes to a temporary file meanwhile (a Rust
+    panic prints its message and a backtrace there before Python sees the exception)."""
+    said = _Said()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.warnings.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
+    kept = [(log.handlers[:], log.propagate) for log in loggers]
+    for log in loggers:
+        log.handlers, log.propagate = [handler], False
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as printed:
+            os.dup2(printed.fileno(), 2)
+            try:
+                yield said
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                printed.seek(0)
+                said.printed = printed.read(_PRINTED_KEPT).decode("utf-8", "replace")
+    finally:
+        os.close(saved)
+        for log, (handlers, propagate) in zip(loggers, kept, strict=True):
+            log.handlers, log.propagate = handlers, propagate
+
+
+def _reason(exc: BaseException, printed: str) -> str:
+    """The library's one-line reason: its exception's first line, else the first line of
+    what it printed that is not a backtrace, else the exception's type."""
+    for text in (str(exc), printed):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line for line in lines if not line.startswith(_BACKTRACE)]
+        if lines:
+            return lines[0]
+    return type(exc).__name__
+
+
+def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[_Sheet, list[str]]:
+    """The chosen sheet's cells via fastexcel, and the warnings it logged; ``InputError``
+    if unreadable, whatever the library raised (a Rust panic, pyo3's ``PanicException``,
+    is a ``BaseException``)."""
     import fastexcel
 
-    try:
-        book: Any = fastexcel.read_excel(str(path))
-        sheet, others = _pick_sheet(path, book, wanted)
-        # skip_rows=0: the rows above the used range too, so row i is the sheet's row i + 1
-        loaded = book.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0)
-        batch, errors = loaded.to_arrow_with_errors()
-        letters = [_column_letter(c.absolute_index) for c in loaded.available_columns()]
-        table = _with_errors(pl.DataFrame(batch), errors)
-    except InputError:
-        raise
-    except Exception as exc:  # fastexcel raises its own exception tree
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    failed: BaseException | None = None
+    with _hushed() as said:
+        try:
+            book: Any = fastexcel.read_excel(str(path))
+            sheet, others = _pick_sheet(path, book, wanted)
+            # skip_rows=0: the rows above the used range too, so row i is the sheet's row i + 1
+            loaded = book.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0)
+            batch, errors = loaded.to_arrow_with_errors()
+            letters = [_column_letter(c.absolute_index) for c in loaded.available_columns()]
+            table = _with_errors(pl.DataFrame(batch), errors)
+        except (InputError, KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # fastexcel's own exception tree, and a Rust panic
+            failed = exc
+    if failed is not None:
         raise InputError(
-            f"{path}: not a readable {kind.upper()} workbook (the reader said: {first})"
-        ) from exc
-    return _Sheet(sheet, table, letters, others)
+            f"{path}: cannot read this workbook ({kind.upper()}; the workbook library said: "
+            f"{_reason(failed, said.printed)}); it may be damaged: open it in a spreadsheet "
+            "program and save it again"
+        ) from None
+    return _Sheet(sheet, table, letters, others), said.warnings
 
 
 def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     """Load the sheet, find and check its header row, and slice the rest into batches."""
-    sheet, table, letters, others = _load_sheet(path, options.sheet, kind)
+    (sheet, table, letters, others), warned = _load_sheet(path, options.sheet, kind)
     table = table.with_row_index("_line", offset=1)
     cells = [c for c in table.columns if c != "_line"]
     filled = table.clear()
@@ -259,6 +334,9 @@ def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     notes: tuple[str, ...] = ()
     if others:
         notes = (f"other sheets hold data too: {', '.join(repr(s) for s in others)} (--sheet)",)
+    if warned:
+        more = f" (and {len(warned) - 1} more)" if len(warned) > 1 else ""
+        notes = (*notes, f"the workbook library warned {len(warned)} time(s): {warned[0]}{more}")
     info = SourceInfo(
         path=path, format=kind, sheet=sheet, columns=kept_columns(names),
         header_line=header_line, notes=notes,

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import zstandard
 
+from importer.cli import main
 from importer.errors import InputError
 from importer.options import InputOptions
 from importer.read.source import SourceReader, open_source
@@ -137,8 +138,87 @@ def test_ods(tmp_path: Path) -> None:
 def test_damaged_workbook_is_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "bad.xlsx"
     path.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(InputError, match=r"bad\.xlsx: not a readable XLSX workbook \(the reader"):
+    with pytest.raises(
+        InputError, match=r"bad\.xlsx: cannot read this workbook \(XLSX; the workbook library said"
+    ):
         _open(path)
+
+
+def _xls(path: Path) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Kontak")
+    for column, name in enumerate(["No HP", "Nama", "Kota"]):
+        sheet.write(0, column, name)
+    for row in range(1, 50):
+        sheet.write(row, 0, f"0812{row:07d}")
+        sheet.write(row, 1, f"Nama {row}")
+        sheet.write(row, 2, 3.5 if row % 3 else "Bogor")
+    book.save(str(path))
+    return path
+
+
+def _damaged(path: Path) -> Path:
+    """An .xls whose sheet record (BOUNDSHEET, 0x0085) points past the workbook stream, as a
+    copy cut short or overwritten leaves it: calamine panics on it (a Rust panic)."""
+    data = bytearray(_xls(path).read_bytes())
+    at = data.find(b"\x85\x00\x0e\x00")  # the record's type and length; its offset follows
+    assert at > 0
+    data[at + 4 : at + 8] = (0xFFCD).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_workbook_the_library_panics_on_is_exit_2_with_its_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = _damaged(tmp_path / "rusak.xls")
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    out, err = capfd.readouterr()
+    error = [line for line in err.splitlines() if "rusak.xls" in line]
+    assert len(error) == 1
+    assert "cannot read this workbook (XLS; the workbook library said: " in error[0]
+    assert "out of range" in error[0]  # the library's own one-line reason
+    for raw in ("Traceback", "panicked", "backtrace", "PanicException"):
+        assert raw not in out + err
+
+
+def test_a_truncated_workbook_is_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = _xls(tmp_path / "potong.xls")
+    path.write_bytes(path.read_bytes()[:4096])
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capfd.readouterr().err
+    assert "potong.xls: cannot read this workbook (XLS; the workbook library said: " in err
+    assert "Traceback" not in err
+
+
+def test_the_library_prints_no_warnings_of_its_own(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # fastexcel and calamine log through Python's logging (pyo3-log): with no handler set up
+    # Python prints their warnings raw ("Could not determine dtype for column 1, ..."); here
+    # pytest's handler would receive them
+    import xlsxwriter
+
+    path = tmp_path / "judul.xlsx"  # a title in A1 above the header: row 1 is mostly empty
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Kontak")
+    sheet.write(0, 0, "Daftar Pelanggan")
+    sheet.write_row(2, 0, ["No HP", "Nama", "Kota", "Catatan"])
+    sheet.write_row(3, 0, ["08123456701", "Ani", "Bogor", "x"])
+    book.close()
+    argv = ["plan", str(path), "--header-row", "3", "--default-region", "ID"]
+    assert main([*argv, "--report-dir", str(tmp_path / "r")]) == 0
+    out, err = capfd.readouterr()
+    assert "Could not determine dtype" not in out + err
+    assert not [r for r in caplog.records if r.name.startswith(("fastexcel", "calamine"))]
+    assert _xls(tmp_path / "campur.xls")  # a column of numbers and text
+    assert main(["plan", str(tmp_path / "campur.xls"), "--report-dir", str(tmp_path / "s")]) == 1
+    out, err = capfd.readouterr()
+    assert "Could not determine dtype" not in out + err
 
 
 CSV = b"Phone,Name\n0812,Budi\n0813,Ani\n"
