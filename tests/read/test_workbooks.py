@@ -265,3 +265,20 @@ def test_content_that_does_not_match_the_name(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"export\.xlsx: the name says xlsx but the file is text"):
         _open(text_xlsx)
     assert _read(text_xlsx, format="csv")["Name"].to_list() == ["Budi", "Ani"]  # --format wins
+
+
+def test_excels_lock_file_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel's owner file beside an open workbook: the user's name (a length byte, the name,
+    # spaces to 54 bytes), then the name again in UTF-16 after its length: 165 bytes
+    user = "Budi Santoso"
+    data = bytes([len(user)]) + user.encode().ljust(53, b" ")
+    data += len(user).to_bytes(2, "little") + user.encode("utf-16-le")
+    path = tmp_path / "~$kontak.xlsx"
+    path.write_bytes(data.ljust(165, b"\x20"))
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "~$kontak.xlsx: this is Excel's lock file of an open workbook" in err
+    assert "import 'kontak.xlsx' itself" in err
+    assert "text (a CSV?)" not in err
