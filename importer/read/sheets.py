@@ -18,11 +18,13 @@ import os
 import re
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+from xml.etree import ElementTree
 
 import polars as pl
 
@@ -41,6 +43,9 @@ from importer.read.records import SourceInfo
 _EARLY = 200  # rows looked at for a title row
 _LIBRARY_LOGGERS = ("fastexcel", "calamine")  # the workbook library's loggers (pyo3-log)
 _PRINTED_KEPT = 64 << 10  # bytes of what the library printed that are kept
+_SHOWN = 5  # cells named in a note
+_CHUNK = 1 << 20
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")  # a formula element in a sheet's XML
 _BACKTRACE = ("thread ", "stack backtrace", "note: ", "at ")  # a Rust panic's other lines
 
 # --- Parquet ------------------------------------------------------------------------------
@@ -287,6 +292,66 @@ def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[_Sheet, list
     return _Sheet(sheet, table, letters, others), said.warnings
 
 
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _sheet_member(book: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip member of ``sheet``'s XML in an XLSX/XLSM, from the workbook's sheet list and
+    its relationships."""
+    # the standard library's parser over expat >= 2.4.1 refuses entity bombs and fetches no
+    # external entity (Python's "XML vulnerabilities" table): safe on a user's file
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))  # noqa: S314
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))  # noqa: S314
+    rid = next(
+        (
+            value for el in workbook.iter() if _local(el.tag) == "sheet" and el.get("name") == sheet
+            for key, value in el.attrib.items() if _local(key) == "id"
+        ),
+        None,
+    )  # fmt: skip
+    target = next((el.get("Target") for el in rels.iter() if el.get("Id") == rid), None)
+    if rid is None or target is None:
+        return None
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _uncalculated(path: Path, sheet: str, kind: str) -> list[str]:
+    """The cells of ``sheet`` (XLSX, XLSM) holding a formula without a saved value, as a
+    program that writes formulas without calculating them (openpyxl, for one) leaves them:
+    fastexcel reads such a cell as empty. A formula Excel computed to text has ``t="str"``
+    and is left alone. Read with the standard library's XML parser, only when the sheet
+    holds a formula at all; nothing when the workbook cannot be read this way."""
+    if kind not in ("xlsx", "xlsm"):
+        return []
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as book:
+            member = _sheet_member(book, sheet)
+            if member is None:
+                return []
+            with book.open(member) as xml:
+                tail = b""
+                while chunk := xml.read(_CHUNK):
+                    if _FORMULA.search(tail + chunk):
+                        break
+                    tail = chunk[-16:]
+                else:
+                    return []
+            with book.open(member) as xml:
+                for _, el in ElementTree.iterparse(xml):  # noqa: S314 (see _sheet_member)
+                    if _local(el.tag) != "c":
+                        continue
+                    parts = {_local(child.tag): child for child in el}
+                    value = parts.get("v")
+                    if "f" in parts and el.get("t") is None and (value is None or not value.text):
+                        found.append(el.get("r") or "?")
+                    el.clear()
+    except (zipfile.BadZipFile, ElementTree.ParseError, KeyError, OSError):
+        return []
+    return found
+
+
 def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     """Load the sheet, find and check its header row, and slice the rest into batches."""
     (sheet, table, letters, others), warned = _load_sheet(path, options.sheet, kind)
@@ -334,6 +399,15 @@ def open_workbook(*, path: Path, options: InputOptions, kind: str) -> Opened:
     notes: tuple[str, ...] = ()
     if others:
         notes = (f"other sheets hold data too: {', '.join(repr(s) for s in others)} (--sheet)",)
+    uncalculated = _uncalculated(path, sheet, kind)
+    if uncalculated:
+        shown = ", ".join(uncalculated[:_SHOWN]) + (" ..." if len(uncalculated) > _SHOWN else "")
+        notes = (
+            *notes,
+            f"sheet {sheet!r}: {len(uncalculated)} formula cell(s) have no saved value ({shown}):"
+            " the program that wrote the workbook did not calculate them, so they read as "
+            "empty; open it in Excel or LibreOffice and save it again to store their values",
+        )
     if warned:
         more = f" (and {len(warned) - 1} more)" if len(warned) > 1 else ""
         notes = (*notes, f"the workbook library warned {len(warned)} time(s): {warned[0]}{more}")

@@ -282,3 +282,37 @@ def test_excels_lock_file_is_named_as_such(
     assert "~$kontak.xlsx: this is Excel's lock file of an open workbook" in err
     assert "import 'kontak.xlsx' itself" in err
     assert "text (a CSV?)" not in err
+
+
+def test_a_formula_without_a_saved_value_is_named_not_just_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import openpyxl  # writes formulas without calculating them: no value in the file
+    import xlsxwriter
+
+    path = tmp_path / "rumus.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Kontak"
+    sheet.append(["No HP", "Nama", "Kota"])
+    sheet.append(["08123456701", "Ani", "Bogor"])
+    sheet.append(['="0812"&"3456702"', "Budi", "Depok"])
+    book.save(path)
+    argv = ["plan", str(path), "--default-region", "ID", "--report-dir", str(tmp_path / "r")]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert (
+        "warning: sheet 'Kontak': 1 formula cell(s) have no saved value (A3): the program that "
+        "wrote the workbook did not calculate them, so they read as empty" in out
+    )
+    done = tmp_path / "excel.xlsx"  # formulas with their values saved, as Excel keeps them
+    saved = xlsxwriter.Workbook(str(done))
+    page = saved.add_worksheet("Kontak")
+    page.write_row(0, 0, ["No HP", "Nama", "Sapaan"])
+    page.write_row(1, 0, ["08123456701", "Ani"])
+    page.write_formula(1, 2, '="Bu "&B2', None, "Bu Ani")
+    page.write_formula(2, 2, "=1+1", None, 2)
+    saved.close()
+    reader = _open(done)
+    assert not [note for note in reader.info.notes if "formula" in note]
