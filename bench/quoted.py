@@ -8,7 +8,11 @@ City, then ``Field 5`` ... columns, about a third of them filled, as contact exp
 - *quoted*: every field quoted (``csv.QUOTE_ALL``), as Google Contacts, Outlook and Excel
   write them; one in 20 filled extra cells holds a comma and one in 40 a line break;
 - *plain*: the same cells with those commas and line breaks written as spaces, no quote at
-  all (so polars' quick path reads it).
+  all (so polars' quick path reads it);
+- *quoted, no line breaks*: the quoted file with its line breaks written as spaces (commas
+  kept). It tells reading apart from validation: a batch holding a control character (a
+  line break in a cell) makes ``validate/rows.json_string`` escape 32 characters with one
+  polars pass each over every metadata column.
 
 Each file is planned by ``python -m importer plan FILE --default-region ID`` as a child
 process (wall time, CPU seconds, peak RSS from ``wait4``), plain then quoted, back to back in
@@ -31,7 +35,8 @@ _WORDS = ("Jl. Merdeka", "Blok C", "RT 03", "Kec. Cibinong", "PT Maju", "Lantai 
 
 
 def _cells(rng: random.Random, width: int) -> list[tuple[str, str]]:
-    """(quoted text, plain text) of the extra cells of one row."""
+    """(quoted text, plain text) of the extra cells of one row (the quoted file without line
+    breaks writes the quoted text with its line breaks as spaces)."""
     out = []
     for _ in range(width - len(HEADER)):
         roll = rng.random()
@@ -48,32 +53,36 @@ def _cells(rng: random.Random, width: int) -> list[tuple[str, str]]:
     return out
 
 
-def ensure(rows: int, width: int, seed: int) -> tuple[Path, Path]:
-    """The quoted and plain files for these parameters, written when missing."""
+def ensure(rows: int, width: int, seed: int) -> tuple[Path, Path, Path]:
+    """The quoted, plain and quoted-without-line-breaks files, written when missing."""
     quoted = DATA / f"quoted-{rows}-{width}c-s{seed}.csv"
     plain = DATA / f"plain-{rows}-{width}c-s{seed}.csv"
-    if quoted.exists() and plain.exists():
-        return quoted, plain
+    flat = DATA / f"quoted-flat-{rows}-{width}c-s{seed}.csv"
+    if quoted.exists() and plain.exists() and flat.exists():
+        return quoted, plain, flat
     DATA.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed * 31 + width)
     header = [*HEADER, *(f"Field {i}" for i in range(len(HEADER) + 1, width + 1))]
-    tmp_q, tmp_p = quoted.with_suffix(".tmp"), plain.with_suffix(".tmp")
+    tmp_q, tmp_p, tmp_f = (p.with_suffix(".tmp") for p in (quoted, plain, flat))
     with (
         tmp_q.open("w", encoding="utf-8", newline="") as fq,
         tmp_p.open("w", encoding="utf-8", newline="") as fp,
+        tmp_f.open("w", encoding="utf-8", newline="") as ff,
     ):
         wq = csv.writer(fq, quoting=csv.QUOTE_ALL)
         wp = csv.writer(fp, quoting=csv.QUOTE_NONE, escapechar=None)
-        wq.writerow(header)
-        wp.writerow(header)
+        wf = csv.writer(ff, quoting=csv.QUOTE_ALL)
+        for w in (wq, wp, wf):
+            w.writerow(header)
         for r in Generator(seed=seed).rows(rows):
             extra = _cells(rng, width)
             base = [r.phone, r.name, r.email, r.city]
             wq.writerow([*base, *(q for q, _ in extra)])
             wp.writerow([*base, *(p for _, p in extra)])
-    os.replace(tmp_q, quoted)
-    os.replace(tmp_p, plain)
-    return quoted, plain
+            wf.writerow([*base, *(q.replace("\n", " ") for q, _ in extra)])
+    for tmp, path in ((tmp_q, quoted), (tmp_p, plain), (tmp_f, flat)):
+        os.replace(tmp, path)
+    return quoted, plain, flat
 
 
 def main() -> int:
@@ -85,10 +94,11 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[list[Any]] = []
     for width in (int(c) for c in args.columns.split(",") if c):
-        quoted, plain = ensure(args.rows, width, args.seed)
+        quoted, plain, flat = ensure(args.rows, width, args.seed)
+        files = {"plain": plain, "quoted": quoted, "quoted, no line breaks": flat}
         best: dict[str, Any] = {}
         for _ in range(args.repeat):
-            for kind, path in (("plain", plain), ("quoted", quoted)):
+            for kind, path in files.items():
                 print(f"[quoted] plan {path.name} ...", flush=True)
                 with workdir("quoted-") as tmp:
                     child = run_child([PY, "-m", "importer", "plan", str(path),
@@ -99,14 +109,15 @@ def main() -> int:
                     raise SystemExit(f"plan on {path} exited {child.returncode}")
                 if kind not in best or child.wall_s < best[kind].wall_s:
                     best[kind] = child
-        p, q = best["plain"], best["quoted"]
-        for kind, c in (("plain", p), ("quoted", q)):
-            size = (plain if kind == "plain" else quoted).stat().st_size / 2**20
+        p = best["plain"]
+        for kind, c in best.items():
+            size = files[kind].stat().st_size / 2**20
             rows.append([f"{width} columns, {kind}", args.rows, size, c.wall_s, c.cpu_s,
-                         c.max_rss_mib, c.wall_s / p.wall_s, c.max_rss_mib / p.max_rss_mib])
+                         c.max_rss_mib, c.wall_s / p.wall_s, c.cpu_s / p.cpu_s,
+                         c.max_rss_mib / p.max_rss_mib])  # fmt: skip
     table(
         ["file", "rows", "MiB", "wall s", "CPU s", "peak RSS MiB", "time x plain",
-         "RSS x plain"],
+         "CPU x plain", "RSS x plain"],
         rows,
         title="plan on a quoted export vs the same rows unquoted (targets: time <= 1.5x, "
         f"peak RSS <= 1.2x); best of {args.repeat}",
