@@ -37,7 +37,7 @@ class Chunk(NamedTuple):
 
     rows: list[list[str]]  # a blank line is a record with no fields
     starts: list[int]  # the file line each record starts on
-    after_quote: list[int]  # lines of records with text after a closing quote
+    after_quote: list[tuple[int, int]]  # (line, field index) of text after a closing quote
     unclosed: list[int]  # lines whose quote never closes (read as text)
 
 
@@ -105,7 +105,7 @@ def _parse(lines: list[str], delimiter: str, line: int, *, last: bool) -> tuple[
             loose, span = _unquoted(lines[pos], delimiter), 1
             chunk.unclosed.append(line + pos)
         else:
-            chunk.after_quote.append(line + pos)
+            chunk.after_quote.append((line + pos, _field_after_quote(lines[pos], delimiter)))
         rows.append(loose)
         starts.append(line + pos)
         pos += span
@@ -127,6 +127,22 @@ def _loose(lines: list[str], pos: int, delimiter: str) -> tuple[list[str] | None
     if span > min(available, MAX_RECORD_LINES):
         return None, 1
     return row, span
+
+
+def _field_after_quote(text: str, delimiter: str) -> int:
+    """Which field of ``text`` (a line the strict reader refuses) has text after its closing
+    quote: the strict reader is run on the line cut at each delimiter in turn, and the field
+    is the one after the last cut it reads whole."""
+    fields = 0
+    for at, ch in enumerate(text):
+        if ch != delimiter:
+            continue
+        try:
+            fields = len(next(csv.reader([text[:at]], delimiter=delimiter, strict=True), []))
+        except csv.Error as exc:
+            if str(exc) != _END_OF_DATA:  # the cut passed the quote and its text
+                return fields
+    return fields
 
 
 def _unquoted(text: str, delimiter: str) -> list[str]:

@@ -340,6 +340,15 @@ def _lines(found: list[int]) -> str:
     return f"line {shown}" if len(found) == 1 else f"lines {shown}"
 
 
+def _cells(found: list[tuple[int, int]], header: list[str]) -> str:
+    """``line 3, column 'Nama'; line 9, column 4 ...``: the first few of ``found``."""
+    shown = []
+    for line, i in found[:_SHOWN]:
+        name = header[i].strip() if i < len(header) else ""
+        shown.append(f"line {line}, column {name!r}" if name else f"line {line}, column {i + 1}")
+    return "; ".join(shown) + (" ..." if len(found) > _SHOWN else "")
+
+
 def _is_blank(row: list[str]) -> bool:
     return not "".join(row).strip()
 
@@ -408,7 +417,7 @@ def _check_and_spool(
     """The careful pass: header, field counts and rows, read by ``parse.records`` (Python's
     csv module); the rows go to the spool the run reads. Bounded memory."""
     delimiter = layout.delimiter
-    after_quote: list[int] = []
+    after_quote: list[tuple[int, int]] = []
     unclosed: list[int] = []
     with target.open(encoding="utf-8-sig", newline="") as f:
         for _ in range(layout.skip):
@@ -431,7 +440,7 @@ def _check_and_spool(
         if header is None or (layout.fixed and _is_blank(header)):
             what = "line " + str(layout.skip + 1) if layout.fixed else "the file"
             raise InputError(f"{path}: {what} has only blank lines (it needs a header line)")
-        after_quote = [n for n in after_quote if n >= header_line]
+        after_quote = [(n, i) for n, i in after_quote if n >= header_line]
         unclosed = [n for n in unclosed if n >= header_line]
         seen = _Careful(len(header), [i for i, cell in enumerate(header) if not cell.strip()])
 
@@ -471,8 +480,8 @@ def _check_and_spool(
     if after_quote:
         notes.append(
             f"{len(after_quote)} quoted field(s) had more text after the closing quote "
-            f"({_lines(after_quote)}): each was read as one field, the quotes dropped and the "
-            "text kept, as Python's csv module reads it; check those cells"
+            f"({_cells(after_quote, header)}): each was read as one field, the quotes dropped "
+            "and the text kept, as Python's csv module reads it; check those cells"
         )
     if unclosed:
         notes.append(

@@ -39,9 +39,9 @@ def test_stray_quotes_in_unquoted_fields_are_text(tmp_path: Path) -> None:
         (3, "0814", "Ani", "x"),
     ]
     assert reader.info.notes == (
-        "1 quoted field(s) had more text after the closing quote (line 3): each was read as "
-        "one field, the quotes dropped and the text kept, as Python's csv module reads it; "
-        "check those cells",
+        "1 quoted field(s) had more text after the closing quote (line 3, column 'Name'): each "
+        "was read as one field, the quotes dropped and the text kept, as Python's csv module "
+        "reads it; check those cells",
     )
 
 
@@ -57,7 +57,7 @@ def test_excel_style_quoted_field_followed_by_text_is_one_field(tmp_path: Path) 
     expected = [*csv.reader(io.StringIO(data.decode(), newline=""))][2]
     assert expected == ["08123456701", "Ani, S.Pd guru", "Bogor"]  # what the csv module reads
     assert len(reader.info.notes) == 1
-    assert "(line 3)" in reader.info.notes[0]
+    assert "(line 3, column 'Nama')" in reader.info.notes[0]
 
 
 def test_what_is_checked_is_what_is_read_on_a_big_quoted_file(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_what_is_checked_is_what_is_read_on_a_big_quoted_file(tmp_path: Path) ->
     assert df["Name"][25_000] == 'TV 32"'
     assert df["Name"][26_000] == "Joko Widodo"
     assert df["row_number"].to_list() == list(range(1, 60_001))
-    assert "(line 52001)" in reader.info.notes[0]  # two lines a row before 25,000
+    assert "(line 52001, column 'Name')" in reader.info.notes[0]  # two lines a row before 25,000
 
 
 def test_unclosed_quote_is_text_and_the_next_line_still_a_row(tmp_path: Path) -> None:
@@ -210,3 +210,10 @@ def test_utf8_with_bad_bytes_names_the_lines(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"a\.csv: the file is UTF-8 but 2 byte\(s\) are not "
                        r"\(line 5, 6\).*--encoding"):  # fmt: skip
         _open(_write(tmp_path, "a.csv", data))
+
+
+def test_the_column_of_text_after_a_quote_is_named_past_quoted_delimiters(tmp_path: Path) -> None:
+    data = b'No HP;Alamat;Nama\n0812;"Jl. A; No 5";"Ani; S.Pd" guru\n'
+    reader = _open(_write(tmp_path, "a.csv", data))
+    assert pl.concat(list(reader.batches())).rows() == [(1, "0812", "Jl. A; No 5", "Ani; S.Pd guru")]
+    assert "(line 2, column 'Nama')" in reader.info.notes[0]
