@@ -11,12 +11,14 @@ Which parser reads the data is decided once, and the same one both checks and re
 - a file with no quote at all, no lone CR and one field count on every non-blank line is
   split on newlines and the delimiter by polars (the check counts delimiters per line in
   polars; the reader splits the same lines with quoting off);
-- any other file goes through ``parse.records`` (the one quote-aware parser) in a single
-  pass that checks the structure and writes the rows it read to a temporary Arrow spool,
-  which is what the run then reads: what was checked is what is read, whole.
+- any other file goes through ``parse.records`` (Python's csv module, fed blocks of whole
+  lines) in a single pass that checks the structure and writes the rows it read to a
+  temporary Arrow spool (frames of ``batch_size`` rows), which is what the run then reads:
+  what was checked is what is read, whole.
 
-Rows with fewer fields than the header are padded with empty cells (counted in a note); a row
-with more fields is an error naming its line, unless the extra fields are empty.
+Rows with fewer fields than the header are padded with empty cells (a note names their
+lines); a row with more fields is an error naming its line, unless the extra fields are
+empty. Text after a closing quote and quotes that never close are noted with their lines.
 """
 
 from __future__ import annotations
@@ -303,37 +305,6 @@ def _shapes_of(block: bytes, delimiter: str) -> dict[int, int]:
 # --- the careful path: the csv module, checked and spooled in one pass -----------------
 
 
-class _Spool:
-    """Frames of rows as read, written to Arrow files of ``size`` rows (``c0``, ``c1``, ...;
-    "" as null), which the run reads back."""
-
-    def __init__(self, directory: Path, size: int) -> None:
-        self.directory = directory
-        self.size = size
-        self.held: list[pl.DataFrame] = []
-        self.rows = 0
-        self.parts = 0
-        directory.mkdir()
-
-    def add(self, frame: pl.DataFrame) -> None:
-        self.held.append(frame)
-        self.rows += frame.height
-        while self.rows >= self.size:
-            joined = pl.concat(self.held) if len(self.held) > 1 else self.held[0]
-            self._write(joined.slice(0, self.size))
-            rest = joined.slice(self.size)
-            self.held, self.rows = [rest], rest.height
-
-    def flush(self) -> None:
-        if self.rows:
-            self._write(pl.concat(self.held) if len(self.held) > 1 else self.held[0])
-        self.held, self.rows = [], 0
-
-    def _write(self, frame: pl.DataFrame) -> None:
-        frame.write_ipc(self.directory / f"{self.parts:08d}.arrow")
-        self.parts += 1
-
-
 def _lines(found: list[int]) -> str:
     """``line 3`` or ``lines 3, 9, 12 ...``: the first few of ``found``."""
     shown = ", ".join(map(str, found[:_SHOWN])) + (" ..." if len(found) > _SHOWN else "")
@@ -460,17 +431,21 @@ def _check_and_spool(
             check_headers(path=path, raw=header, where=where)
         except InputError as exc:
             raise InputError(f"{exc}{hint()}") from None
-        spool = _Spool(spool_dir, batch_size)
-        frame = seen.frame(*rest, problem)
-        if frame is not None:
-            spool.add(frame)
-        for chunk in chunks:
-            after_quote += chunk.after_quote
-            unclosed += chunk.unclosed
-            frame = seen.frame(chunk.rows, chunk.starts, problem)
-            if frame is not None:
-                spool.add(frame)
-        spool.flush()
+
+        def frames() -> Iterator[pl.DataFrame]:
+            first = seen.frame(*rest, problem)
+            if first is not None:
+                yield first
+            for chunk in chunks:
+                after_quote.extend(chunk.after_quote)
+                unclosed.extend(chunk.unclosed)
+                frame = seen.frame(chunk.rows, chunk.starts, problem)
+                if frame is not None:
+                    yield frame
+
+        spool_dir.mkdir()
+        for part, frame in enumerate(_rebatch(frames(), batch_size)):
+            frame.write_ipc(spool_dir / f"{part:08d}.arrow")
     names = check_headers(path=path, raw=header, where=where)
     try:
         names = empty_named(path=path, names=names, has_data=seen.has_data, where=where)
