@@ -13,15 +13,16 @@ Excel shows it, ``#N/A``, ``#DIV/0!``, ...: validation names it (``formula_error
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 from xml.etree import ElementTree
@@ -42,7 +43,7 @@ from importer.read.records import SourceInfo
 
 _EARLY = 200  # rows looked at for a title row
 _LIBRARY_LOGGERS = ("fastexcel", "calamine")  # the workbook library's loggers (pyo3-log)
-_PRINTED_KEPT = 64 << 10  # bytes of what the library printed that are kept
+_PRINTED_KEPT = 64 << 10  # bytes of what the reading process printed that are looked at
 _SHOWN = 5  # cells named in a note
 _CHUNK = 1 << 20
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")  # a formula element in a sheet's XML
@@ -209,68 +210,102 @@ def _with_errors(table: pl.DataFrame, errors: Any) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-@dataclass
-class _Said:
-    """What the workbook library said while it ran, besides its result."""
-
-    warnings: list[str] = field(default_factory=list)  # its log records (fastexcel and
-    # calamine log through ``logging``: "Could not determine dtype for column 3, ...")
-    printed: str = ""  # what its Rust side wrote to the standard error (a panic's message)
-
-
 @contextmanager
-def _hushed() -> Iterator[_Said]:
-    """Run the workbook library without letting it print: its log records are collected
-    (never printed raw), and file descriptor 2 goes to a temporary file meanwhile (a Rust
-    panic prints its message and a backtrace there before Python sees the exception)."""
-    said = _Said()
+def _logged() -> Iterator[list[str]]:
+    """Collect the workbook library's log records (fastexcel and calamine log through
+    ``logging``, "Could not determine dtype for column 3, ...") instead of letting Python
+    print them raw."""
+    said: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            said.warnings.append(record.getMessage())
+            said.append(record.getMessage())
 
     handler = Collect(logging.WARNING)
     loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
     kept = [(log.handlers[:], log.propagate) for log in loggers]
     for log in loggers:
         log.handlers, log.propagate = [handler], False
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with tempfile.TemporaryFile() as printed:
-            os.dup2(printed.fileno(), 2)
-            try:
-                yield said
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                printed.seek(0)
-                said.printed = printed.read(_PRINTED_KEPT).decode("utf-8", "replace")
+        yield said
     finally:
-        os.close(saved)
         for log, (handlers, propagate) in zip(loggers, kept, strict=True):
             log.handlers, log.propagate = handlers, propagate
 
 
-def _reason(exc: BaseException, printed: str) -> str:
-    """The library's one-line reason: its exception's first line, else the first line of
-    what it printed that is not a backtrace, else the exception's type."""
-    for text in (str(exc), printed):
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        lines = [line for line in lines if not line.startswith(_BACKTRACE)]
-        if lines:
-            return lines[0]
-    return type(exc).__name__
+def _reason(text: str) -> str | None:
+    """The first line of ``text`` that is not part of a Rust panic's backtrace."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if not line.startswith(_BACKTRACE)), None)
 
 
 def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[_Sheet, list[str]]:
+    """The chosen sheet's cells, and the warnings the workbook library logged, read by a
+    child process (``_child``): nothing the library does on a damaged workbook can end,
+    hang up or print into this one (a Rust panic, an allocation failure that aborts the
+    process). ``InputError`` if unreadable, with the library's one-line reason."""
+    with tempfile.TemporaryDirectory(prefix="kirim-import-book-") as tmp:
+        out = Path(tmp)
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding ``importer``
+        argv = [sys.executable, "-I", "-c", _CHILD, root, str(path), kind, str(out)]
+        done = subprocess.run(  # noqa: S603 (this interpreter, our own code, no shell)
+            [*argv, *([] if wanted is None else [wanted])], capture_output=True, check=False
+        )
+        answer = out / "answer.json"
+        if done.returncode != 0 or not answer.exists():  # it aborted (or worse): say why
+            why = _reason(done.stderr[-_PRINTED_KEPT:].decode("utf-8", "replace"))
+            if why is None and done.returncode < 0:
+                why = f"it ended the process with {signal.Signals(-done.returncode).name}"
+            raise InputError(_cannot(path, kind, why or f"exit {done.returncode}"))
+        said = json.loads(answer.read_text(encoding="utf-8"))
+        if "error" in said:
+            raise InputError(said["error"])
+        table = pl.read_ipc(out / "table.arrow")  # mapped: the file may go once read
+    sheet = _Sheet(said["sheet"], table, said["letters"], said["others"])
+    return sheet, said["warnings"]
+
+
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from importer.read.sheets import _child; raise SystemExit(_child(sys.argv[2:]))"
+)
+
+
+def _child(argv: list[str]) -> int:
+    """In the child process: load the sheet (``path kind out [sheet]``) and write it to
+    ``out/table.arrow`` with ``out/answer.json`` (sheet, letters, others, warnings), or the
+    ``InputError`` message to ``answer.json``."""
+    path, kind, out = Path(argv[0]), argv[1], Path(argv[2])
+    wanted = argv[3] if len(argv) > 3 else None
+    try:
+        sheet, warnings = _load_here(path, wanted, kind)
+    except InputError as exc:
+        answer: dict[str, Any] = {"error": str(exc)}
+    else:
+        sheet.table.write_ipc(out / "table.arrow")
+        answer = {
+            "sheet": sheet.name, "letters": sheet.letters, "others": sheet.others,
+            "warnings": warnings,
+        }  # fmt: skip
+    (out / "answer.json").write_text(json.dumps(answer), encoding="utf-8")
+    return 0
+
+
+def _cannot(path: Path, kind: str, why: str) -> str:
+    return (
+        f"{path}: cannot read this workbook ({kind.upper()}; the workbook library said: {why}); "
+        "it may be damaged: open it in a spreadsheet program and save it again"
+    )
+
+
+def _load_here(path: Path, wanted: str | None, kind: str) -> tuple[_Sheet, list[str]]:
     """The chosen sheet's cells via fastexcel, and the warnings it logged; ``InputError``
     if unreadable, whatever the library raised (a Rust panic, pyo3's ``PanicException``,
     is a ``BaseException``)."""
     import fastexcel
 
     failed: BaseException | None = None
-    with _hushed() as said:
+    with _logged() as said:
         try:
             book: Any = fastexcel.read_excel(str(path))
             sheet, others = _pick_sheet(path, book, wanted)
@@ -284,12 +319,9 @@ def _load_sheet(path: Path, wanted: str | None, kind: str) -> tuple[_Sheet, list
         except BaseException as exc:  # fastexcel's own exception tree, and a Rust panic
             failed = exc
     if failed is not None:
-        raise InputError(
-            f"{path}: cannot read this workbook ({kind.upper()}; the workbook library said: "
-            f"{_reason(failed, said.printed)}); it may be damaged: open it in a spreadsheet "
-            "program and save it again"
-        ) from None
-    return _Sheet(sheet, table, letters, others), said.warnings
+        why = _reason(str(failed)) or type(failed).__name__
+        raise InputError(_cannot(path, kind, why)) from None
+    return _Sheet(sheet, table, letters, others), said
 
 
 def _local(tag: str) -> str:

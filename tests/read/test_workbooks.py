@@ -316,3 +316,30 @@ def test_a_formula_without_a_saved_value_is_named_not_just_empty(
     saved.close()
     reader = _open(done)
     assert not [note for note in reader.info.notes if "formula" in note]
+
+
+def test_a_workbook_that_makes_the_library_abort_is_exit_2_with_its_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # a cell on the sheet's last row, and a damaged one whose column is past XLS's 256:
+    # calamine asks for a 65,536 x 65,536 grid (137 GB), the allocation fails, and Rust
+    # aborts the process it runs in (no exception to catch: only a child process survives)
+    import xlwt
+
+    path = tmp_path / "besar.xls"
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Kontak")
+    sheet.write(0, 0, "No HP")
+    sheet.write(1, 0, "Budi")
+    sheet.write(65535, 0, "akhir")
+    book.save(str(path))
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\xfd\x00\x0a\x00\x01\x00\x00\x00")  # LABELSST of row 2 ("Budi"), column 0
+    assert at > 0
+    data[at + 6 : at + 8] = (0xFFFF).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    out, err = capfd.readouterr()
+    assert "besar.xls: cannot read this workbook (XLS; the workbook library said: memory " in err
+    for raw in ("backtrace", "Aborted", "Traceback"):
+        assert raw not in out + err
