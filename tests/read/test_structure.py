@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +13,7 @@ import pytest
 
 from importer.errors import InputError
 from importer.options import InputOptions
-from importer.read.parse import BLOCK_CHARS
+from importer.read.parse import BLOCK_CHARS, records
 from importer.read.source import SourceReader, open_source
 
 
@@ -218,3 +219,25 @@ def test_the_column_of_text_after_a_quote_is_named_past_quoted_delimiters(tmp_pa
     rows = pl.concat(list(reader.batches())).rows()
     assert rows == [(1, "0812", "Jl. A; No 5", "Ani; S.Pd guru")]
     assert "(line 2, column 'Nama')" in reader.info.notes[0]
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"])
+def test_blocks_of_lines_read_as_the_csv_module_reads_the_whole_file(
+    tmp_path: Path, eol: str
+) -> None:
+    # past a block, so records with line breaks inside cross the blocks' edges
+    rng = random.Random(3)
+    cells = ["x", f'"two{eol}lines"', '"a, b"', '"q""uote"', "", 'TV 32"']
+    rows = (f'08{i:09d},"Nama {i}",{rng.choice(cells)}' for i in range(60_000))
+    lines = ["Phone,Name,Note", *rows]
+    text = eol.join(lines) + eol
+    assert len(text) > BLOCK_CHARS
+    path = tmp_path / "a.csv"
+    path.write_text(text, newline="")
+    got: list[list[str]] = []
+    with path.open(newline="") as f:
+        for chunk in records(f, ","):
+            assert not chunk.after_quote
+            assert not chunk.unclosed
+            got += chunk.rows
+    assert got == list(csv.reader(io.StringIO(text, newline=""), strict=True))
