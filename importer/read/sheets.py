@@ -8,7 +8,13 @@ through fastexcel as strings, from the sheet's row 1 and with each column's own 
 ``--header-row`` and the cells messages name are the sheet's; its first non-empty row is the
 header (or ``--header-row``), then it is sliced. Dates read as ``2024-01-15``, times as
 ``14:30``. A formula error cell (fastexcel reads it as empty and lists it apart) reads as
-Excel shows it, ``#N/A``, ``#DIV/0!``, ...: validation names it (``formula_error``).
+Excel shows it, ``#N/A``, ``#DIV/0!``, ...: validation names it (``formula_error``). A
+formula cell without a saved value reads as empty, and a note names its cells.
+
+fastexcel (calamine, in Rust) runs in a child process: whatever it does on a damaged workbook
+(an exception, a Rust panic, an allocation failure that aborts its process) is an
+``InputError`` "cannot read this workbook" with its one-line reason, and what it logs or
+prints never reaches the terminal raw.
 """
 
 from __future__ import annotations
