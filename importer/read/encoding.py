@@ -27,6 +27,11 @@ _SAMPLE = 4 << 20  # bytes charset-normalizer looks at
 _SHOWN = 5  # bad lines named in a message
 _NON_ASCII_OK = re.compile("[^\x00-\x7f\udc80-\udcff]")
 _BAD = re.compile("[\udc80-\udcff]")
+_CLOSE = 0.1  # candidates whose chaos is this close to the best one's are read too
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+_WESTERN = re.compile("[\u00c0-\u00ff]")  # the letters of Latin-1: Spanish, Portuguese, ...
+# the non-ASCII characters besides letters that people put in names, addresses and notes
+_SIGNS = frozenset("\u00a0¡¢£¥§©ª«®°±²³´µ·¹º»¼½¾¿×÷–—‘’“”•…€™")
 
 
 class Encoding(NamedTuple):
@@ -90,37 +95,76 @@ def _utf8_census(path: Path) -> tuple[int, int, list[int]]:
 
 
 def _detected(path: Path, head: bytes) -> Encoding:
+    """The encoding charset-normalizer finds, when it is sure: the candidates it scores
+    close to its best are decoded, and the readings whose letters are implausible (a
+    symbol, or a capital inside a lower-case word: ``JosŽ`` from a Mac Roman é) dropped.
+    One reading left: it. Several: the Windows code page (cp1252) when it is one of them
+    and reads only Western European letters, else the file is refused with the candidates."""
     import charset_normalizer
 
     with path.open("rb") as f:  # a sample: the detector holds what it is given in memory
         sample = f.read(_SAMPLE)
     found = charset_normalizer.from_bytes(sample)
     best = found.best()
-    if best is not None:  # a tie between code pages: the common one
-        best = next(
-            (
-                m for m in found
-                if m.encoding == "cp1252" and m.chaos <= best.chaos
-                and m.coherence >= best.coherence
-            ),
-            best,
-        )  # fmt: skip
     if best is None:
         raise InputError(
             f"{path}: not UTF-8, and its encoding could not be recognised; "
             "pass --encoding with the file's real encoding"
         )
-    codec = codecs.lookup(best.encoding).name
-    if codec != "cp1252" and _same(sample, codec, "cp1252"):
-        codec = "cp1252"  # several code pages read a small sample alike: the common one
-    sure = max(0.0, 100.0 - best.percent_chaos)
+    readings: dict[str, list[str]] = {}  # the sample as read -> the code pages reading it so
+    for match in found:
+        if match.chaos > best.chaos + _CLOSE:
+            continue
+        codec = codecs.lookup(match.encoding).name
+        text = sample.decode(codec, errors="replace")
+        if codec not in readings.setdefault(text, []):
+            readings[text].append(codec)
+    cp1252 = sample.decode("cp1252", errors="replace")
+    if cp1252 in readings and "cp1252" not in readings[cp1252]:
+        readings[cp1252].insert(0, "cp1252")  # the common code page, when it reads the same
+    plausible = {text: names for text, names in readings.items() if _plausible(text)}
+    others: list[str] = []
+    if len(plausible) == 1:
+        codec = next(iter(plausible.values()))[0]
+    elif cp1252 in plausible and all(_WESTERN.match(ch) for ch in _NON_ASCII.findall(cp1252)):
+        codec = "cp1252"
+        others = [names[0] for text, names in plausible.items() if text != cp1252]
+    else:
+        names = [n[0] for n in (plausible or readings).values()]
+        raise InputError(
+            f"{path}: not UTF-8, and charset-normalizer is not sure of its encoding: "
+            f"{', '.join(names)} read its letters differently; pass --encoding with the "
+            "file's real encoding (cp1252: Excel on Windows; mac_roman: Excel on an old Mac; "
+            "cp850: DOS and old Windows console programs)"
+        )
     hint = f" (charset-normalizer guessed {codec}); pass --encoding with the file's real encoding"
     _must_decode(path, codec, hint=hint)
-    note = (
-        f"not UTF-8; read as {codec}, detected by charset-normalizer ({sure:.0f}% sure): "
-        "pass --encoding to choose another"
-    )
+    if others:
+        note = (
+            "not UTF-8; read as cp1252, the Windows code page (charset-normalizer finds "
+            f"{', '.join(others)} about as likely, which read some letters differently): "
+            "pass --encoding if names look wrong"
+        )
+    else:
+        sure = max(0.0, 100.0 - best.percent_chaos)
+        note = (
+            f"not UTF-8; read as {codec}, detected by charset-normalizer ({sure:.0f}% sure): "
+            "pass --encoding to choose another"
+        )
     return Encoding(codec, codec, note)
+
+
+def _plausible(text: str) -> bool:
+    """Whether every non-ASCII character of ``text`` is a letter or a common sign, and no
+    non-ASCII capital follows a lower-case letter (``JosŽ``, ``MŸller``)."""
+    for found in _NON_ASCII.finditer(text):
+        ch, at = found.group(), found.start()
+        if not ch.isalpha():
+            if ch not in _SIGNS:
+                return False
+        elif ch.isupper() and at and text[at - 1].islower():
+            return False
+    return True
 
 
 def _decodes(path: Path, codec: str) -> bool:
@@ -133,13 +177,6 @@ def _decodes(path: Path, codec: str) -> bool:
         except UnicodeDecodeError:
             return False
     return True
-
-
-def _same(sample: bytes, one: str, other: str) -> bool:
-    try:
-        return sample.decode(one) == sample.decode(other)
-    except UnicodeDecodeError:
-        return False
 
 
 def _must_decode(path: Path, codec: str, *, hint: str) -> None:

@@ -62,6 +62,7 @@ _KINDS = {".xlsx": 0, ".xlsm": 0, ".xlsb": 0, ".ods": 0, ".xls": 1, ".parquet": 
 
 
 _COPY_CHUNK = 1 << 20
+_LOCK_FILE_MAX = 4096  # Excel's owner file (~$name.xlsx) holds a user name: 165 bytes
 
 
 class SourceReader:
@@ -175,6 +176,12 @@ def _open_local(*, path: Path, local: Path, suffix: str, options: InputOptions) 
         raise InputError(f"{path}: cannot read the file ({exc.strerror})") from exc
     if head == b"":
         raise InputError(f"{path}: the file is empty (it needs a header line and data rows)")
+    if path.name.startswith("~$") and local.stat().st_size <= _LOCK_FILE_MAX:
+        raise InputError(
+            f"{path}: this is Excel's lock file of an open workbook (Excel writes '~$' and the "
+            f"name while {path.name[2:]!r} is open, and leaves it if it crashes), not the "
+            f"workbook: import {path.name[2:]!r} itself, once it is saved"
+        )
     suffix = _check_content(path, head, suffix)
     opts = replace(options, path=local) if local != path else options
     try:

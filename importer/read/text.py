@@ -11,20 +11,23 @@ Which parser reads the data is decided once, and the same one both checks and re
 - a file with no quote at all, no lone CR and one field count on every non-blank line is
   split on newlines and the delimiter by polars (the check counts delimiters per line in
   polars; the reader splits the same lines with quoting off);
-- any other file goes through ``parse.records`` (the one quote-aware parser) in a single
-  pass that checks the structure and writes the rows it read to a temporary Arrow spool,
-  which is what the run then reads: what was checked is what is read, whole.
+- any other file goes through ``parse.records`` (Python's csv module, fed blocks of whole
+  lines) in a single pass that checks the structure and writes the rows it read to a
+  temporary Arrow spool (frames of ``batch_size`` rows), which is what the run then reads:
+  what was checked is what is read, whole.
 
-Rows with fewer fields than the header are padded with empty cells (counted in a note); a row
-with more fields is an error naming its line, unless the extra fields are empty.
+Rows with fewer fields than the header are padded with empty cells (a note names their
+lines); a row with more fields is an error naming its line, unless the extra fields are
+empty. Text after a closing quote and quotes that never close are noted with their lines.
 """
 
 from __future__ import annotations
 
 import codecs
+import itertools
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple
 
@@ -53,6 +56,7 @@ _BLOCK = 2 << 20
 _SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())  # what str.strip() strips
 _NO_DELIMITERS = str.maketrans(dict.fromkeys(_DELIMITERS, ""))
 _HEAD_LINES = 200  # lines looked at for the delimiter, the header and a title row
+_SHOWN = 5  # lines named in a note
 
 
 class _Layout(NamedTuple):
@@ -298,110 +302,172 @@ def _shapes_of(block: bytes, delimiter: str) -> dict[int, int]:
     return dict(zip(counts["line"], counts["len"], strict=True))
 
 
-# --- the careful path: the one parser, checked and spooled in one pass --------------------
+# --- the careful path: the csv module, checked and spooled in one pass -----------------
 
 
-class _Spool:
-    """Rows as read, written in batches to Arrow files (``c0``, ``c1``, ...; "" as null)."""
+def _lines(found: list[int]) -> str:
+    """``line 3`` or ``lines 3, 9, 12 ...``: the first few of ``found``."""
+    shown = ", ".join(map(str, found[:_SHOWN])) + (" ..." if len(found) > _SHOWN else "")
+    return f"line {shown}" if len(found) == 1 else f"lines {shown}"
 
-    def __init__(self, directory: Path, width: int, size: int) -> None:
-        self.directory = directory
+
+def _cells(found: list[tuple[int, int]], header: list[str]) -> str:
+    """``line 3, column 'Nama'; line 9, column 4 ...``: the first few of ``found``."""
+    shown = []
+    for line, i in found[:_SHOWN]:
+        name = header[i].strip() if i < len(header) else ""
+        shown.append(f"line {line}, column {name!r}" if name else f"line {line}, column {i + 1}")
+    return "; ".join(shown) + (" ..." if len(found) > _SHOWN else "")
+
+
+def _is_blank(row: list[str]) -> bool:
+    return not "".join(row).strip()
+
+
+class _Careful:
+    """What the careful pass has seen of the data rows so far."""
+
+    def __init__(self, width: int, watch: list[int]) -> None:
         self.width = width
-        self.size = size
-        self.rows: list[list[str]] = []
-        self.parts = 0
-        directory.mkdir()
+        self.watch = watch  # the empty-header columns: do they hold data?
+        self.has_data = [False] * width
+        self.names = [f"c{i}" for i in range(width)]
+        self.rows = 0
+        self.padded: list[int] = []
+        self.padded_count = 0
+        self.trimmed = 0
+        self.early: list[tuple[int, list[str]]] = []  # the first rows, to spot a title row
 
-    def add(self, row: list[str]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        columns = list(zip(*self.rows, strict=True))
-        frame = pl.DataFrame(
-            {f"c{i}": pl.Series(columns[i], dtype=pl.String) for i in range(self.width)}
-        ).with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
-        frame.write_ipc(self.directory / f"{self.parts:08d}.arrow")
-        self.parts += 1
-        self.rows = []
+    def frame(
+        self, rows: list[list[str]], starts: list[int], problem: Callable[..., str]
+    ) -> pl.DataFrame | None:
+        """The non-blank ``rows`` as a frame of ``width`` text columns ("" as null); rows
+        with extra non-empty fields raise ``problem(line, fields)``."""
+        width = self.width
+        if len(self.early) < _HEAD_LINES:
+            self.early.extend(zip(starts[: _HEAD_LINES - len(self.early)], rows, strict=False))
+        lens = list(map(len, rows))
+        # a blank row is empty, or its first cell is blank (then looked at whole)
+        odd = [i for i, r in enumerate(rows) if not r or not r[0].strip()]
+        if lens.count(width) != len(lens):
+            odd = sorted({*odd, *(i for i, n in enumerate(lens) if n != width)})
+        if odd:
+            kept = set(range(len(rows)))
+            for i in odd:
+                row = rows[i]
+                if _is_blank(row):
+                    kept.discard(i)
+                elif len(row) < width:
+                    self.padded_count += 1
+                    if len(self.padded) < _SHOWN:
+                        self.padded.append(starts[i])
+                    rows[i] = row + [""] * (width - len(row))
+                elif len(row) > width:
+                    if any(cell.strip() for cell in row[width:]):
+                        raise InputError(problem(starts[i], len(row)))
+                    self.trimmed += 1
+                    rows[i] = row[:width]
+            if len(kept) != len(rows):
+                rows = [rows[i] for i in sorted(kept)]
+        if not rows:
+            return None
+        self.rows += len(rows)
+        # the cells in one column, cut into rows (faster than polars reading the row lists)
+        cells = pl.Series(list(itertools.chain.from_iterable(rows)), dtype=pl.String)
+        frame = cells.reshape((len(rows), width)).arr.to_struct(fields=self.names).struct.unnest()
+        frame = frame.with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
+        for i in self.watch:
+            if not self.has_data[i]:
+                self.has_data[i] = bool((frame[self.names[i]].str.strip_chars() != "").any())
+        return frame
 
 
 def _check_and_spool(
     path: Path, target: Path, layout: _Layout, spool_dir: Path, batch_size: int
 ) -> _Checked:
-    """The careful pass: header, field counts and rows, with ``parse.records``; the rows go
-    to the spool the run reads. Bounded memory."""
+    """The careful pass: header, field counts and rows, read by ``parse.records`` (Python's
+    csv module); the rows go to the spool the run reads. Bounded memory."""
     delimiter = layout.delimiter
+    after_quote: list[tuple[int, int]] = []
+    unclosed: list[int] = []
     with target.open(encoding="utf-8-sig", newline="") as f:
         for _ in range(layout.skip):
             if not f.readline():
                 break
-        found = records(f, delimiter, first_line=layout.skip + 1)
         header: list[str] | None = None
         header_line = 0
-        for start, row in found:
-            if layout.fixed or "".join(row).strip():
-                header, header_line = row, start
+        rest: tuple[list[list[str]], list[int]] = ([], [])
+        chunks = records(f, delimiter, first_line=layout.skip + 1)
+        for chunk in chunks:
+            after_quote += chunk.after_quote
+            unclosed += chunk.unclosed
+            for i, row in enumerate(chunk.rows):
+                if layout.fixed or not _is_blank(row):
+                    header, header_line = row, chunk.starts[i]
+                    rest = (chunk.rows[i + 1 :], chunk.starts[i + 1 :])
+                    break
+            if header is not None:
                 break
-        if header is None or (layout.fixed and not "".join(header).strip()):
+        if header is None or (layout.fixed and _is_blank(header)):
             what = "line " + str(layout.skip + 1) if layout.fixed else "the file"
             raise InputError(f"{path}: {what} has only blank lines (it needs a header line)")
-        early: list[tuple[int, list[str]]] = []  # the first rows, to spot a title row
+        after_quote = [(n, i) for n, i in after_quote if n >= header_line]
+        unclosed = [n for n in unclosed if n >= header_line]
+        seen = _Careful(len(header), [i for i, cell in enumerate(header) if not cell.strip()])
 
         def where(i: int) -> str:
             return f"line {header_line}, column {i + 1}"
 
         def hint() -> str:
-            return "" if layout.fixed else header_hint(header_line, header, early)
+            return "" if layout.fixed else header_hint(header_line, header, seen.early)
+
+        def problem(line: int, fields: int) -> str:
+            return (
+                f"{path}: line {line} has {fields} fields but the header (line {header_line}) "
+                f"has {seen.width}; check the delimiter {delimiter!r} and quoting{hint()}"
+            )
 
         try:
             check_headers(path=path, raw=header, where=where)
         except InputError as exc:
             raise InputError(f"{exc}{hint()}") from None
-        width = len(header)
-        spool = _Spool(spool_dir, width, batch_size)
-        has_data = [False] * width
-        watch = [i for i, cell in enumerate(header) if not cell.strip()]
-        rows = padded = trimmed = 0
-        first_padded = 0
-        for start, row in found:
-            if not "".join(row).strip():
-                continue
-            if len(early) < _HEAD_LINES:
-                early.append((start, row))
-            if len(row) != width:
-                if len(row) > width and any(cell.strip() for cell in row[width:]):
-                    raise InputError(
-                        f"{path}: line {start} has {len(row)} fields but the header "
-                        f"(line {header_line}) has {width}; check the delimiter {delimiter!r} "
-                        f"and quoting{hint()}"
-                    )
-                if len(row) < width:
-                    padded += 1
-                    first_padded = first_padded or start
-                    row = row + [""] * (width - len(row))
-                else:
-                    trimmed += 1
-                    row = row[:width]
-            rows += 1
-            for i in watch:  # only empty-header columns: must they be kept?
-                has_data[i] = has_data[i] or bool(row[i].strip())
-            spool.add(row)
-        spool.flush()
+
+        def frames() -> Iterator[pl.DataFrame]:
+            first = seen.frame(*rest, problem)
+            if first is not None:
+                yield first
+            for chunk in chunks:
+                after_quote.extend(chunk.after_quote)
+                unclosed.extend(chunk.unclosed)
+                frame = seen.frame(chunk.rows, chunk.starts, problem)
+                if frame is not None:
+                    yield frame
+
+        spool_dir.mkdir()
+        for part, frame in enumerate(_rebatch(frames(), batch_size)):
+            frame.write_ipc(spool_dir / f"{part:08d}.arrow")
     names = check_headers(path=path, raw=header, where=where)
     try:
-        names = empty_named(path=path, names=names, has_data=has_data, where=where)
+        names = empty_named(path=path, names=names, has_data=seen.has_data, where=where)
     except InputError as exc:
         raise InputError(f"{exc}{hint()}") from None
     notes = []
-    if padded:
+    if after_quote:
         notes.append(
-            f"{padded} row(s) had fewer fields than the header (first: line {first_padded}); "
-            "their missing cells were read as empty"
+            f"{len(after_quote)} quoted field(s) had more text after the closing quote "
+            f"({_cells(after_quote, header)}): each was read as one field, the quotes dropped "
+            "and the text kept, as Python's csv module reads it; check those cells"
         )
-    if trimmed:
-        notes.append(f"{trimmed} row(s) had extra empty fields at the end; they were dropped")
-    return _Checked(names, rows, header_line, tuple(notes))
+    if unclosed:
+        notes.append(
+            f"{len(unclosed)} quote(s) never closed ({_lines(unclosed)}): each was read as "
+            "text, and the line's fields split at the delimiter"
+        )
+    if seen.padded_count:
+        notes.append(
+            f"{seen.padded_count} row(s) had fewer fields than the header "
+            f"({_lines(seen.padded)}); their missing cells were read as empty"
+        )
+    if seen.trimmed:
+        notes.append(f"{seen.trimmed} row(s) had extra empty fields at the end; they were dropped")
+    return _Checked(names, seen.rows, header_line, tuple(notes))

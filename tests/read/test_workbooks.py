@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import zstandard
 
+from importer.cli import main
 from importer.errors import InputError
 from importer.options import InputOptions
 from importer.read.source import SourceReader, open_source
@@ -137,8 +138,87 @@ def test_ods(tmp_path: Path) -> None:
 def test_damaged_workbook_is_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "bad.xlsx"
     path.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(InputError, match=r"bad\.xlsx: not a readable XLSX workbook \(the reader"):
+    with pytest.raises(
+        InputError, match=r"bad\.xlsx: cannot read this workbook \(XLSX; the workbook library said"
+    ):
         _open(path)
+
+
+def _xls(path: Path) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Kontak")
+    for column, name in enumerate(["No HP", "Nama", "Kota"]):
+        sheet.write(0, column, name)
+    for row in range(1, 50):
+        sheet.write(row, 0, f"0812{row:07d}")
+        sheet.write(row, 1, f"Nama {row}")
+        sheet.write(row, 2, 3.5 if row % 3 else "Bogor")
+    book.save(str(path))
+    return path
+
+
+def _damaged(path: Path) -> Path:
+    """An .xls whose sheet record (BOUNDSHEET, 0x0085) points past the workbook stream, as a
+    copy cut short or overwritten leaves it: calamine panics on it (a Rust panic)."""
+    data = bytearray(_xls(path).read_bytes())
+    at = data.find(b"\x85\x00\x0e\x00")  # the record's type and length; its offset follows
+    assert at > 0
+    data[at + 4 : at + 8] = (0xFFCD).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_workbook_the_library_panics_on_is_exit_2_with_its_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = _damaged(tmp_path / "rusak.xls")
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    out, err = capfd.readouterr()
+    error = [line for line in err.splitlines() if "rusak.xls" in line]
+    assert len(error) == 1
+    assert "cannot read this workbook (XLS; the workbook library said: " in error[0]
+    assert "out of range" in error[0]  # the library's own one-line reason
+    for raw in ("Traceback", "panicked", "backtrace", "PanicException"):
+        assert raw not in out + err
+
+
+def test_a_truncated_workbook_is_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = _xls(tmp_path / "potong.xls")
+    path.write_bytes(path.read_bytes()[:4096])
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capfd.readouterr().err
+    assert "potong.xls: cannot read this workbook (XLS; the workbook library said: " in err
+    assert "Traceback" not in err
+
+
+def test_the_library_prints_no_warnings_of_its_own(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # fastexcel and calamine log through Python's logging (pyo3-log): with no handler set up
+    # Python prints their warnings raw ("Could not determine dtype for column 1, ..."); here
+    # pytest's handler would receive them
+    import xlsxwriter
+
+    path = tmp_path / "judul.xlsx"  # a title in A1 above the header: row 1 is mostly empty
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Kontak")
+    sheet.write(0, 0, "Daftar Pelanggan")
+    sheet.write_row(2, 0, ["No HP", "Nama", "Kota", "Catatan"])
+    sheet.write_row(3, 0, ["08123456701", "Ani", "Bogor", "x"])
+    book.close()
+    argv = ["plan", str(path), "--header-row", "3", "--default-region", "ID"]
+    assert main([*argv, "--report-dir", str(tmp_path / "r")]) == 0
+    out, err = capfd.readouterr()
+    assert "Could not determine dtype" not in out + err
+    assert not [r for r in caplog.records if r.name.startswith(("fastexcel", "calamine"))]
+    assert _xls(tmp_path / "campur.xls")  # a column of numbers and text
+    assert main(["plan", str(tmp_path / "campur.xls"), "--report-dir", str(tmp_path / "s")]) == 1
+    out, err = capfd.readouterr()
+    assert "Could not determine dtype" not in out + err
 
 
 CSV = b"Phone,Name\n0812,Budi\n0813,Ani\n"
@@ -185,3 +265,81 @@ def test_content_that_does_not_match_the_name(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"export\.xlsx: the name says xlsx but the file is text"):
         _open(text_xlsx)
     assert _read(text_xlsx, format="csv")["Name"].to_list() == ["Budi", "Ani"]  # --format wins
+
+
+def test_excels_lock_file_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel's owner file beside an open workbook: the user's name (a length byte, the name,
+    # spaces to 54 bytes), then the name again in UTF-16 after its length: 165 bytes
+    user = "Budi Santoso"
+    data = bytes([len(user)]) + user.encode().ljust(53, b" ")
+    data += len(user).to_bytes(2, "little") + user.encode("utf-16-le")
+    path = tmp_path / "~$kontak.xlsx"
+    path.write_bytes(data.ljust(165, b"\x20"))
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "~$kontak.xlsx: this is Excel's lock file of an open workbook" in err
+    assert "import 'kontak.xlsx' itself" in err
+    assert "text (a CSV?)" not in err
+
+
+def test_a_formula_without_a_saved_value_is_named_not_just_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import openpyxl  # writes formulas without calculating them: no value in the file
+    import xlsxwriter
+
+    path = tmp_path / "rumus.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Kontak"
+    sheet.append(["No HP", "Nama", "Kota"])
+    sheet.append(["08123456701", "Ani", "Bogor"])
+    sheet.append(['="0812"&"3456702"', "Budi", "Depok"])
+    book.save(path)
+    argv = ["plan", str(path), "--default-region", "ID", "--report-dir", str(tmp_path / "r")]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert (
+        "warning: sheet 'Kontak': 1 formula cell(s) have no saved value (A3): the program that "
+        "wrote the workbook did not calculate them, so they read as empty" in out
+    )
+    done = tmp_path / "excel.xlsx"  # formulas with their values saved, as Excel keeps them
+    saved = xlsxwriter.Workbook(str(done))
+    page = saved.add_worksheet("Kontak")
+    page.write_row(0, 0, ["No HP", "Nama", "Sapaan"])
+    page.write_row(1, 0, ["08123456701", "Ani"])
+    page.write_formula(1, 2, '="Bu "&B2', None, "Bu Ani")
+    page.write_formula(2, 2, "=1+1", None, 2)
+    saved.close()
+    reader = _open(done)
+    assert not [note for note in reader.info.notes if "formula" in note]
+
+
+def test_a_workbook_that_makes_the_library_abort_is_exit_2_with_its_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # a cell on the sheet's last row, and a damaged one whose column is past XLS's 256:
+    # calamine asks for a 65,536 x 65,536 grid (137 GB), the allocation fails, and Rust
+    # aborts the process it runs in (no exception to catch: only a child process survives)
+    import xlwt
+
+    path = tmp_path / "besar.xls"
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Kontak")
+    sheet.write(0, 0, "No HP")
+    sheet.write(1, 0, "Budi")
+    sheet.write(65535, 0, "akhir")
+    book.save(str(path))
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\xfd\x00\x0a\x00\x01\x00\x00\x00")  # LABELSST of row 2 ("Budi"), column 0
+    assert at > 0
+    data[at + 6 : at + 8] = (0xFFFF).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert main(["plan", str(path), "--report-dir", str(tmp_path / "r")]) == 2
+    out, err = capfd.readouterr()
+    assert "besar.xls: cannot read this workbook (XLS; the workbook library said: memory " in err
+    for raw in ("backtrace", "Aborted", "Traceback"):
+        assert raw not in out + err
