@@ -81,13 +81,20 @@ def full_name(columns: tuple[str, ...]) -> pl.Expr:
     return _non_empty(pl.concat_str(parts, separator=" ", ignore_nulls=True))
 
 
+# What json.dumps escapes, as one replace_many (one pass over the text, not 34): the
+# backslash and the quote, then (unless the batch has none) every control character.
+_ESCAPED_PLAIN = (["\\", '"'], ["\\\\", '\\"'])
+_ESCAPED = (
+    [*_ESCAPED_PLAIN[0], *map(chr, range(0x20))],
+    [*_ESCAPED_PLAIN[1], *(_JSON_ESCAPES[chr(c)] for c in range(0x20))],
+)
+
+
 def json_string(expr: pl.Expr, *, controls: bool = True) -> pl.Expr:
     """``json.dumps(value, ensure_ascii=False)`` as an expression; ``controls=False`` when
-    the values are known to hold no control characters (skips 32 passes)."""
-    out = expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
-    for ch in map(chr, range(0x20) if controls else ()):
-        out = out.str.replace_all(ch, _JSON_ESCAPES[ch], literal=True)
-    return pl.lit('"') + out + pl.lit('"')
+    the values are known to hold no control characters (32 fewer patterns)."""
+    sources, targets = _ESCAPED if controls else _ESCAPED_PLAIN
+    return pl.lit('"') + expr.str.replace_many(sources, targets) + pl.lit('"')
 
 
 def has_controls(frame: pl.DataFrame, columns: tuple[str, ...]) -> bool:
