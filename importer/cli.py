@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=600,
         help="the account's write budget, for the time estimate (default 600)",
     )
+    plan.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="the journal whose phone cells to compare with (default: a run's default "
+        "journal, when it exists)",
+    )
+    plan.add_argument(
+        "-v", "--verbose", action="store_true", help="show renumbered rows' phones unmasked"
+    )
     run = sub.add_parser(
         "run",
         help="import a file into Kirim",
@@ -157,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
+    g.add_argument(
+        "--allow-renumber",
+        action="store_true",
+        help="send rows whose phone cell the journal knows under another number (a changed "
+        "--default-region) as their new numbers; without it such a run sends nothing (exit 2)",
+    )
     g.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     g.add_argument(
         "--max-attempts",
@@ -277,6 +293,17 @@ def default_state(report_dir: Path, *, sandbox: bool) -> Path:
     return report_dir / "journal.sqlite" if sandbox else report_dir.parent / JOURNAL_FILE
 
 
+def plan_state(state: Path | None, report_dir: Path) -> Path | None:
+    """The journal a plan compares phone cells with: ``--state``, else the one a run with
+    these options would use, when it exists."""
+    if state is None:
+        default = default_state(report_dir, sandbox=False)
+        return default if default.is_file() else None
+    if not state.is_file():
+        raise UsageError(f"--state {state}: no journal there")
+    return state
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     if args.concurrency is not None and not 1 <= args.concurrency <= 1024:
         raise UsageError("--concurrency must be between 1 and 1024")
@@ -320,6 +347,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         verbose=args.verbose,
         quiet=args.quiet,
         labels=_labels(args.label),
+        allow_renumber=args.allow_renumber,
     )
 
 
@@ -362,10 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             if args.write_per_minute <= 0:
                 raise UsageError("--write-per-minute must be positive")
+            directory = report_dir(args, "plan")
             options = PlanOptions(
                 input=input_options(args),
-                report_dir=report_dir(args, "plan"),
+                report_dir=directory,
                 write_per_minute=args.write_per_minute,
+                state=plan_state(args.state, directory),
+                verbose=args.verbose,
             )
             return pipeline.plan(options=options, out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)

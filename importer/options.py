@@ -44,6 +44,8 @@ class PlanOptions:
     input: InputOptions
     report_dir: Path
     write_per_minute: int = 600
+    state: Path | None = None  # the journal to compare phone cells with (renumbering); None: none
+    verbose: bool = False  # the renumbered rows' phones unmasked
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +69,4 @@ class RunOptions:
     verbose: bool = False
     quiet: bool = False  # cron: only warnings and the closing lines
     labels: tuple[str, ...] = ()  # --label: on every contact the run created or updated
+    allow_renumber: bool = False  # send rows whose cell the journal knows under another number

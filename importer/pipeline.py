@@ -35,12 +35,13 @@ from importer.redact import redact
 from importer.report import Report, RunStats, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
-from importer.send.journal import Journal, save_run
+from importer.send.journal import Journal, cells_read_otherwise, save_run
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
 from importer.send.preflight import Preflight, preflight
 from importer.send.records import RowResult, RunRecord
+from importer.send.renumber import Comparison, Renumbering, reading
 from importer.send.retry import LABEL_POLICY, RetryPolicy, Sender
 from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
@@ -96,12 +97,18 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
     print("\n".join(header_lines(prepared)), file=out)
+    known: list[tuple[str, str]] = []
+    if options.state is not None:  # a plan knows no organisation: every one's cells
+        known = cells_read_otherwise(options.state, reading=reading(options.input))
+    comparison = Comparison(known)
     with Report(directory=options.report_dir, dry_run=True) as report:
         for batch in prepared.batches:
+            comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
-    code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=VERSIONS, context=context)
+    extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
+    code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
 
@@ -227,10 +234,11 @@ async def run(
             if found is None:
                 code = report.finish(stats=stats, elapsed_s=time.monotonic() - started, extra=extra)
             else:
+                renumbered = sent.renumbered.summary(verbose=options.verbose)
                 code = report.finish(
                     stats=stats,
                     elapsed_s=time.monotonic() - started,
-                    extra={**extra, "account": found.account},
+                    extra={**extra, "account": found.account, **renumbered},
                     context=sent.context,
                 )
             if stop.reason:  # on standard error too: a cron log keeps it
@@ -245,6 +253,7 @@ async def run(
 class _Sent:
     run_id: int
     context: Context  # what the report page shows of the run
+    renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
 
 
 async def _send_all(
@@ -274,11 +283,18 @@ async def _send_all(
         f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
         f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
     )
+    renumbered = renumbering(prepared, options, found)
+    if renumbered.rows and not options.allow_renumber:  # before the journal writes anything
+        raise InputError(renumbered.refusal(verbose=options.verbose))
+    if renumbered.rows:
+        lines = "; ".join(renumbered.lines(verbose=options.verbose))
+        say(f"Renumbered (--allow-renumber): {renumbered.rows} rows go as new numbers: {lines}")
     journal = journal_type(
         options.state,
         org=found.org,
         account=found.account,
         on_failure=lambda why: stop.request(Why.JOURNAL, why),
+        reading=reading(options.input),
     )
     run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
     stack.enter_context(_closing(journal, stop, logger))
@@ -338,7 +354,25 @@ async def _send_all(
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
-    return _Sent(run_id, context)
+    return _Sent(run_id, context, renumbered)
+
+
+def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) -> Renumbering:
+    """The valid rows whose phone cell the journal knows under another number. Only when the
+    journal holds cells read otherwise than this run reads them is the file read (and
+    validated) once more for it, before anything is sent: a stable nightly job pays nothing."""
+    known = cells_read_otherwise(
+        options.state, reading=reading(options.input), org=found.org, account=found.account
+    )
+    comparison = Comparison(known)
+    if not comparison.needed:
+        return comparison.result()
+    if prepared.reread is None:
+        raise InputError("the input cannot be read twice: its phones cannot be compared first")
+    again = rows.validate_batches(
+        batches=prepared.reread(), mapping=prepared.mapping, options=options.input
+    )
+    return comparison.add_all(again)
 
 
 def _not_attempted(prepared: PreparedInput, report: Report) -> None:
