@@ -66,10 +66,10 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (org, account, cell)
 ) WITHOUT ROWID;
 """
-# ``cells`` (0.4.0; a journal without it gains it, empty, when a run opens it): which E.164
-# number each phone cell (its ``phone_key``: the cell as read, separators dropped) was sent
-# as, and how it was read then (``reading``: the default region and the parsers' versions),
-# so a run that reads a cell as another number can tell (``importer.renumber``).
+# ``cells`` (after 0.3.0; a journal without it gains it, empty, when a run opens it): which
+# E.164 number each phone cell (its ``phone_key``: the cell as read, separators dropped) was
+# sent as, and how it was read then (``reading``: the default region and the parsers'
+# versions), so a run that reads a cell as another number can tell (``send.renumber``).
 _CELLS = (  # rewritten only when the number or the reading changed: a night costs no pages
     "INSERT INTO cells (org, account, cell, phone, reading) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (org, account, cell) DO UPDATE SET phone=excluded.phone,"
@@ -381,7 +381,8 @@ def cells_read_otherwise(
     """(cell, phone) for every cell the journal holds that was read otherwise than
     ``reading``: only those can read as another number now. For ``org`` and ``account``, or
     (a plan, which knows neither) every organisation's. A journal that does not exist, or
-    has no cells yet (one from before 0.4.0), holds none. Read only; raises ``JournalError``."""
+    has no cells yet (one written by 0.3.0 or earlier), holds none. Read only; raises
+    ``JournalError``."""
     if not path.is_file():
         return []
     where, args = "reading!=?", [reading]
