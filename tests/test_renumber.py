@@ -60,20 +60,25 @@ def journal_rows(tmp: Path) -> tuple[int, list[tuple[str, ...]], dict[str, str]]
         return int(runs), contacts.fetchall(), cells
 
 
+@pytest.fixture
+def imported(box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The export, imported once under ``--default-region ID`` (journal ``journal.sqlite``)."""
+    file = export(tmp_path / "pelanggan.csv")
+    assert run(box, file, tmp_path, "first", "ID") == 0
+    assert summary(tmp_path / "first")["created"] == NATIONAL + PLUS
+    capsys.readouterr()
+    return file
+
+
 def requests(box: Sandbox) -> Counter[tuple[str, str]]:
     return Counter({(r["method"], r["route"]): r["count"] for r in box.stats()["requests"]})
 
 
 def test_a_changed_default_region_is_refused_before_anything_is_sent(
-    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    file = export(tmp_path / "pelanggan.csv")
-    assert run(box, file, tmp_path, "first", "ID") == 0
-    assert summary(tmp_path / "first")["created"] == NATIONAL + PLUS
     before_journal, before_requests = journal_rows(tmp_path), requests(box)
-    capsys.readouterr()
-
-    assert run(box, file, tmp_path, "second", "DE") == 2
+    assert run(box, imported, tmp_path, "second", "DE") == 2
     err = capsys.readouterr().err
     assert f"{NATIONAL} rows read as another number" in err
     assert "row 1: 0812…01 -> +628…01 -> +498…01" in err  # masked as the log masks phones
@@ -94,21 +99,16 @@ def test_a_changed_default_region_is_refused_before_anything_is_sent(
 
 
 def test_verbose_shows_the_numbers_whole(
-    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    file = export(tmp_path / "pelanggan.csv")
-    assert run(box, file, tmp_path, "first", "ID") == 0
-    assert run(box, file, tmp_path, "second", "DE", "-v") == 2
+    assert run(box, imported, tmp_path, "second", "DE", "-v") == 2
     assert f"row 2: 0812-0002-0002 -> {indonesian(2)} -> {german(2)}" in capsys.readouterr().err
 
 
 def test_allow_renumber_sends_the_new_numbers_and_the_journal_follows(
-    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    file = export(tmp_path / "pelanggan.csv")
-    assert run(box, file, tmp_path, "first", "ID") == 0
-    capsys.readouterr()
-
+    file = imported
     assert run(box, file, tmp_path, "second", "DE", "--allow-renumber") == 0
     out = capsys.readouterr().out
     assert f"Renumbered (--allow-renumber): {NATIONAL} rows go as new numbers" in out
@@ -167,10 +167,9 @@ def test_plan_counts_the_rows_a_run_would_refuse(
 
 
 def test_a_journal_from_before_the_cells_table_gains_it_and_learns_its_rows(
-    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    box: Sandbox, imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    file = export(tmp_path / "pelanggan.csv")
-    assert run(box, file, tmp_path, "first", "ID") == 0
+    file = imported
     with sqlite3.connect(tmp_path / "journal.sqlite") as db:  # what 0.3.0 left
         db.execute("DROP TABLE cells")
     plan = ["plan", str(file), "--default-region", "DE", "--report-dir", str(tmp_path / "p"),
@@ -187,10 +186,9 @@ def test_a_journal_from_before_the_cells_table_gains_it_and_learns_its_rows(
     assert f"{NATIONAL} rows read as another number" in capsys.readouterr().err
 
 
-def test_a_stable_journal_has_no_cell_to_compare(box: Sandbox, tmp_path: Path) -> None:
+def test_a_stable_journal_has_no_cell_to_compare(imported: Path, tmp_path: Path) -> None:
     """Cells read as the run reads them cannot read differently: no second pass is made."""
-    file = export(tmp_path / "pelanggan.csv")
-    assert run(box, file, tmp_path, "first", "ID") == 0
+    file = imported
     journal = tmp_path / "journal.sqlite"
     with sqlite3.connect(journal) as db:
         org, account = db.execute("SELECT org, account FROM runs").fetchone()
