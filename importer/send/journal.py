@@ -14,8 +14,12 @@ in small batches). A rerun then knows, per phone:
 - ``failed``, or absent: nothing was created by us; sent as new.
 
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
-organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
-disk before it returns, so neither a killed process nor a power cut loses an intent.
+organisations or accounts never mix. Beside them, ``cells`` keeps which number each phone cell
+was sent as (with the intent, in its commit; cells of rows already ``done``, ``remember``, in
+batches), so a run that reads a cell as another number can tell (``send.renumber``).
+
+WAL mode with ``synchronous=FULL``: every commit is on disk before it returns, so neither a
+killed process nor a power cut loses an intent.
 
 All SQLite work runs on one thread of the journal's own, in the order it was asked for, so
 the event loop goes on sending while a commit waits for the disk: ``intend`` and ``entries``
