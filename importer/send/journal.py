@@ -74,12 +74,20 @@ CREATE TABLE IF NOT EXISTS cells (
 # E.164 number each phone cell (its ``phone_key``: the cell as read, separators dropped) was
 # sent as, and how it was read then (``reading``: the default region and the parsers'
 # versions), so a run that reads a cell as another number can tell (``send.renumber``).
-_CELLS = (  # rewritten only when the number or the reading changed: a night costs no pages
-    "INSERT INTO cells (org, account, cell, phone, reading) VALUES (?, ?, ?, ?, ?)"
+# One statement for a batch of (cell, phone) pairs given as one JSON array: SQLite walks them
+# with the GIL let go, rather than Python binding each row. A pair is rewritten only when its
+# number or the reading changed, so a night like the one before writes no page.
+_CELLS = (
+    "INSERT INTO cells (org, account, cell, phone, reading)"
+    " SELECT ?, ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?"
+    " FROM json_each(?) WHERE true"
     " ON CONFLICT (org, account, cell) DO UPDATE SET phone=excluded.phone,"
     " reading=excluded.reading WHERE phone!=excluded.phone OR reading!=excluded.reading"
 )
-_CELLS_FLUSH = 5_000  # cells of rows settled without a request, written this many at a time
+# Cells of rows settled without a request are written this many at a time, each batch queued
+# just behind a lookup of entries (``entries``): it runs while the caller works on the answer.
+_CELLS_FLUSH = 1_024
+_CELLS_HELD = 50_000  # past this many waiting, written at once whatever asks
 # Columns later versions added, for journals written before them (ALTER TABLE ... ADD COLUMN).
 _ADDED = {
     "needs_lookup": "INTEGER NOT NULL DEFAULT 0",  # 0.1.0
@@ -287,7 +295,10 @@ class Journal:
         wanted = set(phones)
         if any(o.phone in wanted for o in self._buffer):  # an outcome still buffered is newer
             self._flush_soon()
-        return await self._await(self._select, list(phones))
+        found = self._submit(self._select, list(phones))
+        if len(self._cells) >= _CELLS_FLUSH:
+            self._flush_cells()
+        return await asyncio.wrap_future(found)
 
     async def intend(
         self, items: Iterable[tuple[str, str]], cells: Iterable[tuple[str, str]] = ()
@@ -302,18 +313,20 @@ class Journal:
         """
         now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
         rows = [(org, account, p, k, now, run_id, now) for p, k in items]
-        await self._await(self._write, _INTEND, rows, (_CELLS, self._cell_rows(cells)))
+        await self._await(self._write, _INTEND, rows, (_CELLS, self._cell_rows(list(cells))))
 
     def remember(self, cells: Iterable[tuple[str, str]]) -> None:
         """Note which number each phone cell was sent as (rows the journal holds ``done``,
-        settled without a request); written a few thousand at a time, without waiting."""
+        settled without a request); written a thousand or so at a time, without waiting."""
         self._cells.extend(cells)
-        if len(self._cells) >= _CELLS_FLUSH:
+        if len(self._cells) >= _CELLS_HELD:
             self._flush_cells()
 
-    def _cell_rows(self, cells: Iterable[tuple[str, str]]) -> list[tuple[Any, ...]]:
-        org, account, reading = self._org, self._account, self._reading
-        return [(org, account, cell, phone, reading) for cell, phone in cells]
+    def _cell_rows(self, cells: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+        """``_CELLS``'s parameters for these (cell, phone) pairs: none, or one row."""
+        if not cells:
+            return []
+        return [(self._org, self._account, self._reading, json.dumps(cells))]
 
     def _flush_cells(self) -> None:
         if not self._cells or self._failure is not None:

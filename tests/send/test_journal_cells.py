@@ -84,3 +84,30 @@ def test_a_journal_from_before_cells_gains_the_table(tmp_path: Path) -> None:
 def test_no_journal_holds_no_cells(tmp_path: Path) -> None:
     assert held(tmp_path / "none.sqlite") == set()
     assert not (tmp_path / "none.sqlite").exists()  # and none is made
+
+
+def test_cells_come_back_exactly_as_noted(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite"
+    odd = ["tel:+62 812-3456", 'wa.me/"62812"\\x', "٠٨١٢٣٤٥٦٧٨٩", "0812\u00a03456\u2009789", "00"]
+    j = open_journal(db)
+    j.start_run(fingerprint="f")
+    j.remember((cell, f"+6281200000{i}") for i, cell in enumerate(odd))
+    j.close()
+    assert held(db) == {(cell, f"+6281200000{i}") for i, cell in enumerate(odd)}
+
+
+def test_remembered_cells_go_out_behind_a_lookup_of_entries(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite"
+    j = open_journal(db)
+    j.start_run(fingerprint="f")
+    many = [(f"0812{i:08d}", f"+62812{i:08d}") for i in range(2_000)]
+    j.remember(many)
+    assert held(db) == set()
+
+    async def look() -> None:
+        await j.entries(["+6281200000001"])  # queues the cells behind itself...
+        await j.entries(["+6281200000002"])  # ...which are written before this one answers
+
+    asyncio.run(look())
+    assert held(db) == set(many)
+    j.close()
