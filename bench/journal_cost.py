@@ -53,7 +53,10 @@ class NoJournal(Journal):
     async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
         return {}
 
-    async def intend(self, items: Any) -> None:
+    async def intend(self, items: Any, cells: Any = ()) -> None:
+        pass
+
+    def remember(self, cells: Any) -> None:
         pass
 
     def record(self, outcome: Outcome) -> None:

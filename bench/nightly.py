@@ -1,6 +1,7 @@
 """A nightly job's three nights, ours against 0.2.0's ``--on-existing update``.
 
     .venv/bin/python bench/nightly.py [--rows 100000] [--changed 0.01] [--new 0.005]
+                                      [--journals ours,0.2.0]
 
 Night 1 imports ``--rows`` clean contacts into an unlimited sandbox (its own process, 0 ms);
 night 2 sends the same export again; night 3 an export with ``--changed`` of the rows renamed
@@ -94,12 +95,16 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--new", type=float, default=0.005)
+    parser.add_argument(
+        "--journals", default="ours,0.2.0", help="which to run, comma-separated (ours, 0.2.0)"
+    )
     args = parser.parse_args()
+    who = [w.strip() for w in args.journals.split(",") if w.strip()]
     with tempfile.TemporaryDirectory(prefix="nightly-") as tmp:
         work = Path(tmp)
         night1, night3 = exports(args.rows, args.changed, args.new, work)
         files = [night1, night1, night3]
-        out = nights("ours", files, work) + nights("0.2.0", files, work)
+        out = [row for w in who for row in nights(w, files, work)]
     table(
         ["journal", "night", "rows", "GET", "POST", "PATCH", "requests", "elapsed s",
          "T* of the writes at 600/min, s", "statuses"],

@@ -124,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also estimate what run --verify costs: at most one lookup per valid row",
     )
+    plan.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="the journal whose phone cells to compare with (default: a run's default "
+        "journal, when it exists)",
+    )
+    plan.add_argument(
+        "-v", "--verbose", action="store_true", help="show renumbered rows' phones unmasked"
+    )
     run = sub.add_parser(
         "run",
         help="import a file into Kirim",
@@ -162,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
     g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
+    g.add_argument(
+        "--allow-renumber",
+        action="store_true",
+        help="send rows whose phone cell the journal knows under another number (a changed "
+        "--default-region) as their new numbers; without it such a run sends nothing (exit 2)",
+    )
     g.add_argument(
         "--timeout",
         type=float,
@@ -205,6 +221,7 @@ _INPUT = (
 _RUN = (
     "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",
     "max_rate", "limit", "timeout", "max_wait", "max_attempts", "verbose", "quiet", "verify",
+    "allow_renumber",
 )  # fmt: skip
 
 
@@ -225,6 +242,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         report_dir=args.report_dir,
         write_per_minute=args.write_per_minute,
         verify=args.verify,
+        state=args.state,
+        verbose=args.verbose,
         **_picked(args, _INPUT),
     )
 

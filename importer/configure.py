@@ -232,6 +232,7 @@ def run_options(
     quiet: bool = False,
     labels: Iterable[str] = (),
     verify: bool = False,
+    allow_renumber: bool = False,
     **reading: Any,
 ) -> RunOptions:
     """The options of a ``run``; ``reading`` are ``input_options``' (an unknown name is a
@@ -286,6 +287,7 @@ def run_options(
         quiet=quiet,
         labels=_labels(labels),
         verify=verify,
+        allow_renumber=allow_renumber,
     )
 
 
@@ -295,18 +297,34 @@ def plan_options(
     report_dir: Path | str | None = None,
     write_per_minute: int | None = None,
     verify: bool = False,
+    state: Path | str | None = None,
+    verbose: bool = False,
     **reading: Any,
 ) -> PlanOptions:
     _number(write_per_minute, "--write-per-minute", whole=True)
     if write_per_minute is not None and write_per_minute <= 0:
         raise UsageError("--write-per-minute must be positive")
     given = _input(source, reading)
+    directory = report_folder(report_dir, source=source, command="plan")
     return PlanOptions(
         input=given,
-        report_dir=report_folder(report_dir, source=source, command="plan"),
+        report_dir=directory,
         write_per_minute=_or_default(write_per_minute, PlanOptions, "write_per_minute"),
         verify=verify,
+        state=_plan_state(None if state is None else Path(state), directory),
+        verbose=verbose,
     )
+
+
+def _plan_state(state: Path | None, report_dir: Path) -> Path | None:
+    """The journal a plan compares phone cells with: ``--state``, else the one a run with
+    these options would use, when it exists."""
+    if state is None:
+        journal = default_state(report_dir, sandbox=False)
+        return journal if journal.is_file() else None
+    if not state.is_file():
+        raise UsageError(f"--state {state}: no journal there")
+    return state
 
 
 def _input(source: Path, reading: dict[str, Any]) -> InputOptions:

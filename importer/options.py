@@ -57,6 +57,8 @@ class PlanOptions:
     report_dir: Path
     write_per_minute: int = WRITE_PER_MINUTE
     verify: bool = False  # estimate what run --verify costs
+    state: Path | None = None  # the journal to compare phone cells with (renumbering); None: none
+    verbose: bool = False  # the renumbered rows' phones unmasked
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +84,4 @@ class RunOptions:
     labels: tuple[str, ...] = ()  # --label: on every contact the run created or updated
     verify: bool = False  # --verify: look up contacts the journal holds done; create the gone
     sandbox: bool = False  # --sandbox: each run's server is fresh, so a rerun resumes nothing
+    allow_renumber: bool = False  # send rows whose cell the journal knows under another number

@@ -38,12 +38,13 @@ from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
-from importer.send.journal import Journal, finish_run, save_run
+from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
 from importer.send.preflight import Preflight, preflight
 from importer.send.records import RowResult, RunRecord
+from importer.send.renumber import Comparison, Renumbering, reading
 from importer.send.retry import LABEL_POLICY, RetryPolicy, Sender
 from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
@@ -100,12 +101,18 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
     print("\n".join(header_lines(prepared)), file=out)
+    known: list[tuple[str, str]] = []
+    if options.state is not None:  # a plan knows no organisation: every one's cells
+        known = cells_read_otherwise(options.state, reading=reading(options.input))
+    comparison = Comparison(known)
     with Report(directory=options.report_dir, dry_run=True) as report:
         for batch in prepared.batches:
+            comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
-    code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=VERSIONS, context=context)
+    extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
+    code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
@@ -279,10 +286,12 @@ async def _run(
             if found is None:
                 code = report.finish(stats=stats, elapsed_s=time.monotonic() - started, extra=extra)
             else:
+                renumbered = sent.renumbered.summary(verbose=options.verbose)
                 code = report.finish(
                     stats=stats,
                     elapsed_s=time.monotonic() - started,
-                    extra={**extra, "account": found.account, "run_id": sent.run_id},
+                    extra={**extra, "account": found.account, "run_id": sent.run_id,
+                           **renumbered},
                     context=sent.context,
                 )
             if summary is not None:
@@ -300,6 +309,7 @@ async def _run(
 class _Sent:
     run_id: int
     context: Context  # what the report page shows of the run
+    renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
 
 
 async def _send_all(
@@ -329,11 +339,18 @@ async def _send_all(
         f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
         f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
     )
+    renumbered = renumbering(prepared, options, found)
+    if renumbered.rows and not options.allow_renumber:  # before the journal writes anything
+        raise InputError(renumbered.refusal(verbose=options.verbose))
+    if renumbered.rows:
+        lines = "; ".join(renumbered.lines(verbose=options.verbose))
+        say(f"Renumbered (--allow-renumber): {renumbered.rows} rows go as new numbers: {lines}")
     journal = journal_type(
         options.state,
         org=found.org,
         account=found.account,
         on_failure=lambda why: stop.request(Why.JOURNAL, why),
+        reading=reading(options.input),
     )
     run_id = journal.start_run(fingerprint=fingerprint(options, found.account))
     stack.enter_context(_closing(journal, stop, logger))
@@ -393,7 +410,25 @@ async def _send_all(
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
-    return _Sent(run_id, context)
+    return _Sent(run_id, context, renumbered)
+
+
+def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) -> Renumbering:
+    """The valid rows whose phone cell the journal knows under another number. Only when the
+    journal holds cells read otherwise than this run reads them is the file read (and
+    validated) once more for it, before anything is sent: a stable nightly job pays nothing."""
+    known = cells_read_otherwise(
+        options.state, reading=reading(options.input), org=found.org, account=found.account
+    )
+    comparison = Comparison(known)
+    if not comparison.needed:
+        return comparison.result()
+    if prepared.reread is None:
+        raise InputError("the input cannot be read twice: its phones cannot be compared first")
+    again = rows.validate_batches(
+        batches=prepared.reread(), mapping=prepared.mapping, options=options.input
+    )
+    return comparison.add_all(again)
 
 
 def _resumable_in(options: RunOptions) -> Path | None:

@@ -251,6 +251,16 @@ class Report:
                     "  (numbers written without a country code need --default-region CC, "
                     "e.g. --default-region ID)"
                 )
+        if renumbered := summary.get("renumbered"):  # see send.renumber
+            what = (
+                "the journal knows their phone cell under another number: a run sends nothing "
+                "without --allow-renumber"
+                if self.dry_run
+                else "the journal knew their phone cell under another number; sent as the new "
+                "one (--allow-renumber)"
+            )
+            examples = "; ".join(summary.get("renumbered_examples", ()))
+            lines.append(f"  renumbered {renumbered} ({what}): {examples}")
         if self.dry_run:
             valid, capacity = c.get("valid", 0), write_per_minute
             if valid == 0:

@@ -28,6 +28,7 @@ from importer.send.decide import Action, decide
 from importer.send.journal import Journal
 from importer.send.labels import Labeler, Labelled, LabelRow
 from importer.send.records import Entry, RowResult
+from importer.send.renumber import cell_key
 from importer.send.stop import Stop, Why
 from importer.send.upsert import Job, Upserter, body_fingerprint, make_body
 
@@ -276,23 +277,37 @@ class Dispatcher:
             for status, n in skipped.group_by("status").len().iter_rows():
                 self._listener.rows_settled(status, n)
             rows = list(valid.select(*_SEND_COLUMNS).iter_rows())
+            cells = valid.select(cell_key()).to_series().to_list()
             state.waiting = len(rows)
             for start in range(0, len(rows), INTENT_CHUNK):
-                for job in await self._journalled(state, rows[start : start + INTENT_CHUNK]):
+                chunk = slice(start, start + INTENT_CHUNK)
+                for job in await self._journalled(state, rows[chunk], cells[chunk]):
                     await self.queue.put((job, state))
             self._drain()
 
-    async def _journalled(self, state: _InFlight, rows: list[tuple[Any, ...]]) -> list[Job]:
+    async def _journalled(
+        self, state: _InFlight, rows: list[tuple[Any, ...]], cells: list[str]
+    ) -> list[Job]:
         """Triage a chunk and journal its jobs ``pending``, one commit, before they are
-        queued. If the journal fails, the run stops and these rows are not sent."""
+        queued, with the phone cell each is sent as; the cells of rows the journal holds
+        ``done`` are noted too (``renumber``). If the journal fails, the run stops and these
+        rows are not sent."""
         jobs: list[Job] | None = None
         try:
             entries = await self._journal.entries([r[1] for r in rows])
             jobs = self._triage(state, rows, entries)
+            cell = {r[0]: c for r, c in zip(rows, cells, strict=True)}
             if jobs:
+                sent = [(cell[j.row_number], j.phone) for j in jobs]
                 await self._journal.intend(
-                    (j.phone, j.key, j.action is Action.CREATE) for j in jobs
+                    ((j.phone, j.key, j.action is Action.CREATE) for j in jobs), sent
                 )
+            queued = {j.row_number for j in jobs}
+            self._journal.remember(
+                (cell[r[0]], r[1])
+                for r in rows
+                if r[0] not in queued and (e := entries.get(r[1])) is not None and e.state == "done"
+            )
             return jobs
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))

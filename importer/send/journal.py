@@ -19,8 +19,12 @@ run resumed after a kill knows which contacts its killed invocation made, and re
 ``created``, not ``exists``.
 
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
-organisations or accounts never mix. WAL mode with ``synchronous=FULL``: every commit is on
-disk before it returns, so neither a killed process nor a power cut loses an intent.
+organisations or accounts never mix. Beside them, ``cells`` keeps which number each phone cell
+was sent as (with the intent, in its commit; cells of rows already ``done``, ``remember``, in
+batches), so a run that reads a cell as another number can tell (``send.renumber``).
+
+WAL mode with ``synchronous=FULL``: every commit is on disk before it returns, so neither a
+killed process nor a power cut loses an intent.
 
 All SQLite work runs on one thread of the journal's own, in the order it was asked for, so
 the event loop goes on sending while a commit waits for the disk: ``intend`` and ``entries``
@@ -70,7 +74,30 @@ CREATE TABLE IF NOT EXISTS contacts (
     body_hash TEXT, labels TEXT, create_run INTEGER,
     UNIQUE (org, account, phone)
 );
+CREATE TABLE IF NOT EXISTS cells (
+    org TEXT NOT NULL, account TEXT NOT NULL, cell TEXT NOT NULL,
+    phone TEXT NOT NULL, reading TEXT NOT NULL,
+    PRIMARY KEY (org, account, cell)
+) WITHOUT ROWID;
 """
+# ``cells`` (after 0.3.0; a journal without it gains it, empty, when a run opens it): which
+# E.164 number each phone cell (its ``phone_key``: the cell as read, separators dropped) was
+# sent as, and how it was read then (``reading``: the default region and the parsers'
+# versions), so a run that reads a cell as another number can tell (``send.renumber``).
+# One statement for a batch of (cell, phone) pairs given as one JSON array: SQLite walks them
+# with the GIL let go, rather than Python binding each row. A pair is rewritten only when its
+# number or the reading changed, so a night like the one before writes no page.
+_CELLS = (
+    "INSERT INTO cells (org, account, cell, phone, reading)"
+    " SELECT ?, ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?"
+    " FROM json_each(?) WHERE true"
+    " ON CONFLICT (org, account, cell) DO UPDATE SET phone=excluded.phone,"
+    " reading=excluded.reading WHERE phone!=excluded.phone OR reading!=excluded.reading"
+)
+# Cells of rows settled without a request are written this many at a time, each batch queued
+# just behind a lookup of entries (``entries``): it runs while the caller works on the answer.
+_CELLS_FLUSH = 1_024
+_CELLS_HELD = 50_000  # past this many waiting, written at once whatever asks
 # Columns later versions added, for journals written before them (ALTER TABLE ... ADD COLUMN).
 _ADDED = {
     "needs_lookup": "INTEGER NOT NULL DEFAULT 0",  # 0.1.0
@@ -127,6 +154,7 @@ _RUN_COLUMNS = {
 }  # fmt: skip
 
 T = TypeVar("T")
+_Step = tuple[str, list[tuple[Any, ...]]]
 
 
 class Journal:
@@ -140,10 +168,13 @@ class Journal:
         flush_every: int = 500,
         busy_timeout_s: float = 5.0,
         on_failure: Callable[[str], None] | None = None,
+        reading: str = "",
     ) -> None:
         self.path = path
         self._org = org
         self._account = account
+        self._reading = reading  # how this run reads phone cells (``renumber.reading``)
+        self._cells: list[tuple[str, str]] = []
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
@@ -226,10 +257,12 @@ class Journal:
             raise
         return db
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, sql: str, rows: list[tuple[Any, ...]], *more: _Step) -> None:
+        """``sql`` over ``rows``, then each further (sql, rows) step: one transaction."""
         self._db.execute("BEGIN")
         try:
-            self._db.executemany(sql, rows)
+            for step_sql, step_rows in ((sql, rows), *more):
+                self._db.executemany(step_sql, step_rows)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -297,11 +330,17 @@ class Journal:
         wanted = set(phones)
         if any(o.phone in wanted for o in self._buffer):  # an outcome still buffered is newer
             self._flush_soon()
-        return await self._await(self._select, list(phones))
+        found = self._submit(self._select, list(phones))
+        if len(self._cells) >= _CELLS_FLUSH:
+            self._flush_cells()
+        return await asyncio.wrap_future(found)
 
-    async def intend(self, items: Iterable[tuple[str, str, bool]]) -> None:
+    async def intend(
+        self, items: Iterable[tuple[str, str, bool]], cells: Iterable[tuple[str, str]] = ()
+    ) -> None:
         """Mark (phone, key, create) as about to be sent (``create``: a create without a
-        lookup first); durable when this returns.
+        lookup first), and note the (cell, phone) pairs of their rows (``remember``), in one
+        commit; durable when this returns.
 
         A phone already pending under the same key keeps its first ``sent_at``: the key's
         age on the server counts from its first use. One pending under another key (the row
@@ -310,7 +349,27 @@ class Journal:
         """
         now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
         rows = [(org, account, p, k, now, run_id, now, run_id if c else None) for p, k, c in items]
-        await self._await(self._write, _INTEND, rows)
+        await self._await(self._write, _INTEND, rows, (_CELLS, self._cell_rows(list(cells))))
+
+    def remember(self, cells: Iterable[tuple[str, str]]) -> None:
+        """Note which number each phone cell was sent as (rows the journal holds ``done``,
+        settled without a request); written a thousand or so at a time, without waiting."""
+        self._cells.extend(cells)
+        if len(self._cells) >= _CELLS_HELD:
+            self._flush_cells()
+
+    def _cell_rows(self, cells: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+        """``_CELLS``'s parameters for these (cell, phone) pairs: none, or one row."""
+        if not cells:
+            return []
+        return [(self._org, self._account, self._reading, json.dumps(cells))]
+
+    def _flush_cells(self) -> None:
+        if not self._cells or self._failure is not None:
+            return
+        rows, self._cells = self._cell_rows(self._cells), []
+        done = self._submit(self._write, _CELLS, rows)
+        self._flushes = [f for f in self._flushes if not f.done()] + [done]
 
     async def creating(self, phone: str, key: str) -> None:
         """Note that a create for ``phone`` is about to leave under ``key``; durable when this
@@ -372,7 +431,9 @@ class Journal:
         self._flushes = [f for f in self._flushes if not f.done()] + [done]
 
     def flush(self) -> None:
-        """Write every outcome noted so far; raises ``JournalError`` if any batch failed."""
+        """Write every outcome (and cell) noted so far; raises ``JournalError`` if any batch
+        failed."""
+        self._flush_cells()
         self._flush_soon()
         flushes, self._flushes = self._flushes, []
         for done in flushes:
@@ -394,6 +455,33 @@ class Journal:
             self._closed = True
             self._thread.submit(self._db.close).result()
             self._thread.shutdown()
+
+
+# --- read only: the cells a run compares before it sends (``renumber``) -----------------------
+
+
+def cells_read_otherwise(
+    path: Path, *, reading: str, org: str | None = None, account: str | None = None
+) -> list[tuple[str, str]]:
+    """(cell, phone) for every cell the journal holds that was read otherwise than
+    ``reading``: only those can read as another number now. For ``org`` and ``account``, or
+    (a plan, which knows neither) every organisation's. A journal that does not exist, or
+    has no cells yet (one written by 0.3.0 or earlier), holds none. Read only; raises
+    ``JournalError``."""
+    if not path.is_file():
+        return []
+    where, args = "reading!=?", [reading]
+    if org is not None and account is not None:
+        where, args = "org=? AND account=? AND reading!=?", [org, account, reading]
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        with contextlib.closing(db):
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='cells'").fetchone() is None:
+                return []
+            query = f"SELECT DISTINCT cell, phone FROM cells WHERE {where}"
+            return [(str(c), str(p)) for c, p in db.execute(query, args)]
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None
 
 
 # --- a run's record, after the journal is closed ---------------------------------------------
