@@ -11,8 +11,8 @@ City, then ``Field 5`` ... columns, about a third of them filled, as contact exp
   all (so polars' quick path reads it);
 - *quoted, no line breaks*: the quoted file with its line breaks written as spaces (commas
   kept). It tells reading apart from validation: a batch holding a control character (a
-  line break in a cell) makes ``validate/rows.json_string`` escape 32 characters with one
-  polars pass each over every metadata column.
+  line break in a cell) makes ``validate/rows.json_string`` escape control characters too
+  (one ``replace_many`` pass over every metadata column).
 
 Each file is planned by ``python -m importer plan FILE --default-region ID`` as a child
 process (wall time, CPU seconds, peak RSS from ``wait4``), plain then quoted, back to back in
