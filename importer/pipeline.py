@@ -39,6 +39,7 @@ from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
+from importer.send.labelling import Labelling
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
@@ -382,12 +383,14 @@ async def _send_all(
         account=found.account,
         on_existing=options.on_existing,
     )
-    labeler: Labeler | None = None
+    listener = _Listener(progress, report, logger)
+    labelling: Labelling | None = None
     if options.labels or prepared.mapping.labels:
         labeler = Labeler(
             client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
             account=found.account, flag_names=options.labels,
         )  # fmt: skip
+        labelling = Labelling(labeler=labeler, stop=stop, listener=listener)
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -396,10 +399,10 @@ async def _send_all(
         stop=stop,
         journal=journal,
         upserter=upserter,
-        listener=_Listener(progress, report, logger),
-        labeler=labeler,
+        listener=listener,
+        on_finished=labelling.put if labelling is not None else None,
     )
-    await _drive(work, _stop_on_input_error(prepared.batches, stop), stop)
+    await _drive(work, _stop_on_input_error(prepared.batches, stop), stop, labelling)
     if stop.requested and prepared.reread is not None:
         unread = _stop_on_input_error(iter(prepared.reread()), stop)
         work.unread(unread, phone_column=prepared.mapping.phone)
@@ -528,9 +531,11 @@ def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[N
             stop.request(Why.JOURNAL, str(exc))
 
 
-async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop) -> None:
-    """Run the workers over the batches; a signal stops intake and lets in-flight rows finish
-    for at most ``drain_timeout_s``."""
+async def _drive(
+    work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop, labelling: Labelling | None
+) -> None:
+    """Run the workers over the batches (and the labels step over the finished ones); a
+    signal stops intake and lets in-flight rows finish for at most ``drain_timeout_s``."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -555,7 +560,7 @@ async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop
 
     with _signals(on_signal):
         workers = [asyncio.create_task(work.worker()) for _ in range(work.concurrency)]
-        reporter = asyncio.create_task(work.reporter())
+        reporter = asyncio.create_task(labelling.run() if labelling else asyncio.sleep(0))
         feeder = asyncio.create_task(work.feed(batches))
         watched: set[asyncio.Task[None]] = {feeder, reporter, *workers}
         while not feeder.done():  # a worker or the reporter that dies (a bug) ends the feed:
@@ -569,7 +574,8 @@ async def _drive(work: Dispatcher, batches: Iterator[ValidatedBatch], stop: Stop
             await work.queue.put(None)
         await finish(workers)
         work.settle_queued()
-        work.finish_reporting()
+        if labelling is not None:
+            labelling.close()
         await finish([reporter])
 
 

@@ -5,7 +5,8 @@ Each row is triaged by ``decide``: rows that need no request are settled on the 
 in the journal: this run's outcome, or ``exists`` from an earlier run), as are rows past
 ``--limit`` and every row after a stop. The others are journalled ``pending`` in one commit per
 chunk of ``INTENT_CHUNK``, then queued. A batch is handed to ``on_batch`` when its last row
-settles, and only after every batch before it, so the report keeps the input's order while
+settles, and only after every batch before it (to ``on_finished``: the labels step when a
+run attaches labels, else straight to the report), so the report keeps the input's order while
 memory holds just the batches in flight. The ``Listener`` (the pipeline's: progress, log and
 report) hears of every row as it settles and of every finished batch.
 """
@@ -13,20 +14,20 @@ report) hears of every row as it settles and of every finished batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
 
 from importer.errors import JournalError
 from importer.options import RunOptions
-from importer.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, Status, ValidatedBatch
+from importer.records import VALIDATED_SCHEMA, Status, ValidatedBatch
 from importer.redact import redact
 from importer.send.client import idempotency_key
 from importer.send.decide import Action, decide
 from importer.send.journal import Journal
-from importer.send.labels import Labeler, Labelled, LabelRow
+from importer.send.labelling import Finished
 from importer.send.records import Entry, RowResult
 from importer.send.renumber import cell_key
 from importer.send.stop import Stop, Why
@@ -34,9 +35,6 @@ from importer.send.upsert import Job, Upserter, body_fingerprint, make_body
 
 _SEND_COLUMNS = ("row_number", "phone_number", "name", "email", "metadata")
 INTENT_CHUNK = 256  # rows journalled per commit, just before they are queued
-# contacts whose body we wrote (this run, or an earlier one: unchanged): --label is theirs
-_WRITTEN = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED})
-_HAS_CONTACT = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.EXISTS})
 _QUIET = frozenset({"not_attempted", "limit_reached", "interrupted"})  # summed up at the end
 
 
@@ -55,18 +53,8 @@ class Listener(Protocol):
 
 
 @dataclass
-class _InFlight:
-    batch: ValidatedBatch
-    waiting: int = 0
-    results: list[RowResult] = field(default_factory=list)
-    # row -> the journal's contact and the labels it has (a row ending on another contact,
-    # created again or found under another id, has none of them)
-    known: dict[int, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
-
-
-def _joined(first: str | None, second: str | None) -> str | None:
-    """Two warnings on one row, both kept."""
-    return "; ".join(w for w in (first, second) if w) or None
+class _InFlight(Finished):
+    waiting: int = 0  # its rows not settled yet
 
 
 def not_sent(row: int, code: str, message: str) -> RowResult:
@@ -91,7 +79,7 @@ class Dispatcher:
         journal: Journal,
         upserter: Upserter,
         listener: Listener,
-        labeler: Labeler | None = None,
+        on_finished: Callable[[Finished], None] | None = None,
     ) -> None:
         self.options = options
         self.concurrency = concurrency
@@ -101,8 +89,7 @@ class Dispatcher:
         self._journal = journal
         self._upserter = upserter
         self._listener = listener
-        self._labeler = labeler
-        self._finished: asyncio.Queue[_InFlight | None] = asyncio.Queue()
+        self._on_finished = on_finished or self._report
         self.queue: asyncio.Queue[tuple[Job, _InFlight] | None] = asyncio.Queue(
             maxsize=concurrency * 2
         )
@@ -120,78 +107,10 @@ class Dispatcher:
 
     def _drain(self) -> None:
         while self._inflight and self._inflight[0].waiting == 0:
-            done = self._inflight.pop(0)
-            if self._labeler is None:
-                self._listener.batch_done(done.batch.rows, done.batch.original, done.results)
-            else:  # labels first (``reporter``), in the same order
-                self._finished.put_nowait(done)
+            self._on_finished(self._inflight.pop(0))
 
-    async def reporter(self) -> None:
-        """With labels to attach: each finished batch is labelled, then reported, in order,
-        until ``finish_reporting``. Cancelled (a stop that outlasted the drain), it reports
-        what is left without labels: every row still ends in the report."""
-        if self._labeler is None:
-            return
-        done: _InFlight | None = None
-        try:
-            while (done := await self._finished.get()) is not None:
-                results = await self._labelled(self._labeler, done)
-                self._listener.batch_done(done.batch.rows, done.batch.original, results)
-                done = None
-        except asyncio.CancelledError:
-            left: list[_InFlight | None] = [done]
-            while not self._finished.empty():
-                left.append(self._finished.get_nowait())
-            for batch in left:
-                if batch is not None:
-                    self._listener.batch_done(batch.batch.rows, batch.batch.original, batch.results)
-            raise
-
-    async def _labelled(self, labeler: Labeler, done: _InFlight) -> list[RowResult]:
-        rows, unknown = self._label_rows(labeler, done)
-        try:
-            labelled = await labeler.label(rows)
-        except JournalError as exc:
-            self._stop.request(Why.JOURNAL, str(exc))
-            return done.results
-        for row in unknown:  # wanted labels, but Kirim's answer named no contact to put them on
-            why = "labels not attached: Kirim's answer (409, exists) did not give the contact's id"
-            labelled[row] = Labelled("", why)
-        return [
-            replace(r, labels=got.names, warning=_joined(r.warning, got.warning))
-            if (got := labelled.get(r.row_number)) is not None
-            else r
-            for r in done.results
-        ]
-
-    def finish_reporting(self) -> None:
-        self._finished.put_nowait(None)
-
-    def _label_rows(self, labeler: Labeler, done: _InFlight) -> tuple[list[LabelRow], list[int]]:
-        """The rows whose contact should get labels, and those that should but whose contact
-        id is unknown."""
-        flag = labeler.flag_names
-        rows = done.batch.rows.filter(pl.col("status") == Status.VALID.value)
-        column = dict(zip(rows["row_number"], rows["labels"], strict=True))
-        phones = dict(zip(rows["row_number"], rows["phone_number"], strict=True))
-        out: list[LabelRow] = []
-        unknown: list[int] = []
-        for r in done.results:
-            if r.status not in _HAS_CONTACT:
-                continue
-            names = flag if r.status in _WRITTEN else ()
-            if cell := column.get(r.row_number):
-                names = (*names, *cell.split(LABEL_SEPARATOR))
-            if not (names := tuple(dict.fromkeys(names))):
-                continue
-            if r.contact_id is None:
-                unknown.append(r.row_number)
-                continue
-            had, known = done.known.get(r.row_number, (None, frozenset()))
-            if had != r.contact_id:  # another contact than the journal's: it has none of them
-                known = frozenset()
-            out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
-        return out, unknown
+    def _report(self, done: Finished) -> None:
+        self._listener.batch_done(done.batch.rows, done.batch.original, done.results)
 
     async def worker(self) -> None:
         while (item := await self.queue.get()) is not None:

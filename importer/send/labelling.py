@@ -1,0 +1,129 @@
+"""The labels step between the work queue and the report: each finished batch, in input
+order, has its rows' labels attached (``labels.Labeler``), then goes on to the report.
+
+Which rows get which names: ``--label`` goes on every contact the import wrote (created,
+updated, or unchanged: written on an earlier night), the labels column on every row's
+contact whatever its status; a row whose contact id Kirim's answer did not give (a 409
+without one) is told so. The journal's labels count only for the contact they were attached
+to: a row that ends on another contact (created again, or found under another id) has none.
+Cancelled (a stop that outlasted the drain), the step reports what is left without labels:
+every row still ends in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import polars as pl
+
+from importer.errors import JournalError
+from importer.records import LABEL_SEPARATOR, Status, ValidatedBatch
+from importer.send.labels import Labeler, Labelled, LabelRow
+from importer.send.records import RowResult
+from importer.send.stop import Stop, Why
+
+# contacts whose body we wrote (this run, or an earlier one: unchanged): --label is theirs
+_WRITTEN = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED})
+_HAS_CONTACT = frozenset({Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.EXISTS})
+_NO_ID = "labels not attached: Kirim's answer (409, exists) did not give the contact's id"
+
+
+@dataclass
+class Finished:
+    """A batch whose every row has settled, with what became of its sent rows."""
+
+    batch: ValidatedBatch
+    results: list[RowResult] = field(default_factory=list)
+    # row -> the journal's contact and the labels it has (a row ending on another contact,
+    # created again or found under another id, has none of them)
+    known: dict[int, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
+
+
+class Reporting(Protocol):
+    def batch_done(
+        self, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult]
+    ) -> None:
+        """A batch, in input order, with what became of its rows that reached this stage."""
+
+
+def joined(first: str | None, second: str | None) -> str | None:
+    """Two warnings on one row, both kept."""
+    return "; ".join(w for w in (first, second) if w) or None
+
+
+class Labelling:
+    """Finished batches in (``put``, in input order), labelled, then to ``listener``, until
+    ``close``."""
+
+    def __init__(self, *, labeler: Labeler, stop: Stop, listener: Reporting) -> None:
+        self._labeler = labeler
+        self._stop = stop
+        self._listener = listener
+        self._queue: asyncio.Queue[Finished | None] = asyncio.Queue()
+
+    def put(self, done: Finished) -> None:
+        self._queue.put_nowait(done)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def run(self) -> None:
+        done: Finished | None = None
+        try:
+            while (done := await self._queue.get()) is not None:
+                results = await self._labelled(done)
+                self._listener.batch_done(done.batch.rows, done.batch.original, results)
+                done = None
+        except asyncio.CancelledError:
+            left: list[Finished | None] = [done]
+            while not self._queue.empty():
+                left.append(self._queue.get_nowait())
+            for batch in left:
+                if batch is not None:
+                    self._listener.batch_done(batch.batch.rows, batch.batch.original, batch.results)
+            raise
+
+    async def _labelled(self, done: Finished) -> list[RowResult]:
+        rows, unknown = self._label_rows(done)
+        try:
+            labelled = await self._labeler.label(rows)
+        except JournalError as exc:
+            self._stop.request(Why.JOURNAL, str(exc))
+            return done.results
+        for row in unknown:  # wanted labels, but Kirim's answer named no contact to put them on
+            labelled[row] = Labelled("", _NO_ID)
+        return [
+            replace(r, labels=got.names, warning=joined(r.warning, got.warning))
+            if (got := labelled.get(r.row_number)) is not None
+            else r
+            for r in done.results
+        ]
+
+    def _label_rows(self, done: Finished) -> tuple[list[LabelRow], list[int]]:
+        """The rows whose contact should get labels, and those that should but whose contact
+        id is unknown."""
+        flag = self._labeler.flag_names
+        rows = done.batch.rows.filter(pl.col("status") == Status.VALID.value)
+        column = dict(zip(rows["row_number"], rows["labels"], strict=True))
+        phones = dict(zip(rows["row_number"], rows["phone_number"], strict=True))
+        out: list[LabelRow] = []
+        unknown: list[int] = []
+        for r in done.results:
+            if r.status not in _HAS_CONTACT:
+                continue
+            names = flag if r.status in _WRITTEN else ()
+            if cell := column.get(r.row_number):
+                names = (*names, *cell.split(LABEL_SEPARATOR))
+            if not (names := tuple(dict.fromkeys(names))):
+                continue
+            if r.contact_id is None:
+                unknown.append(r.row_number)
+                continue
+            had, known = done.known.get(r.row_number, (None, frozenset()))
+            if had != r.contact_id:  # another contact than the journal's: it has none of them
+                known = frozenset()
+            out.append(LabelRow(r.row_number, phones[r.row_number], r.contact_id, names, known))
+        return out, unknown
