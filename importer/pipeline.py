@@ -270,11 +270,12 @@ async def _run(
                 _not_attempted(prepared, report)
                 found = None
             if found is not None:
-                sent = await _send_all(
-                    stack, prepared=prepared, options=options, found=found, client=client,
-                    report=report, senders=(sender, label_sender), stop=stop, say=say,
-                    err=err, logger=logger, sleep=sleep, journal_type=journal_type,
+                the_run = RunContext(
+                    options=options, prepared=prepared, found=found, client=client,
+                    report=report, sender=sender, label_sender=label_sender, stop=stop,
+                    say=say, err=err, logger=logger, sleep=sleep, journal_type=journal_type,
                 )  # fmt: skip
+                sent = await _send_all(stack, the_run)
         with _signals(lambda _: None):  # the report is being written: a Ctrl-C waits for it
             stats = RunStats(
                 requests_sent=sender.stats.requests + label_sender.stats.requests,
@@ -313,24 +314,36 @@ class _Sent:
     renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
 
 
-async def _send_all(
-    stack: contextlib.AsyncExitStack,
-    *,
-    prepared: PreparedInput,
-    options: RunOptions,
-    found: Preflight,
-    client: KirimClient,
-    report: Report,
-    senders: tuple[Sender, Sender],
-    stop: Stop,
-    say: _Say,
-    err: TextIO,
-    logger: logging.Logger,
-    sleep: Sleep,
-    journal_type: type[Journal],
-) -> _Sent:
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a run is made of once its pre-flight passed: its options and prepared input,
+    what Kirim said of the key (``found``), and the resources ``run`` entered (client,
+    report, senders, stop, where it tells things); ``sleep`` and ``journal_type`` are the
+    test seams. One value handed to the stages that need them."""
+
+    options: RunOptions
+    prepared: PreparedInput
+    found: Preflight
+    client: KirimClient
+    report: Report
+    sender: Sender
+    label_sender: Sender  # labels' own short tries, outside the retry budget
+    stop: Stop
+    say: _Say
+    err: TextIO
+    logger: logging.Logger
+    sleep: Sleep
+    journal_type: type[Journal]
+
+
+async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _Sent:
     """The run after its pre-flight: journal, workers, labels; every row to the report."""
-    sender, label_sender = senders
+    options, prepared, found, stop = the_run.options, the_run.prepared, the_run.found, the_run.stop
+    client, report, sender, label_sender = (
+        the_run.client, the_run.report, the_run.sender, the_run.label_sender
+    )  # fmt: skip
+    say, err, logger, sleep = the_run.say, the_run.err, the_run.logger, the_run.sleep
+    journal_type = the_run.journal_type
     write_pm = found.write_per_minute or 60.0
     if options.max_rate:
         write_pm = min(write_pm, options.max_rate)
