@@ -1,11 +1,11 @@
-"""The report: one object counts every row's outcome, writes the files, and picks the exit code.
+"""The report: every row's outcome, counted (``tally``), written (``report_files``) and told
+in closing lines (``closing_lines``), put together by one ``Report`` the pipeline talks to.
 
 Rows arrive a batch at a time, in input order (``add_batch``), each batch being the validated
-rows plus what became of the ones that reached the sending stage. The report appends them to
-``results.csv`` and ``failures.csv`` as it goes, so memory stays flat, and keeps the counts.
-``finish`` writes ``summary.json`` and ``report.html`` (the page: ``importer.page``) and only
-then moves the four files into place, so a crash never leaves a half-written report that
-looks whole (the partial files keep a ``.partial`` suffix).
+rows plus what became of the ones that reached the sending stage: merged here (``_merge``),
+counted, and appended to ``results.csv`` and ``failures.csv`` as they go, so memory stays
+flat. ``finish`` writes ``summary.json`` and ``report.html`` (the page: ``importer.page``)
+and only then moves the four files into place.
 
 Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formula``).
 ``failures.csv`` has the input's own columns, unchanged, plus ``row_number``,
@@ -14,25 +14,23 @@ Every CSV cell a spreadsheet would run as a formula is neutralised (see ``formul
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 
 from importer import page
-from importer.errors import ReportError
-from importer.formula import neutralise, neutralise_expr
 from importer.options import WRITE_PER_MINUTE
-from importer.private import open_private, private_folder
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
 from importer.records import Status
+from importer.report_files import ReportFiles
 from importer.send.records import RowResult
+from importer.tally import RunStats, Tally, status_counts
+
+__all__ = ["RESULT_COLUMNS", "Report", "RunStats", "closing_lines", "duration", "status_counts"]
 
 RESULT_COLUMNS = (
     "row_number",
@@ -70,23 +68,10 @@ _SENT_SCHEMA: dict[str, Any] = {
     "sent_labels": pl.String,
     "sent_warning": pl.String,
 }
-_FILES = ("results.csv", "failures.csv", "summary.json", "report.html")
-_STATUSES = frozenset(s.value for s in Status)
-
-
-@dataclass(frozen=True, slots=True)
-class RunStats:
-    """Network-side figures for the summary (zero for a plan)."""
-
-    requests_sent: int = 0
-    http_429: int = 0
-    retries: int = 0
-    stopped: str | None = None  # why the run stopped early, if it did
-    ignore_codes: frozenset[str] = field(default_factory=frozenset)  # not counted as failures
-
-
 class Report:
-    """``on_failure`` hears (once) that a file could not be written: from then on the report
+    """The report of one command: what the rows became, counted (``Tally``: counts, reasons,
+    summary, exit code), written (``ReportFiles``), and told in closing lines (``render``).
+    ``on_failure`` hears (once) that a file could not be written: from then on the report
     only counts, the run stops, and the exit code is 3."""
 
     def __init__(
@@ -98,36 +83,22 @@ class Report:
     ) -> None:
         self.directory = directory
         self.dry_run = dry_run
-        self.counts: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
+        self.tally = Tally(dry_run=dry_run)
+        self.files = ReportFiles(directory=directory, on_failure=on_failure)
         self.summary: dict[str, Any] = {}
-        self.broken: str | None = None  # why the files could not be written, once they could not
-        self.retryable = 0  # failed rows a rerun may yet settle
-        self._on_failure = on_failure
-        self._results_header = True
-        self._failures_header = True
-        try:
-            private_folder(directory)
-            self._results: IO[bytes] = os.fdopen(open_private(self._partial("results.csv")), "wb")
-            self._failures: IO[bytes] = os.fdopen(
-                open_private(self._partial("failures.csv")), "wb"
-            )
-        except OSError as exc:
-            raise ReportError(_cannot_write(directory, exc)) from None
         self.facts = page.Facts()  # what the page shows beyond the counts
 
-    def _broke(self, exc: OSError) -> None:
-        if self.broken is None:
-            self.broken = _cannot_write(self.directory, exc)
-            if self._on_failure is not None:
-                self._on_failure(self.broken)
+    @property
+    def counts(self) -> Counter[str]:
+        return self.tally.counts
 
-    def _partial(self, name: str) -> Path:
-        return self.directory / f"{name}.partial"
+    @property
+    def broken(self) -> str | None:
+        return self.files.broken
 
     @property
     def rows_total(self) -> int:
-        return sum(self.counts.values())
+        return self.tally.rows_total
 
     def add_batch(
         self, *, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult] = ()
@@ -141,12 +112,7 @@ class Report:
             if SOURCE_ROW in original.columns
             else pl.col("row_number").alias(SOURCE_ROW)
         )
-        self.counts.update(dict(merged.group_by("status").len().iter_rows()))
-        self.retryable += merged.filter(
-            (pl.col("status") == Status.FAILED.value) & pl.col("retryable").fill_null(False)
-        ).height
-        problems = merged.filter(pl.col("error_code").is_not_null())
-        self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
+        self.tally.add(merged)
         if self.broken is not None:
             return  # counted; the files are gone for this run
         self.facts.add(merged)
@@ -155,24 +121,7 @@ class Report:
         failures = pl.concat(
             [original.select(keep), merged.select(FAILURE_COLUMNS)], how="horizontal"
         ).filter(is_failure)
-        try:
-            _append(self._results, merged.select(RESULT_COLUMNS), header=self._results_header)
-            self._results_header = False
-            if failures.height or self._failures_header:
-                _append(self._failures, failures, header=self._failures_header)
-                self._failures_header = False
-        except OSError as exc:
-            self._broke(exc)
-
-    def exit_code(self, stats: RunStats) -> int:
-        if stats.stopped or self.broken:
-            return 3
-        bad = sum(
-            n
-            for code, n in self.reasons.items()
-            if code not in stats.ignore_codes and code != "duplicate_in_file"
-        )
-        return 1 if bad else 0
+        self.files.append(merged.select(RESULT_COLUMNS), failures)
 
     def finish(
         self,
@@ -185,116 +134,37 @@ class Report:
         """Write summary.json and report.html, put the four files in place, and return the
         exit code. When a file cannot be written the partial files stay as they are, and the
         code is 3."""
-        code = self.exit_code(stats)
-        summary: dict[str, Any] = {"rows_total": self.rows_total}
-        statuses = (
-            (Status.VALID,)
-            if self.dry_run
-            else (Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.EXISTS)
-        )
-        for status in (*statuses, Status.DUPLICATE_IN_FILE, Status.INVALID, Status.FAILED):
-            summary[status.value] = self.counts.get(status.value, 0)
-        summary.update(
-            reasons=dict(sorted(self.reasons.items())),
-            requests_sent=stats.requests_sent,
-            http_429=stats.http_429,
-            retries=stats.retries,
-            elapsed_s=round(elapsed_s, 3),
-            exit_code=code,
-            stopped=stats.stopped or self.broken,
-            **extra,
+        summary = self.tally.summary(
+            stats=stats, elapsed_s=elapsed_s, extra=extra, broken=self.broken
         )
         self.summary = summary
-        try:
-            self._results.close()
-            self._failures.close()
-            if self.broken is None:
-                _write_private(self._partial("summary.json"), json.dumps(summary, indent=2) + "\n")
-                context = context or page.Context()
-                closing = self.render(
-                    write_per_minute=context.write_per_minute, journal=context.journal
-                )
-                counts = {"rows_total": self.rows_total, **status_counts(summary)}
-                the_page = page.render(
-                    summary=summary, counts=counts, facts=self.facts, context=context,
-                    closing=closing,
-                )  # fmt: skip
-                _write_private(self._partial("report.html"), the_page)
-                for name in _FILES:
-                    os.replace(self._partial(name), self.directory / name)
-        except OSError as exc:
-            self._broke(exc)
+        shown = context or page.Context()
+
+        def the_page() -> str:
+            closing = self.render(write_per_minute=shown.write_per_minute, journal=shown.journal)
+            counts = {"rows_total": self.rows_total, **status_counts(summary)}
+            return page.render(
+                summary=summary, counts=counts, facts=self.facts, context=shown, closing=closing
+            )
+
+        self.files.finish(summary_json=json.dumps(summary, indent=2) + "\n", page=the_page)
         if self.broken is not None:
             summary.update(exit_code=3, stopped=summary["stopped"] or self.broken)
             return 3
-        return code
+        return int(summary["exit_code"])
 
     def render(
         self, *, write_per_minute: float = WRITE_PER_MINUTE, journal: Path | None = None
     ) -> str:
         """The closing lines a person reads; the last one names the report folder."""
-        c, summary = self.counts, self.summary
-        if self.dry_run:
-            head = f"would create {c.get('valid', 0)}"
-        else:
-            shown = ("created", "updated", "unchanged", "exists")
-            head = ", ".join(f"{c.get(s, 0)} {s}" for s in shown)
-        lines = [
-            f"{self.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
-            f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
-        ]
-        if self.reasons:
-            ordered = sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-            lines.append("  by reason: " + ", ".join(f"{k} {v}" for k, v in ordered))
-            if self.reasons.get("no_region"):
-                lines.append(
-                    "  (numbers written without a country code need --default-region CC, "
-                    "e.g. --default-region ID)"
-                )
-        if renumbered := summary.get("renumbered"):  # see send.renumber
-            what = (
-                "the journal knows their phone cell under another number: a run sends nothing "
-                "without --allow-renumber"
-                if self.dry_run
-                else "the journal knew their phone cell under another number; sent as the new "
-                "one (--allow-renumber)"
-            )
-            examples = "; ".join(summary.get("renumbered_examples", ()))
-            lines.append(f"  renumbered {renumbered} ({what}): {examples}")
-        if self.dry_run:
-            valid, capacity = c.get("valid", 0), write_per_minute
-            if valid == 0:
-                lines.append("Nothing to create.")
-            elif valid <= capacity:
-                when = "fits in the bucket's first burst: seconds, bounded by round trips"
-            else:
-                eta = duration((valid - capacity) / (capacity / 60))
-                when = f"would take about {eta} after the first burst of {capacity:.0f}"
-            if valid:
-                lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
-        else:
-            lines.append(
-                f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
-                f"429, {summary['retries']} retries, {summary['elapsed_s']:.1f} s"
-            )
-        if summary.get("stopped"):
-            lines.append(f"Stopped early: {summary['stopped']}")
-            if journal is not None and self.retryable:  # something to resume
-                lines.append(
-                    f"Rerun the same command to resume: finished rows are kept in {journal}."
-                )
-        if self.broken is not None:
-            lines.append(f"Reports incomplete: {self.broken} (partial files left as they are)")
-        else:
-            lines.append(f"Report page: {self.directory / 'report.html'}")
-        lines.append(f"Reports: {self.directory}")
-        return "\n".join(lines)
+        return closing_lines(
+            self.tally, self.summary, write_per_minute=write_per_minute, journal=journal,
+            directory=self.directory, broken=self.broken,
+        )  # fmt: skip
 
     def abandon(self) -> None:
         """Close the partial files without putting them in place."""
-        for handle in (self._results, self._failures):
-            with contextlib.suppress(OSError):
-                handle.close()
+        self.files.abandon()
 
     def __enter__(self) -> Report:
         return self
@@ -306,9 +176,71 @@ class Report:
             self.abandon()
 
 
-def status_counts(summary: Mapping[str, Any]) -> dict[str, int]:
-    """The summary's counts by status, in its order: whatever statuses it has."""
-    return {k: v for k, v in summary.items() if k in _STATUSES}
+def closing_lines(
+    tally: Tally,
+    summary: Mapping[str, Any],
+    *,
+    write_per_minute: float,
+    journal: Path | None,
+    directory: Path,
+    broken: str | None,
+) -> str:
+    """The closing lines: counts, reasons, the time a plan's writes would take or what a run
+    sent, why it stopped and whether a rerun resumes, where the report is."""
+    c, dry_run = tally.counts, tally.dry_run
+    if dry_run:
+        head = f"would create {c.get('valid', 0)}"
+    else:
+        shown = ("created", "updated", "unchanged", "exists")
+        head = ", ".join(f"{c.get(s, 0)} {s}" for s in shown)
+    lines = [
+        f"{tally.rows_total} rows: {head}, {c.get('duplicate_in_file', 0)} duplicate in "
+        f"file, {c.get('invalid', 0)} invalid, {c.get('failed', 0)} failed"
+    ]
+    if tally.reasons:
+        ordered = sorted(tally.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("  by reason: " + ", ".join(f"{k} {v}" for k, v in ordered))
+        if tally.reasons.get("no_region"):
+            lines.append(
+                "  (numbers written without a country code need --default-region CC, "
+                "e.g. --default-region ID)"
+            )
+    if renumbered := summary.get("renumbered"):  # see send.renumber
+        what = (
+            "the journal knows their phone cell under another number: a run sends nothing "
+            "without --allow-renumber"
+            if dry_run
+            else "the journal knew their phone cell under another number; sent as the new "
+            "one (--allow-renumber)"
+        )
+        examples = "; ".join(summary.get("renumbered_examples", ()))
+        lines.append(f"  renumbered {renumbered} ({what}): {examples}")
+    if dry_run:
+        valid, capacity = c.get("valid", 0), write_per_minute
+        if valid == 0:
+            lines.append("Nothing to create.")
+        elif valid <= capacity:
+            when = "fits in the bucket's first burst: seconds, bounded by round trips"
+        else:
+            eta = duration((valid - capacity) / (capacity / 60))
+            when = f"would take about {eta} after the first burst of {capacity:.0f}"
+        if valid:
+            lines.append(f"At {capacity:.0f} writes/min, creating {valid} contacts {when}.")
+    else:
+        lines.append(
+            f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
+            f"429, {summary['retries']} retries, {summary['elapsed_s']:.1f} s"
+        )
+    if summary.get("stopped"):
+        lines.append(f"Stopped early: {summary['stopped']}")
+        if journal is not None and tally.retryable:  # something to resume
+            lines.append(f"Rerun the same command to resume: finished rows are kept in {journal}.")
+    if broken is not None:
+        lines.append(f"Reports incomplete: {broken} (partial files left as they are)")
+    else:
+        lines.append(f"Report page: {directory / 'report.html'}")
+    lines.append(f"Reports: {directory}")
+    return "\n".join(lines)
 
 
 def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
@@ -364,15 +296,6 @@ def _merge(rows: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
     ).drop("sent_status", "sent_error_code", "sent_error_message", "sent_warning")
 
 
-def _write_private(path: Path, text: str) -> None:
-    with os.fdopen(open_private(path), "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _cannot_write(directory: Path, exc: OSError) -> str:
-    return f"cannot write the report in {directory}: {exc.strerror or exc}"
-
-
 def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -381,11 +304,3 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _append(handle: IO[bytes], frame: pl.DataFrame, *, header: bool) -> None:
-    """The frame's rows (and its header, when asked) as CSV, every cell formula-safe: the
-    header's cells too (failures.csv repeats the input's own)."""
-    text = [c for c, t in frame.schema.items() if t == pl.String]
-    safe = frame.with_columns(neutralise_expr(c) for c in text)
-    if header:
-        safe.columns = neutralise(safe.columns)  # one to one: restore gives each name back
-    safe.write_csv(handle, include_header=header)

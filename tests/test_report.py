@@ -125,7 +125,7 @@ def test_exit_codes(tmp_path: Path) -> None:
         original=pl.DataFrame({"Phone": ["x"]}),
         results=[RowResult(1, Status.FAILED, error_code="limit_reached", retryable=True)],
     )
-    assert report.exit_code(RunStats(ignore_codes=frozenset({"limit_reached"}))) == 0
-    assert report.exit_code(RunStats()) == 1
-    assert report.exit_code(RunStats(stopped="interrupted by SIGINT")) == 3
+    assert report.tally.exit_code(RunStats(ignore_codes=frozenset({"limit_reached"}))) == 0
+    assert report.tally.exit_code(RunStats()) == 1
+    assert report.tally.exit_code(RunStats(stopped="interrupted by SIGINT")) == 3
     report.abandon()
