@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from importer import configure, pipeline
+from importer import configfile, configure, pipeline
 from importer.errors import UsageError
 from importer.options import RunOptions
 from importer.report import status_counts
@@ -90,7 +90,7 @@ def _source(source: Source, reading: dict[str, Any]) -> tuple[Path, BinaryIO | N
 def run_options(source: Source, options: dict[str, Any]) -> RunOptions:
     """``run``'s keyword options, checked, as ``RunOptions`` (also the orchestrator recipes'
     way to check a configuration before a run)."""
-    options = dict(options)
+    options = _with_config(dict(options), command="run")
     options.pop("progress", None)
     if "sandbox" in options:
         raise UsageError(
@@ -132,7 +132,7 @@ def run(source: Source, **options: Any) -> RunResult:
 
 def plan(source: Source, **options: Any) -> PlanResult:
     """Validate ``source`` and report what a run would do; no network."""
-    options = dict(options)
+    options = _with_config(dict(options), command="plan")
     progress = bool(options.pop("progress", False))
     path, stream = _source(source, options)
     built = configure.plan_options(source=path, **options)
@@ -141,6 +141,16 @@ def plan(source: Source, **options: Any) -> PlanResult:
     code = pipeline.plan(options=built, out=sys.stdout if progress else io.StringIO())
     summary = _summary(built.report_dir)
     return PlanResult(code, status_counts(summary), built.report_dir, summary)
+
+
+def _with_config(options: dict[str, Any], *, command: str) -> dict[str, Any]:
+    """``config=FILE`` (and ``profile=NAME``): the file's options under the keywords given."""
+    config, profile = options.pop("config", None), options.pop("profile", None)
+    if config is None:
+        if profile is not None:
+            raise UsageError("profile= needs config=FILE")
+        return options
+    return configfile.api_options(config, profile=profile, command=command, given=options)
 
 
 def _summary(report_dir: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from importer import __version__, configure, history, pipeline
+from importer import __version__, configfile, configure, history, jsonlog, pipeline
 from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
 from importer.errors import ImporterError, InputError, StopRun, UsageError
 from importer.options import PlanOptions, RunOptions
@@ -209,9 +209,46 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", type=Path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
     )
     past.add_argument("--json", action="store_true", help="one JSON object per line")
-    for command in (plan, run, sandbox, past):
+    _nightly_arguments(plan, run)
+    shown = sub.add_parser(
+        "config",
+        help="the options a config file gives run (or plan), and where each comes from",
+        epilog="Options after the file are taken as run's (or plan's) flags, to see what "
+        "a command line would do with the file.",
+    )
+    shown.add_argument("config_file", type=Path, metavar="FILE", help="the TOML config file")
+    shown.add_argument("--profile", metavar="NAME", help="a [profiles.NAME] table of the file")
+    shown.add_argument("--command", dest="command_for", choices=configfile.COMMANDS, default="run",
+                       help="whose options to show (default: run)")  # fmt: skip
+    for command in (plan, run, sandbox, past, shown):
         command.set_defaults(usage_error=command.error)
     return parser
+
+
+def _nightly_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
+    """A config file for both commands; notifications and JSON logs for ``run``."""
+    for command in (plan, run):
+        g = command.add_argument_group("config file")
+        g.add_argument(
+            "--config", type=Path, metavar="FILE",
+            help="a TOML file of options (long names with underscores; flags win over it)",
+        )  # fmt: skip
+        g.add_argument("--profile", metavar="NAME", help="use the file's [profiles.NAME] too")
+    g = run.add_argument_group("unattended runs")
+    g.add_argument(
+        "--notify", action="append", default=[], metavar="URL",
+        help="POST the run's outcome as JSON to this URL (a Slack, Mattermost or Teams "
+        "webhook shows its text); repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--notify-on", choices=("failure", "always"), default="failure",
+        help="notify only when the run failed (default: exit code not 0, or a row failed), "
+        "or after every run",
+    )  # fmt: skip
+    g.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="log lines on standard error as text (default) or one JSON object a line",
+    )  # fmt: skip
 
 
 _INPUT = (
@@ -229,10 +266,14 @@ def _picked(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
+_NIGHTLY = ("notify", "notify_on", "log_format")
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The parsed arguments as ``RunOptions``; every check is ``configure``'s (the API's too)."""
     return configure.run_options(
-        source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT)
+        source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT),
+        **_picked(args, _NIGHTLY), api_key_env=getattr(args, "api_key_env", None),
     )
 
 
@@ -272,11 +313,32 @@ def _refuse_keys(argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
+def _json_log(args: argparse.Namespace, event: str, message: str, *, exit_code: int) -> bool:
+    """An error of the command line as a JSON log line, under ``--log-format json``."""
+    if getattr(args, "log_format", "text") != "json":
+        return False
+    text = jsonlog.line(level="error", event=event, message=redact(message),
+                        fields={"exit_code": exit_code})  # fmt: skip
+    print(text, file=sys.stderr)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    _refuse_keys(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _refuse_keys(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "config":  # config takes run's or plan's flags after it
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "config":
+            lines = configfile.resolve(
+                args.config_file, profile=args.profile, command=args.command_for, argv=extra
+            )
+            print("\n".join(lines), file=sys.stdout)
+            return 0
+        if args.command in configfile.COMMANDS and (loaded := configfile.apply(args, argv)):
+            args.api_key_env = loaded.key_env
         if args.command == "sandbox":
             from importer.sandbox import command as sandbox_command
 
@@ -290,13 +352,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         args.usage_error(str(exc))  # exits 2, with that command's usage
     except InputError as exc:
+        if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2):
+            return 2
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         print("Nothing was sent.", file=sys.stderr)
         return 2
     except StopRun as exc:
+        if _json_log(args, "stopped", str(exc), exit_code=3):
+            return 3
         print(f"kirim-import: stopped: {exc}", file=sys.stderr)
         return 3
     except ImporterError as exc:
+        if _json_log(args, "error", str(exc), exit_code=2):
+            return 2
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before the run installed its own handler: nothing was sent

@@ -28,7 +28,9 @@ from importer.errors import UsageError
 from importer.options import (
     BareNumbers,
     InputOptions,
+    LogFormat,
     MetadataPolicy,
+    NotifyOn,
     OnExisting,
     PlanOptions,
     RunOptions,
@@ -176,15 +178,17 @@ def check_base_url(url: str) -> str:
         raise UsageError("the base URL holds credentials (user@ or user:password@): remove them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"base URL {url!r}: expected https://host/v1")
-    if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise UsageError(f"base URL {url!r}: plain http is only allowed to loopback; use https")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise UsageError(f"base URL {url!r}: plain http is only allowed to loopback; use https")
     return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: the only hosts plain http may go to."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def default_state(report_dir: Path, *, sandbox: bool) -> Path:
@@ -203,12 +207,12 @@ def _labels(names: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def _api_key(given: str | None) -> str:
-    key = (given if given is not None else os.environ.get("KIRIM_API_KEY", "")).strip()
+def _api_key(given: str | None, env: str = "KIRIM_API_KEY") -> str:
+    key = (given if given is not None else os.environ.get(env, "")).strip()
     if not key:  # (a CRLF .env file leaves a \r: stripped above)
-        raise UsageError("set KIRIM_API_KEY to your Kirim API key (or use --sandbox)")
+        raise UsageError(f"set {env} to your Kirim API key (or use --sandbox)")
     if not key.isascii() or not key.isprintable() or " " in key:
-        raise UsageError("KIRIM_API_KEY holds spaces or control characters; set the key alone")
+        raise UsageError(f"{env} holds spaces or control characters; set the key alone")
     return key
 
 
@@ -233,6 +237,10 @@ def run_options(
     labels: Iterable[str] = (),
     verify: bool = False,
     allow_renumber: bool = False,
+    notify: Iterable[str] = (),
+    notify_on: str = "failure",
+    api_key_env: str | None = None,
+    log_format: str = "text",
     **reading: Any,
 ) -> RunOptions:
     """The options of a ``run``; ``reading`` are ``input_options``' (an unknown name is a
@@ -265,7 +273,7 @@ def run_options(
     url = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
     key = ""
     if not sandbox:
-        key = _api_key(api_key)
+        key = _api_key(api_key, api_key_env or "KIRIM_API_KEY")
         url = check_base_url(url)
     given = _input(source, reading)
     directory = report_folder(report_dir, source=source, command="run")
@@ -288,7 +296,33 @@ def run_options(
         labels=_labels(labels),
         verify=verify,
         allow_renumber=allow_renumber,
+        notify=notify_urls(notify),
+        notify_on=cast(NotifyOn, _choice(notify_on, get_args(NotifyOn), "--notify-on")),
+        log_format=cast(LogFormat, _choice(log_format, get_args(LogFormat), "--log-format")),
     )
+
+
+def notify_urls(urls: Iterable[str]) -> tuple[str, ...]:
+    """``--notify`` URLs: https, or plain http to loopback (as the base URL); no credentials
+    and no key in them. A URL is never repeated whole in a message: a webhook's path often
+    holds its token."""
+    from importer.notify import masked_url
+
+    if isinstance(urls, str):
+        urls = (urls,)
+    out = tuple(dict.fromkeys(u.strip() for u in urls))
+    for url in out:
+        parts = urlsplit(url)
+        shown = masked_url(url)
+        if KEY_SHAPE.search(url):
+            raise UsageError(f"--notify {shown}: the URL holds a Kirim API key")
+        if parts.username is not None or parts.password is not None:
+            raise UsageError(f"--notify {shown}: credentials (user@) in the URL; remove them")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--notify {shown}: expected https://host/path")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise UsageError(f"--notify {shown}: plain http is only allowed to loopback; use https")
+    return out
 
 
 def plan_options(

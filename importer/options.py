@@ -12,6 +12,8 @@ OnExisting = Literal["skip", "update", "create"]
 # A number without + or 00 that reads as a valid number two ways (a national number of the
 # default region, and its leading digits a country code): refuse it, or take one reading.
 BareNumbers = Literal["refuse", "international", "national"]
+NotifyOn = Literal["failure", "always"]  # --notify-on
+LogFormat = Literal["text", "json"]  # --log-format
 
 # Defaults the options share with the stages that use them: written here only.
 WRITE_PER_MINUTE = 600  # a plan's estimate when it is not told the account's budget
@@ -85,3 +87,6 @@ class RunOptions:
     verify: bool = False  # --verify: look up contacts the journal holds done; create the gone
     sandbox: bool = False  # --sandbox: each run's server is fresh, so a rerun resumes nothing
     allow_renumber: bool = False  # send rows whose cell the journal knows under another number
+    notify: tuple[str, ...] = ()  # --notify URL: POST the run's outcome there (importer.notify)
+    notify_on: NotifyOn = "failure"  # --notify-on: only when it failed, or always
+    log_format: LogFormat = "text"  # --log-format json: one JSON object a log line (jsonlog)

@@ -27,8 +27,8 @@ import httpx
 import phonenumbers
 import polars as pl
 
-from importer import __version__
-from importer.errors import InputError, JournalError, StopRun
+from importer import __version__, notify
+from importer.errors import ImporterError, InputError, JournalError, StopRun
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import LOGGER, Progress, logging_to, redacting
@@ -162,7 +162,11 @@ class _Listener:
             result.http_status or "-",
             result.error_code,
             result.error_message,
-        )
+            extra={"event": "row_failed", "fields": {
+                "row_number": result.row_number, "http_status": result.http_status,
+                "error_code": result.error_code, "retryable": result.retryable,
+            }},
+        )  # fmt: skip
 
     def batch_done(
         self, rows: pl.DataFrame, original: pl.DataFrame, results: Sequence[RowResult]
@@ -179,7 +183,10 @@ def _waiting(logger: logging.Logger) -> Callable[[float, Reply], None]:
         now = time.monotonic()
         if now + seconds > told_until + 1.0:
             told_until = now + seconds
-            logger.warning("waiting %.0f s before retrying (%s)", seconds, reply.told)
+            logger.warning("waiting %.0f s before retrying (%s)", seconds, reply.told,
+                           extra={"event": "wait", "fields": {
+                               "wait_s": round(seconds, 1), "http_status": reply.status,
+                               "error_code": reply.error_code}})  # fmt: skip
 
     return tell
 
@@ -210,18 +217,54 @@ async def run(
         with contextlib.ExitStack() as scope:
             logger = (
                 scope.enter_context(
-                    logging_to(stream=err, verbose=options.verbose, quiet=options.quiet)
+                    logging_to(
+                        stream=err,
+                        verbose=options.verbose,
+                        quiet=options.quiet,
+                        log_format=options.log_format,
+                    )
                 )
                 if log_handler
                 else logging.getLogger(LOGGER)
             )
             scope.enter_context(redacting(secrets=secrets, mask_contacts=not options.verbose))
-            return await _run(
-                options=options, out=out, err=err, transport=transport, sleep=sleep,
-                journal_type=journal_type, signals=signals, logger=logger, summary=summary,
-            )  # fmt: skip
+            ended: dict[str, Any] = {} if summary is None else summary
+            try:
+                code = await _run(
+                    options=options, out=out, err=err, transport=transport, sleep=sleep,
+                    journal_type=journal_type, signals=signals, logger=logger, summary=ended,
+                )  # fmt: skip
+            except ImporterError as exc:  # refused before sending: a night that failed too
+                refused = 3 if isinstance(exc, StopRun) else 2
+                await _notify(options, {"stopped": f"refused: {exc}"}, refused, logger)
+                raise
+            await _notify(options, ended, code, logger)
+            return code
     finally:
         _HANDLE_SIGNALS.reset(signalled)
+
+
+async def _notify(
+    options: RunOptions, summary: dict[str, Any], code: int, logger: logging.Logger
+) -> None:
+    """``--notify``: the run's outcome to its URLs (a failure there is only a warning)."""
+    account = summary.get("account")
+    await notify.after_run(
+        urls=options.notify, notify_on=options.notify_on, summary=summary, exit_code=code,
+        source=str(options.input.path),
+        account=account if isinstance(account, str) else options.account,
+        report_dir=str(options.report_dir), logger=logger,
+        secrets=(options.api_key,) if options.api_key else (),
+    )  # fmt: skip
+
+
+def _json_event(
+    logger: logging.Logger, options: RunOptions, level: int, event: str, message: str,
+    fields: dict[str, Any],
+) -> None:
+    """An event that only the JSON log carries (the text log has the closing lines)."""
+    if options.log_format == "json":
+        logger.log(level, "%s", message, extra={"event": event, "fields": fields})
 
 
 async def _run(
@@ -298,8 +341,21 @@ async def _run(
                 )
             if summary is not None:
                 summary.update(report.summary)
-            if stop.reason:  # on standard error too: a cron log keeps it
+            if stop.reason and options.log_format == "json":
+                stopped = {"event": "stopped", "fields": {"reason": stop.reason}}
+                logger.error("stopped: %s", stop.reason, extra=stopped)
+            elif stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
+            _json_event(
+                logger, options, logging.INFO, "summary",
+                f"finished: exit {code}, report {options.report_dir}",
+                {**notify.document(summary=report.summary, exit_code=code,
+                                   stopped=stop.reason, source=str(options.input.path),
+                                   account=None if found is None else found.account,
+                                   report_dir=str(options.report_dir))["summary"],
+                 "exit_code": code, "stopped": stop.reason,
+                 "report_dir": str(options.report_dir)},
+            )  # fmt: skip
             resumable = None if found is None else _resumable_in(options)  # a run to resume
             print(report.render(journal=resumable), file=out)
             if found is not None:
@@ -370,9 +426,23 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     stack.enter_context(_closing(journal, stop, logger))
     if journal.resumed:
         say(f"Resuming the unfinished run #{run_id} from {options.state}")
+    _json_event(
+        logger, options, logging.INFO, "run_started",
+        f"run #{run_id}: account {found.account}, {write_pm:g} writes/min, {concurrency} in flight",
+        {"run_id": run_id, "resumed": journal.resumed, "account": found.account,
+         "org": found.org, "write_per_minute": write_pm, "read_per_minute": read_pm,
+         "concurrency": concurrency, "on_existing": options.on_existing,
+         "rows_total": prepared.rows_total, "source": str(options.input.path)},
+    )  # fmt: skip
     progress = stack.enter_context(
         contextlib.closing(
-            Progress(stream=err, total=prepared.rows_total, logger=logger, quiet=options.quiet)
+            Progress(
+                stream=err,
+                total=prepared.rows_total,
+                logger=logger,
+                quiet=options.quiet,
+                bar=options.log_format == "text",
+            )
         )
     )
     timeline = stack.enter_context(
@@ -507,11 +577,12 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
             finish_run(options.state, run_id=run_id)
         except JournalError as exc:
             logger.warning("%s; the run is not marked finished: the next run of this file "
-                           "resumes it", exc)  # fmt: skip
+                           "resumes it", exc, extra={"event": "journal_warning"})  # fmt: skip
     try:
         save_run(options.state, run_id=run_id, record=record)
     except JournalError as exc:
-        logger.warning("%s; the run is missing from history", exc)
+        logger.warning("%s; the run is missing from history", exc,
+                       extra={"event": "journal_warning"})  # fmt: skip
 
 
 def _stop_on_input_error(items: Iterator[_T], stop: Stop) -> Iterator[_T]:
@@ -540,7 +611,8 @@ def _closing(journal: Journal, stop: Stop, logger: logging.Logger) -> Iterator[N
             journal.close()
         except JournalError as exc:
             if stop.requested:
-                logger.warning("%s; rows without a saved outcome are checked on a rerun", exc)
+                logger.warning("%s; rows without a saved outcome are checked on a rerun", exc,
+                               extra={"event": "journal_warning"})  # fmt: skip
             stop.request(Why.JOURNAL, str(exc))
 
 

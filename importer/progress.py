@@ -36,17 +36,30 @@ LOGGER = "importer"  # the one logger the importer writes to; a host configures 
 
 
 @contextlib.contextmanager
-def logging_to(*, stream: TextIO, verbose: bool, quiet: bool = False) -> Iterator[logging.Logger]:
+def logging_to(
+    *, stream: TextIO, verbose: bool, quiet: bool = False, log_format: str = "text"
+) -> Iterator[logging.Logger]:
     """The command line's log while the block runs: the ``importer`` logger writing to
     ``stream`` above the bar (``quiet``: warnings only); put back as it was afterwards, so a
     host that called ``cli.main`` keeps its own logging. (The Python API leaves the logger to
-    the host.)"""
+    the host.) ``log_format="json"``: one JSON object a line (``importer.jsonlog``), no bar;
+    ``quiet`` keeps the final summary event too."""
     logger = logging.getLogger(LOGGER)
     before = (logger.handlers[:], logger.level, logger.propagate)
-    handler = logging.StreamHandler(_AboveTheBar(stream))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    if log_format == "json":
+        from importer.jsonlog import JsonFormatter, QuietJson
+
+        handler: logging.Handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        if quiet:
+            handler.addFilter(QuietJson())
+            level = logging.INFO
+    else:
+        handler = logging.StreamHandler(_AboveTheBar(stream))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.handlers = [handler]
-    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(level)
     logger.propagate = False
     try:
         yield logger
@@ -84,6 +97,11 @@ for _name in (LOGGER, "httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_FILTER)
 
 
+def current_redaction() -> tuple[tuple[str, ...], bool]:
+    """The secrets and masking of the run this code runs in (none outside a run)."""
+    return _REDACTION.get() or ((), False)
+
+
 @contextlib.contextmanager
 def redacting(*, secrets: tuple[str, ...], mask_contacts: bool) -> Iterator[None]:
     """While the block runs (in this context and the tasks it starts), every record of the
@@ -108,15 +126,17 @@ class Progress:
         every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         quiet: bool = False,
+        bar: bool = True,
     ) -> None:
         self.counts: Counter[str] = Counter()
         self.logger = logger
+        self._total = total
         self._every = every_s
         self._clock = clock
         self._started = self._last = clock()
         self._bar = (
             tqdm(total=total, unit="row", file=stream, dynamic_ncols=True, smoothing=0.05)
-            if stream.isatty() and not quiet
+            if stream.isatty() and not quiet and bar
             else None
         )
 
@@ -132,7 +152,22 @@ class Progress:
         now = self._clock()
         if now - self._last >= self._every:
             self._last = now
-            self.logger.info("progress: %s", self.line())
+            self.logger.info(
+                "progress: %s", self.line(), extra={"event": "progress", "fields": self.fields()}
+            )
+
+    def fields(self) -> dict[str, object]:
+        """The progress event's fields: rows so far, of how many, rate, ETA, counts."""
+        done = self.counts.total()
+        rate = done / max(self._clock() - self._started, 1e-9)
+        left = None if self._total is None else max(self._total - done, 0)
+        return {
+            "rows_done": done,
+            "rows_total": self._total,
+            "rate_per_s": round(rate, 1),
+            "eta_s": None if left is None or rate <= 0 else round(left / rate, 1),
+            "counts": dict(sorted(self.counts.items())),
+        }
 
     def line(self) -> str:
         done = self.counts.total()
