@@ -318,7 +318,7 @@ def _json_log(args: argparse.Namespace, event: str, message: str, *, exit_code: 
     if getattr(args, "log_format", "text") != "json":
         return False
     text = jsonlog.line(level="error", event=event, message=redact(message),
-                        fields={"exit_code": exit_code})  # fmt: skip
+                        fields={"reason": redact(message), "exit_code": exit_code})  # fmt: skip
     print(text, file=sys.stderr)
     return True
 
@@ -350,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return pipeline.plan(options=plan_options(args), out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)
     except UsageError as exc:
+        if _json_log(args, "error", str(exc), exit_code=2):
+            return 2
         args.usage_error(str(exc))  # exits 2, with that command's usage
     except InputError as exc:
         if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2):

@@ -342,7 +342,7 @@ async def _run(
             if summary is not None:
                 summary.update(report.summary)
             if stop.reason and options.log_format == "json":
-                stopped = {"event": "stopped", "fields": {"reason": stop.reason}}
+                stopped = {"event": "stopped", "fields": {"reason": stop.reason, "exit_code": code}}
                 logger.error("stopped: %s", stop.reason, extra=stopped)
             elif stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
