@@ -14,7 +14,8 @@ by the same code (``importer.configure``): plain http only to loopback, no crede
 base URL. ``api_key=`` gives the key, else ``KIRIM_API_KEY`` is read. A problem found before
 anything is sent raises the exception tree of ``importer.errors`` (``UsageError``,
 ``InputError``, ``JournalError``, ``ReportError``); a run that stops midway returns a result
-with ``stopped`` set, never raises.
+with ``stopped`` set, never raises. ``config=FILE`` (and ``profile=NAME``) reads the command
+line's config file (``importer.configfile``); keywords given win over it.
 
 Safe from any thread, and two runs on two journals at once: a call installs no signal
 handler, adds no logging handler (records go to the ``importer`` logger, redacted, for the

@@ -311,3 +311,19 @@ def test_key_lines_finds_every_key_of_a_tricky_document() -> None:
 
     for path in leaves(tomllib.loads(TRICKY), ()):  # every key tomllib sees has its line
         assert path in lines, path
+
+
+def test_the_readmes_example_file_loads_for_each_profile(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("# /etc/kirim-import/nightly.toml")
+    config = _write(tmp_path, text[start : text.index("```", start)])
+    acme = configfile.load(config, profile="acme")
+    assert acme.key_env == "KIRIM_KEY_ACME"
+    assert acme.settings["label"].value == ["nightly", "acme"]
+    assert acme.settings["on_existing"].value == "update"
+    globex = configfile.load(config, profile="globex")
+    assert (globex.key_env, globex.settings["max_rate"].value) == ("KIRIM_KEY_GLOBEX", 60.0)
+    assert globex.settings["default_region"].line == 16
+    plan = configfile.load(config, profile="globex", command="plan")
+    assert "max_rate" not in plan.settings
+    assert plan.settings["default_region"].value == "MY"
