@@ -225,3 +225,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_notify_from_the_config_file_with_a_flag_over_its_rule(
+    box: Sandbox, receiver: Receiver, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'notify = ["{receiver.base}/hook/{TOKEN}"]\nnotify_on = "always"\n', encoding="utf-8"
+    )
+    file = contacts_file(tmp_path / "in.csv", 2)
+    assert _run(box, tmp_path / "a", file, "--config", str(config)) == 0
+    assert len(receiver.received) == 1  # always, from the file
+    assert _run(box, tmp_path / "b", file, "--config", str(config), "--notify-on", "failure") == 0
+    assert len(receiver.received) == 1  # the flag wins: a fine run is not notified
+    result = importer.run(file, config=config, base_url=box.base_url, default_region="ID",
+                          report_dir=tmp_path / "c", state=tmp_path / "c.sqlite")  # fmt: skip
+    assert result.exit_code == 0
+    assert receiver.received[-1].json["run_id"] == result.run_id
+    assert len(receiver.received) == 2
