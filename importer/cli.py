@@ -4,6 +4,7 @@
     kirim-import run FILE [run options]              import into Kirim (or --sandbox)
     kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
     kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
+    kirim-import config FILE [--profile NAME]        a config file's effective options, by source
 
 Exit codes: 0 all rows fine; 1 some rows invalid or failed; 2 usage or input error, nothing
 sent; 3 stopped early (auth, account, signal, retry budget); 130 a second Ctrl-C.

@@ -23,6 +23,9 @@ from importer.progress import current_redaction
 from importer.redact import redact
 
 BASE = ("ts", "level", "event", "message")
+# Fields that are identifiers, not contact details: a 15-digit phone_number_id reads like a
+# phone to the masking, so these are cleared of keys only.
+IDENTIFIERS = frozenset({"account", "org"})
 # What the text format's quiet mode keeps besides warnings: the run's last word.
 QUIET_EVENTS = frozenset({"summary"})
 
@@ -56,7 +59,7 @@ def line(
     }
     for key, value in (fields or {}).items():
         if key not in BASE:
-            out[key] = _clean(value, secrets, mask)
+            out[key] = _clean(value, secrets, mask and key not in IDENTIFIERS)
     return json.dumps(out, ensure_ascii=False)
 
 

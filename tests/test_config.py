@@ -187,8 +187,16 @@ def test_a_key_in_the_file_is_refused_without_being_repeated(
         importer.plan(file, config=config)
 
 
-def test_an_unknown_profile_names_those_there_are(tmp_path: Path) -> None:
+def test_an_unknown_profile_names_those_there_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = _write(tmp_path, "[profiles.a]\n[profiles.b]\n")
+    with pytest.raises(SystemExit):
+        main(["plan", str(tmp_path / "in.csv"), "--config", str(config), "--profile", "c"])
+    assert "no [profiles.c] (its profiles: a, b)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", str(tmp_path / "in.csv"), "--profile", "a"])
+    assert "--profile needs --config FILE" in capsys.readouterr().err
     with pytest.raises(importer.UsageError, match=r"no \[profiles.c\] \(its profiles: a, b\)"):
         importer.plan(tmp_path / "in.csv", config=config, profile="c")
     with pytest.raises(importer.UsageError, match="profile= needs config="):

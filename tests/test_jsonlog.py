@@ -96,6 +96,7 @@ def test_every_line_of_a_json_run_parses_with_the_documented_fields(
     check(records)
     events = [r["event"] for r in records]
     assert events[0] == "run_started"
+    assert records[0]["account"].isdigit()  # an identifier, not masked as a phone would be
     assert "row_failed" in events
     assert {"summary", "notify_sent", "notify_failed"} <= set(events)
     [summary] = [r for r in records if r["event"] == "summary"]
