@@ -282,7 +282,8 @@ class Loaded:
 
     def where(self, setting: Setting) -> str:
         at = f"{self.path}:{setting.line}" if setting.line else str(self.path)
-        return f"file {at}" + (f" [{PROFILES}.{setting.profile}]" if setting.profile else "")
+        table = _dotted((PROFILES, setting.profile)) if setting.profile else ""
+        return f"file {at}" + (f" [{table}]" if table else "")
 
     @property
     def key_env(self) -> str:
@@ -354,7 +355,7 @@ def load(path: Path | str, *, profile: str | None = None, command: str = "run") 
     key_env: Setting | None = None
     for name, table in tables:
         base = () if name is None else (PROFILES, name)
-        where = "" if name is None else f" in [{PROFILES}.{name}]"
+        where = "" if name is None else f" in [{_dotted(base)}]"
         for key, value in table.items():
             line = lines.get((*base, key))
             if key == API_KEY_ENV:
@@ -378,6 +379,8 @@ def load(path: Path | str, *, profile: str | None = None, command: str = "run") 
 
 
 def _unknown(key: str, where: str, known: dict[str, argparse.Action]) -> str:
+    if KEY_SHAPE.search(key):
+        return f"a key{where} looks like a Kirim API key (not shown): remove it"
     if key in ("api_key", "key", "kirim_api_key"):
         return (f"{key}{where}: the key is never in the file; set {API_KEY_ENV} = \"VAR\" "
                 "to name the environment variable that holds it")  # fmt: skip
@@ -453,6 +456,8 @@ def _shown(key: str, value: Any) -> str:
         return "[" + ", ".join(_shown(key, v) for v in value) + "]"
     if key == "notify" and isinstance(value, str):
         return f'"{masked_url(value)}"'
+    if isinstance(value, str) and "@" in value and "://" in value:  # user:password@ never shown
+        value = re.sub(r"(://)[^/@]*@", r"\1…@", value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

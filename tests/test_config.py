@@ -182,6 +182,11 @@ def test_a_key_in_the_file_is_refused_without_being_repeated(
     assert f"{config}:4: profiles.x.api_key holds what looks like a Kirim API key" in err
     assert secret not in err
     assert "api_key_env" in err
+    config = _write(tmp_path, f'[profiles."a b"]\n{secret} = 1\n')
+    with pytest.raises(importer.UsageError) as raised:
+        importer.plan(file, config=config)
+    assert ':2: a key in [profiles."a b"] looks like a Kirim API key' in str(raised.value)
+    assert secret not in str(raised.value)
     config = _write(tmp_path, 'api_key = "${SOMETHING}"\n')
     with pytest.raises(importer.UsageError, match=":1: api_key: the key is never in the file"):
         importer.plan(file, config=config)
