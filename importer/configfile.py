@@ -5,10 +5,11 @@ Every option of ``run`` and ``plan`` is a key, spelt as its long option with und
 (``--on-existing`` is ``on_existing``, ``--label`` is ``label``), in the top table and in named
 ``[profiles.NAME]`` tables (``--profile NAME`` lays one over the top table). The keys and their
 types are not listed here: they are read off the command line's own parser
-(``cli.build_parser``), so an option added there is a key here with no more work. A flag takes
-a number (``type=int``/``float``) wants a TOML number; a switch (``store_true``) a boolean; a
-repeatable flag (``action="append"``) a list (or one string); any other a string, turned into
-the option's value by the same ``type=`` and ``choices`` argparse uses.
+(``cli.build_parser``), so an option added there is a key here with no more work. An option
+whose flag takes a number (``type=int``/``float``) wants a TOML number; a switch
+(``store_true``) a boolean; a repeatable flag (``action="append"``) a list (or one string); any
+other a string, turned into the option's value by the same ``type=`` and ``choices`` argparse
+uses, so the pipeline gets from the file exactly what it would get from the flag.
 
 The key never goes in the file: ``api_key_env = "VAR"`` names the environment variable that
 holds it (default ``KIRIM_API_KEY``), and a value shaped like a key is refused without being
