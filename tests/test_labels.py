@@ -113,6 +113,10 @@ def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path
     assert summary(first)["labels"] == {
         "attached": 0, "already_in_place": 0, "failed": 3, "failed_by_reason": {"call_failed": 3}
     }  # fmt: skip
+    page = (first / "report.html").read_text()
+    assert '<span class="n" data-labels="failed">3</span>' in page
+    assert '<td class="num" data-label-reason="call_failed">3</td>' in page
+    assert "exit 1: <bdi>Some labels could not be attached" in page
     rows = results(first)
     assert [r["status"] for r in rows] == ["created"] * 3
     assert all("label 'VIP' not attached: the call failed (503" in r["warning"] for r in rows)
