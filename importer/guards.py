@@ -327,8 +327,7 @@ class FailureWatch:
         if self.failed >= self._limit:
             self._stop.request(
                 Why.FAILURES,
-                f"{self.failed} rows failed (--max-failed {self._given}): Kirim refuses what "
-                "this file sends; see failures.csv, fix, and rerun",
+                f"{self.failed} rows failed (--max-failed {self._given}); see failures.csv",
             )
 
     def batch_done(

@@ -107,7 +107,7 @@ class Window:
         if not ends:
             return None
         deadline, given = min(ends)
-        return cls(deadline, f"{CLOSED} ({given}); rerun to go on", clock)
+        return cls(deadline, f"{CLOSED} ({given})", clock)
 
     def left(self) -> float:
         return self.deadline - self.clock()

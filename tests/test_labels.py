@@ -307,3 +307,28 @@ def test_label_names_with_control_zero_width_or_bidi_characters_are_refused_with
     assert "'Gold\\u200b': refused: the name holds U+200B (zero width space)" in rows[0]["warning"]
     assert "'Line\\u2028Two': refused: the name holds U+2028" in rows[1]["warning"]
     assert all(flipped not in r["warning"] for r in rows)  # shown escaped, never as it reads
+
+
+def test_through_the_api_a_refused_label_is_exit_1_and_counted(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    import importer
+
+    box.set_faults(label_status=500)
+    result = importer.run(
+        export(tmp_path / "a.csv", 4), base_url=box.base_url, report_dir=tmp_path / "r",
+        state=tmp_path / "journal.sqlite", default_region="ID", labels=["VIP"], max_attempts=1,
+        on_existing="update",
+    )  # fmt: skip
+    assert (result.exit_code, result.ok, result.stopped) == (1, False, None)
+    assert result.counts["created"] == 4
+    assert result.summary["labels"] == {
+        "attached": 0, "already_in_place": 0, "failed": 4, "failed_by_reason": {"call_failed": 4}
+    }  # fmt: skip
+    box.set_faults(label_status=None)
+    again = importer.run(
+        export(tmp_path / "a.csv", 4), base_url=box.base_url, report_dir=tmp_path / "r2",
+        state=tmp_path / "journal.sqlite", default_region="ID", labels=["VIP"],
+        on_existing="update",
+    )  # fmt: skip
+    assert (again.exit_code, again.summary["labels"]["attached"]) == (0, 4)

@@ -70,7 +70,7 @@ def test_the_window_is_the_earlier_of_the_two_and_closes_on_the_clock() -> None:
     window = Window.opening(max_duration_s=60, until=None, started=100.0, clock=lambda: now[0])
     assert window is not None
     assert (window.deadline, window.reason) == (
-        160.0, "time window closed (--max-duration 1m); rerun to go on"
+        160.0, "time window closed (--max-duration 1m)"
     )
     later = Window.opening(max_duration_s=10**9, until="06:00", started=0.0, clock=lambda: 0.0)
     assert later is not None
@@ -144,7 +144,7 @@ def test_a_window_closing_mid_run_stops_it_cleanly_and_the_next_run_resumes(
                                         signals=False, clock=_closes_after(box, 12)))  # fmt: skip
         assert code == 3
         first = summary(tmp_path / "r1")
-        assert first["stopped"] == "time window closed (--max-duration 5h30m); rerun to go on"
+        assert first["stopped"] == "time window closed (--max-duration 5h30m)"
         assert first["stop_kind"] == "window"
         assert 12 <= first["created"] < 40
         assert first["reasons"]["not_attempted"] == 40 - first["created"]

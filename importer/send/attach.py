@@ -61,6 +61,12 @@ def said(reply: Reply) -> str:
     return f"{reply.status or 'no answer'} {reply.error_code}"
 
 
+def failure_code(reply: Reply, code: str) -> str:
+    """``code`` for a call that failed, or ``not_attempted`` when the run stopped before it
+    was sent (``labeltally``)."""
+    return "not_attempted" if reply.status == 0 and reply.error_code == "not_attempted" else code
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """A ``bulk_label`` answer to a call with ``asked`` distinct contact ids."""
@@ -114,7 +120,9 @@ class Attacher:
             return missed
         reply, counts = await self._bulk(label_id, ids)
         if counts is None:
-            failed = Missed(f"the call failed ({said(reply)})", code="call_failed")
+            failed = Missed(
+                f"the call failed ({said(reply)})", code=failure_code(reply, "call_failed")
+            )
             return missed | dict.fromkeys(ids, failed)
         for cid, found in (await self._skipped(label_id, ids, counts)).items():
             if isinstance(found, Counts):

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from importer.records import LABEL_SEPARATOR
-from importer.send.attach import Attacher, said
+from importer.send.attach import Attacher, failure_code, said
 from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.journal import Journal
 from importer.send.labeltally import LabelTally
@@ -140,7 +140,8 @@ class Labeler:
                     for name in todo:
                         if name not in self._ids:
                             why = f"the labels could not be listed ({said(listed)})"
-                            self._missing[name], self._missing_code[name] = why, "not_listed"
+                            code = failure_code(listed, "not_listed")
+                            self._missing[name], self._missing_code[name] = why, code
                     return
             for name in todo:
                 if name in self._ids:
@@ -156,7 +157,7 @@ class Labeler:
                     if name in self._ids:
                         continue
                 self._missing[name] = f"it could not be made ({said(made)}: {made.error_message})"
-                self._missing_code[name] = "not_made"
+                self._missing_code[name] = failure_code(made, "not_made")
 
     async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
         """Attach what each row's contact lacks; returns each row's labels and warning."""

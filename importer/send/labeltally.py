@@ -9,7 +9,8 @@ not be made), ``call_failed`` (``bulk_label`` failed, or the run stopped first),
 ``other_org``, ``skipped`` (Kirim skipped it without saying why), ``skipped_unknown`` (which
 contacts a call skipped could not be found out), ``lookup_failed`` and ``lookup_mismatch``
 (a skipped contact's lookup failed or answered another record), ``no_contact_id`` (Kirim's
-409 named no contact to put them on).
+409 named no contact to put them on), ``not_attempted`` (the run stopped before the label's
+call was sent).
 """
 
 from __future__ import annotations
