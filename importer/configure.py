@@ -37,7 +37,7 @@ from importer.options import (
 from importer.records import FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
-from importer.window import parse_duration, parse_until, seconds_until
+from importer.window import describe, parse_duration, parse_until, seconds_until
 
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
 REPORTS = Path("reports")  # the default report folders go here, the journal beside them
@@ -381,7 +381,8 @@ def _plan_window(max_duration: str | float | None, until: str | None) -> dict[st
     ends: list[tuple[float, str]] = []
     if max_duration is not None:
         seconds = parse_duration(max_duration)
-        ends.append((seconds, f"--max-duration {max_duration}"))
+        written = max_duration.strip() if isinstance(max_duration, str) else describe(seconds)
+        ends.append((seconds, f"--max-duration {written}"))
     if until is not None:
         hhmm = parse_until(until)
         ends.append((seconds_until(hhmm, time.time()), f"--until {hhmm}, from now"))
