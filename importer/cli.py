@@ -5,8 +5,9 @@
     kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
     kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
 
-Exit codes: 0 all rows fine; 1 some rows invalid or failed; 2 usage or input error, nothing
-sent; 3 stopped early (auth, account, signal, retry budget); 130 a second Ctrl-C.
+Exit codes: 0 all rows fine; 1 some rows invalid or failed, or a wanted label not attached;
+2 usage or input error, or a guard rail refused the file, nothing sent; 3 stopped early (auth,
+account, signal, retry budget, --max-failed, the time window); 130 a second Ctrl-C.
 """
 
 from __future__ import annotations
