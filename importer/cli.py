@@ -6,8 +6,9 @@
     kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
     kirim-import config FILE [--profile NAME]        a config file's effective options, by source
 
-Exit codes: 0 all rows fine; 1 some rows invalid or failed; 2 usage or input error, nothing
-sent; 3 stopped early (auth, account, signal, retry budget); 130 a second Ctrl-C.
+Exit codes: 0 all rows fine; 1 some rows invalid or failed, or a wanted label not attached;
+2 usage or input error, or a guard rail refused the file, nothing sent; 3 stopped early (auth,
+account, signal, retry budget, --max-failed, the time window); 130 a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "-q", "--quiet", action="store_true", help="only warnings and the closing lines (cron)"
     )
+    _guard_arguments(plan, run)
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
     past = sub.add_parser("history", help="the runs a journal holds, newest first")
@@ -252,6 +254,49 @@ def _nightly_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentPars
     )  # fmt: skip
 
 
+def _guard_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
+    """Guard rails and the time window (``importer.guards``, ``importer.window``): a run
+    applies them, a plan shows what they would say."""
+    for parser, doing in ((plan, "show whether a run would refuse"), (run, "refuse")):
+        g = parser.add_argument_group("guard rails and time window")
+        g.add_argument(
+            "--max-invalid",
+            metavar="N|P%",
+            help=f"{doing} (exit 2, nothing sent) when more rows than this are invalid: a "
+            "number of rows or a share of the file's",
+        )
+        g.add_argument(
+            "--min-share",
+            metavar="P%",
+            help="the shrink guard: a file with fewer valid rows than this share of its last "
+            f"finished run's is refused (default {100 * default(RunOptions, 'min_share'):.0f}%%)",
+        )
+        g.add_argument(
+            "--max-duration",
+            metavar="DURATION",
+            help="the time window: stop cleanly (exit 3, rerun to resume) after this long, "
+            "such as 45s, 90m, 5h30m"
+            + ("" if parser is run else "; the plan says how many runs the file needs"),
+        )
+        g.add_argument(
+            "--until",
+            metavar="HH:MM",
+            help="the time window: stop cleanly at the next such local time (exit 3, rerun "
+            "to resume)",
+        )
+    g.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="send a file whose valid rows shrank below --min-share of its last finished run",
+    )
+    g.add_argument(
+        "--max-failed",
+        metavar="N|P%",
+        help="stop the run (exit 3) once this many rows have failed: a number, or a share "
+        "of the valid rows",
+    )
+
+
 _INPUT = (
     "format", "encoding", "delimiter", "sheet", "header_row", "map", "mapping", "metadata",
     "default_region", "require_mobile", "bare_numbers", "invalid_email", "keep",
@@ -259,7 +304,8 @@ _INPUT = (
 _RUN = (
     "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",
     "max_rate", "limit", "timeout", "max_wait", "max_attempts", "verbose", "quiet", "verify",
-    "allow_renumber",
+    "allow_renumber", "max_invalid", "min_share", "allow_shrink", "max_failed", "max_duration",
+    "until",
 )  # fmt: skip
 
 
@@ -286,6 +332,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         verify=args.verify,
         state=args.state,
         verbose=args.verbose,
+        **_picked(args, ("max_invalid", "min_share", "max_duration", "until")),
         **_picked(args, _INPUT),
     )
 

@@ -237,6 +237,12 @@ def _scalar(action: argparse.Action, value: Any) -> Any:
         number: Any = value
         converted: Any = int(number) if action.type is int else float(number)
     else:
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and not isinstance(action, argparse._AppendAction)
+        ):
+            value = str(value)  # max_invalid = 100, sheet = 2: the flag's text, as a number
         if not isinstance(value, str):
             raise ValueError(f"expected {wanted}")
         try:

@@ -28,6 +28,7 @@ from importer.errors import UsageError
 from importer.options import (
     BareNumbers,
     InputOptions,
+    Limit,
     LogFormat,
     MetadataPolicy,
     NotifyOn,
@@ -38,6 +39,7 @@ from importer.options import (
 from importer.records import FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
+from importer.window import describe, parse_duration, parse_until, seconds_until
 
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
 REPORTS = Path("reports")  # the default report folders go here, the journal beside them
@@ -241,6 +243,12 @@ def run_options(
     notify_on: str = "failure",
     api_key_env: str | None = None,
     log_format: str = "text",
+    max_invalid: str | int | None = None,
+    min_share: str | float | None = None,
+    allow_shrink: bool = False,
+    max_failed: str | int | None = None,
+    max_duration: str | float | None = None,
+    until: str | None = None,
     **reading: Any,
 ) -> RunOptions:
     """The options of a ``run``; ``reading`` are ``input_options``' (an unknown name is a
@@ -299,6 +307,12 @@ def run_options(
         notify=notify_urls(notify),
         notify_on=cast(NotifyOn, _choice(notify_on, get_args(NotifyOn), "--notify-on")),
         log_format=cast(LogFormat, _choice(log_format, get_args(LogFormat), "--log-format")),
+        max_invalid=_limit(max_invalid, "--max-invalid", least=0),
+        min_share=_share(min_share),
+        allow_shrink=allow_shrink,
+        max_failed=_limit(max_failed, "--max-failed", least=1),
+        max_duration_s=None if max_duration is None else parse_duration(max_duration),
+        until=None if until is None else parse_until(until),
     )
 
 
@@ -333,6 +347,10 @@ def plan_options(
     verify: bool = False,
     state: Path | str | None = None,
     verbose: bool = False,
+    max_invalid: str | int | None = None,
+    min_share: str | float | None = None,
+    max_duration: str | float | None = None,
+    until: str | None = None,
     **reading: Any,
 ) -> PlanOptions:
     _number(write_per_minute, "--write-per-minute", whole=True)
@@ -347,7 +365,65 @@ def plan_options(
         verify=verify,
         state=_plan_state(None if state is None else Path(state), directory),
         verbose=verbose,
+        max_invalid=_limit(max_invalid, "--max-invalid", least=0),
+        min_share=_share(min_share),
+        **_plan_window(max_duration, until),
     )
+
+
+def _limit(value: str | int | None, option: str, *, least: int) -> Limit | None:
+    """``N`` rows or ``P%`` of them (a guard's threshold); ``UsageError`` otherwise."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    bad = UsageError(f"{option} {value!r}: expected a number of rows (N) or a share (P%)")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise bad
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise bad from None
+        if not 0 <= percent <= 100 or (least and percent == 0):
+            raise UsageError(f"{option} {text}: a share between {'0 (excluded)' if least else 0}"
+                             " and 100%")  # fmt: skip
+        return Limit(percent=percent, text=text)
+    if not re.fullmatch(r"\d+", text):
+        raise bad
+    if int(text) < least:
+        raise UsageError(f"{option} {text}: at least {least}")
+    return Limit(count=int(text), text=text)
+
+
+def _share(value: str | float | None) -> float:
+    """``--min-share P%`` (or P alone) as a fraction."""
+    if value is None:
+        return float(default(RunOptions, "min_share"))
+    text = str(value).strip().removesuffix("%")
+    try:
+        percent = float(text)
+    except ValueError:
+        percent = -1.0
+    if isinstance(value, bool) or not 0 <= percent <= 100:
+        raise UsageError(f"--min-share {value!r}: a share from 0% to 100%, such as 50%")
+    return percent / 100
+
+
+def _plan_window(max_duration: str | float | None, until: str | None) -> dict[str, Any]:
+    """A plan's window, for how many runs a file needs: --max-duration, or from now to the
+    next --until (the shorter when both)."""
+    ends: list[tuple[float, str]] = []
+    if max_duration is not None:
+        seconds = parse_duration(max_duration)
+        written = max_duration.strip() if isinstance(max_duration, str) else describe(seconds)
+        ends.append((seconds, f"--max-duration {written}"))
+    if until is not None:
+        hhmm = parse_until(until)
+        ends.append((seconds_until(hhmm, time.time()), f"--until {hhmm}, from now"))
+    if not ends:
+        return {}
+    seconds, given = min(ends)
+    return {"window_s": seconds, "window": given}
 
 
 def _plan_state(state: Path | None, report_dir: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ WRITE_PER_MINUTE = 600  # a plan's estimate when it is not told the account's bu
 TIMEOUT_S = 30.0  # per request, the whole answer included (--timeout)
 MAX_WAIT_S = 900.0  # a longer Retry-After stops the run (--max-wait)
 MAX_ATTEMPTS = 8  # tries per request, the first included (--max-attempts)
+
+# The shrink guard: a source with fewer valid rows than this share of its last finished
+# run's refuses (--min-share), unless --allow-shrink.
+MIN_SHARE = 0.5
 
 # Rows per batch read, validated, sent and reported together: memory holds a few of them.
 BATCH_ROWS = 50_000
@@ -61,6 +66,11 @@ class PlanOptions:
     verify: bool = False  # estimate what run --verify costs
     state: Path | None = None  # the journal to compare phone cells with (renumbering); None: none
     verbose: bool = False  # the renumbered rows' phones unmasked
+    # guard rails and the time window, as a run would apply them (shown, never enforced)
+    max_invalid: Limit | None = None
+    min_share: float = MIN_SHARE
+    window_s: float | None = None  # --max-duration, or from now to --until: how many runs
+    window: str | None = None  # how the window was given, for the sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +100,27 @@ class RunOptions:
     notify: tuple[str, ...] = ()  # --notify URL: POST the run's outcome there (importer.notify)
     notify_on: NotifyOn = "failure"  # --notify-on: only when it failed, or always
     log_format: LogFormat = "text"  # --log-format json: one JSON object a log line (jsonlog)
+    # guard rails (``importer.guards``): refused before anything is sent, or a mid-run stop
+    max_invalid: Limit | None = None  # --max-invalid N|P%: more invalid rows refuse the run
+    min_share: float = MIN_SHARE  # --min-share P%: of the source's last finished valid rows
+    allow_shrink: bool = False  # --allow-shrink: send a source that shrank below min_share
+    max_failed: Limit | None = None  # --max-failed N|P%: stop once that many rows failed
+    # the time window (``importer.window``): the run stops cleanly when it closes
+    max_duration_s: float | None = None  # --max-duration 5h30m, from the invocation's start
+    until: str | None = None  # --until HH:MM, local time, the next such moment
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A guard's threshold: a number of rows (``--max-invalid 100``) or a share of them
+    (``--max-invalid 5%``); ``text`` is how it was written."""
+
+    count: int | None = None
+    percent: float | None = None
+    text: str = ""
+
+    def rows(self, total: int) -> int:
+        """The threshold in rows, out of ``total`` (a share rounds up: 5% of 30 is 2)."""
+        if self.count is not None:
+            return self.count
+        return math.ceil((self.percent or 0.0) * total / 100 - 1e-9)

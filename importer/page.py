@@ -145,6 +145,8 @@ def render(
         _counts(counts),
         _reasons(summary.get("reasons", {}), facts.examples),
     ]
+    if summary.get("labels"):
+        parts.append(_labels(summary["labels"]))
     if not dry_run:
         writes = counts.get("created", 0) + counts.get("updated", 0)
         parts.append(_timeline(context.timeline, context.write_per_minute, writes))
@@ -218,6 +220,10 @@ def _header(command: str, file: str, summary: Mapping[str, Any]) -> str:
         verdict, tone = f"Stopped early: {summary['stopped']}", "bad"
     elif code == 0:
         verdict, tone = "Every row is fine", "ok"
+    elif summary.get("labels", {}).get("failed") and not any(
+        summary.get(s) for s in ("invalid", "failed")
+    ):
+        verdict, tone = "Some labels could not be attached: see Labels", "warn"
     else:
         verdict, tone = "Some rows are invalid or failed: see failures.csv", "warn"
     return (
@@ -278,6 +284,36 @@ def _reasons(reasons: Mapping[str, int], examples: Mapping[str, list[int]]) -> s
     return (
         f'{head}<svg class="chart" id="reasons-chart" viewBox="0 0 1000 {height}" role="img" '
         f'aria-label="rows by reason">{"".join(rows)}</svg></section>'
+    )
+
+
+def _labels(labels: Mapping[str, Any]) -> str:
+    """The wanted labels: attached, already in place, failed by reason (summary.json's
+    ``labels``)."""
+    cells = "".join(
+        f'<div class="card" style="--c:{colour}"><span class="n" data-labels="{_e(key)}">'
+        f'{int(labels.get(key, 0))}</span><span class="k">{_e(name)}</span></div>'
+        for key, name, colour in (
+            ("attached", "attached", "#2e9d5b"), ("already_in_place", "already in place",
+            "#a9b6c8"), ("failed", "failed", "#d2453b"),
+        )
+    )  # fmt: skip
+    reasons = labels.get("failed_by_reason", {})
+    rows = "".join(
+        f'<tr><td>{_e(k)}</td><td class="num" data-label-reason="{_e(k)}">{int(v):,}</td></tr>'
+        for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    failed = (
+        f'<table><tr><th>why a label was not attached</th><th class="num">labels</th></tr>'
+        f'{rows}</table><p class="note">Each failed row says which label and why in its '
+        "<code>warning</code> (results.csv); the next run tries again, and the exit code is 1."
+        "</p>"
+        if rows
+        else "<p>Every wanted label is on its contact.</p>"
+    )
+    return (
+        '<section id="labels"><h2>Labels</h2><p class="note">Per contact and label wanted '
+        f'(--label and the labels column).</p><div class="cards">{cells}</div>{failed}</section>'
     )
 
 
@@ -508,13 +544,17 @@ def _describe(options: object) -> dict[str, str]:
 def _plain(value: object) -> object:
     if value is None:
         return "-"
+    if isinstance(value, Mapping):  # a summary object (``guards``): its fields in a line
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "-"
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _details(
     summary: Mapping[str, Any], counts: Mapping[str, int], context: Context, closing: str
 ) -> str:
-    figures = {k: v for k, v in summary.items() if k not in counts and k != "reasons"}
+    figures = {
+        k: v for k, v in summary.items() if k not in counts and k not in ("reasons", "labels")
+    }
     options = _describe(context.options) if context.options is not None else {}
     blocks: list[tuple[str, Mapping[str, object]]] = [
         ("Figures", figures),

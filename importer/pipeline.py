@@ -29,6 +29,7 @@ import polars as pl
 
 from importer import __version__, notify
 from importer.errors import ImporterError, InputError, JournalError, StopRun
+from importer.guards import FailureWatch, Guards, Spool, plan_lines, remember
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import LOGGER, Progress, logging_to, redacting
@@ -37,10 +38,11 @@ from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send.client import KirimClient, Reply
-from importer.send.dispatch import Dispatcher, not_sent, unread_batches
+from importer.send.dispatch import Dispatcher, Listener, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
 from importer.send.labelling import Labelling
 from importer.send.labels import Labeler
+from importer.send.labeltally import LabelTally
 from importer.send.limiter import TokenBucket
 from importer.send.lock import journal_lock
 from importer.send.preflight import Preflight, preflight
@@ -52,6 +54,7 @@ from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
 from importer.validate.records import PreparedInput
+from importer.window import Clock, Window, runs_needed
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
 MIN_AUTO_CONCURRENCY, MAX_AUTO_CONCURRENCY = 16, 256
@@ -112,10 +115,18 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
             report.add_batch(rows=batch.rows, original=batch.original)
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
-    extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
+    guarded, guard_facts = plan_lines(options, report.counts)
+    extra = {
+        **VERSIONS, **comparison.result().summary(verbose=options.verbose), "guards": guard_facts
+    }
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
+    for line in guarded:
+        print(line, file=out)
+    if options.window_s is not None and (valid := report.counts.get("valid", 0)):
+        runs = runs_needed(valid, options.write_per_minute, options.window_s)
+        print(f"Time window ({options.window}): {runs}.", file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
 
@@ -202,6 +213,7 @@ async def run(
     signals: bool = True,
     log_handler: bool = True,
     summary: dict[str, Any] | None = None,
+    clock: Clock = time.monotonic,
 ) -> int:
     """Import the file; returns the exit code. Raises ``InputError`` (or ``JournalError``,
     ``ReportError``) before anything is sent. A pre-flight that Kirim refuses is a stop like
@@ -210,7 +222,8 @@ async def run(
     the run (the command line; only the main thread may); ``log_handler``: log lines go to
     ``err`` (the command line), else to the ``importer`` logger as the host set it up. Log
     records are redacted either way. ``summary``, when given, is filled with summary.json's
-    content (even when the file could not be written)."""
+    content (even when the file could not be written). ``clock`` (monotonic seconds) is the
+    time window's (``--max-duration``, ``--until``), a seam for tests."""
     secrets = (options.api_key,) if options.api_key else ()
     signalled = _HANDLE_SIGNALS.set(signals)  # the run's own tasks inherit this context
     try:
@@ -233,6 +246,7 @@ async def run(
                 code = await _run(
                     options=options, out=out, err=err, transport=transport, sleep=sleep,
                     journal_type=journal_type, signals=signals, logger=logger, summary=ended,
+                    clock=clock,
                 )  # fmt: skip
             except ImporterError as exc:  # refused before sending: a night that failed too
                 refused = 3 if isinstance(exc, StopRun) else 2
@@ -278,8 +292,12 @@ async def _run(
     signals: bool,
     logger: logging.Logger,
     summary: dict[str, Any] | None,
+    clock: Clock = time.monotonic,
 ) -> int:
     started = time.monotonic()
+    window = Window.opening(
+        max_duration_s=options.max_duration_s, until=options.until, started=clock(), clock=clock
+    )
     prepared = prepare(options.input)
     say = _Say(out, quiet=options.quiet)
     say("\n".join(header_lines(prepared)))
@@ -288,8 +306,11 @@ async def _run(
     sender = Sender(stop=stop, policy=policy, sleep=sleep, on_wait=_waiting(logger))
     # labels have their own short tries, outside the retry budget: they never stop an import
     label_sender = Sender(stop=stop, policy=LABEL_POLICY, sleep=sleep, on_wait=_waiting(logger))
+    guards = Guards(options)
     with journal_lock(options.state):  # one run per journal, its history record included
         async with contextlib.AsyncExitStack() as stack:
+            if guards.armed():  # the whole file counted first, and sent from the spool
+                prepared = guards.count(prepared, stack.enter_context(Spool()))
             client = await stack.enter_async_context(
                 KirimClient(
                     base_url=options.base_url,
@@ -317,6 +338,7 @@ async def _run(
                     options=options, prepared=prepared, found=found, client=client,
                     report=report, sender=sender, label_sender=label_sender, stop=stop,
                     say=say, err=err, logger=logger, sleep=sleep, journal_type=journal_type,
+                    guards=guards, window=window,
                 )  # fmt: skip
                 sent = await _send_all(stack, the_run)
         with _signals(lambda _: None):  # the report is being written: a Ctrl-C waits for it
@@ -326,8 +348,12 @@ async def _run(
                 retries=sender.stats.retries + label_sender.stats.retries,
                 stopped=stop.reason,
                 ignore_codes=frozenset({"limit_reached"}),
+                labels_failed=sent.labels.failed if found is not None else 0,
             )
-            extra = {**VERSIONS, "journal": str(options.state)}
+            extra = {
+                **VERSIONS, "journal": str(options.state),
+                "stop_kind": stop.why.value if stop.why is not None else None,
+            }  # fmt: skip
             if found is None:
                 code = report.finish(stats=stats, elapsed_s=time.monotonic() - started, extra=extra)
             else:
@@ -336,7 +362,8 @@ async def _run(
                     stats=stats,
                     elapsed_s=time.monotonic() - started,
                     extra={**extra, "account": found.account, "run_id": sent.run_id,
-                           **renumbered},
+                           **renumbered, "labels": sent.labels.summary(),
+                           "guards": guards.facts()},
                     context=sent.context,
                 )
             if summary is not None:
@@ -360,6 +387,13 @@ async def _run(
             print(report.render(journal=resumable), file=out)
             if found is not None:
                 _keep_record(options, sent.run_id, report, logger)
+                if report.summary["stopped"] is None:  # the source's baseline (shrink guard)
+                    try:
+                        remember(options.state, guards.source, org=found.org,
+                                 account=found.account, summary=report.summary,
+                                 run_id=sent.run_id)  # fmt: skip
+                    except JournalError as exc:
+                        logger.warning("%s; the shrink guard keeps the previous baseline", exc)
     return code
 
 
@@ -368,6 +402,7 @@ class _Sent:
     run_id: int
     context: Context  # what the report page shows of the run
     renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
+    labels: LabelTally  # wanted labels: attached, in place, failed by reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +425,8 @@ class RunContext:
     logger: logging.Logger
     sleep: Sleep
     journal_type: type[Journal]
+    guards: Guards | None = None  # --max-invalid, the shrink guard, --max-failed
+    window: Window | None = None  # --max-duration, --until
 
 
 async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _Sent:
@@ -409,6 +446,8 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
         f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
     )
+    if the_run.guards is not None:  # before the journal writes anything
+        the_run.guards.check_shrink(org=found.org, account=found.account)
     renumbered = renumbering(prepared, options, found)
     if renumbered.rows and not options.allow_renumber:  # before the journal writes anything
         raise InputError(renumbered.refusal(verbose=options.verbose))
@@ -466,12 +505,16 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         account=found.account,
         on_existing=options.on_existing,
     )
-    listener = _Listener(progress, report, logger)
+    listener: Listener = _Listener(progress, report, logger)
+    if the_run.guards is not None and (limit := the_run.guards.failure_limit()) is not None:
+        given = options.max_failed.text if options.max_failed else str(limit)
+        listener = FailureWatch(listener, limit=limit, given=given, stop=stop)
     labelling: Labelling | None = None
+    tally = LabelTally()
     if options.labels or prepared.mapping.labels:
         labeler = Labeler(
             client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
-            account=found.account, flag_names=options.labels,
+            account=found.account, flag_names=options.labels, tally=tally,
         )  # fmt: skip
         labelling = Labelling(labeler=labeler, stop=stop, listener=listener)
     work = Dispatcher(
@@ -485,7 +528,16 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         listener=listener,
         on_finished=labelling.put if labelling is not None else None,
     )
-    await _drive(work, _stop_on_input_error(prepared.batches, stop), stop, labelling)
+    watcher = (
+        asyncio.create_task(the_run.window.watch(stop, sleep)) if the_run.window else None
+    )
+    try:
+        await _drive(work, _stop_on_input_error(prepared.batches, stop), stop, labelling)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     if stop.requested and prepared.reread is not None:
         unread = _stop_on_input_error(iter(prepared.reread()), stop)
         work.unread(unread, phone_column=prepared.mapping.phone)
@@ -496,7 +548,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
-    return _Sent(run_id, context, renumbered)
+    return _Sent(run_id, context, renumbered, tally)
 
 
 def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) -> Renumbering:

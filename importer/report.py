@@ -27,6 +27,7 @@ from importer.options import WRITE_PER_MINUTE
 from importer.read.records import FAILURE_COLUMNS, SOURCE_ROW
 from importer.records import Status
 from importer.report_files import ReportFiles
+from importer.send.labeltally import closing_line as labels_line
 from importer.send.records import RowResult
 from importer.tally import RunStats, Tally, status_counts
 
@@ -231,6 +232,8 @@ def closing_lines(
             f"Requests: {summary['requests_sent']} sent, {summary['http_429']} answered "
             f"429, {summary['retries']} retries, {summary['elapsed_s']:.1f} s"
         )
+    if (labelled := labels_line(summary.get("labels"))) is not None:
+        lines.append(labelled)
     if summary.get("stopped"):
         lines.append(f"Stopped early: {summary['stopped']}")
         if journal is not None and tally.retryable:  # something to resume

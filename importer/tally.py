@@ -3,8 +3,8 @@
 One ``Tally`` per command hears each batch (its rows merged with what became of them) and
 keeps only counters, so memory stays flat. The exit code is decided here and nowhere else:
 0 every row fine (an in-file duplicate and the codes a run ignores, such as
-``limit_reached``, included); 1 some rows invalid or failed; 3 stopped early or a report file
-that could not be written.
+``limit_reached``, included); 1 some rows invalid or failed, or a wanted label not attached;
+3 stopped early or a report file that could not be written.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class RunStats:
     retries: int = 0
     stopped: str | None = None  # why the run stopped early, if it did
     ignore_codes: frozenset[str] = field(default_factory=frozenset)  # not counted as failures
+    labels_failed: int = 0  # wanted labels that could not be attached (``send.labeltally``)
 
 
 class Tally:
@@ -60,7 +61,7 @@ class Tally:
             for code, n in self.reasons.items()
             if code not in stats.ignore_codes and code != "duplicate_in_file"
         )
-        return 1 if bad else 0
+        return 1 if bad or stats.labels_failed else 0
 
     def summary(
         self, *, stats: RunStats, elapsed_s: float, extra: Mapping[str, Any], broken: str | None

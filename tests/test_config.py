@@ -340,3 +340,14 @@ def test_the_readmes_example_file_loads_for_each_profile(tmp_path: Path) -> None
     plan = configfile.load(config, profile="globex", command="plan")
     assert "max_rate" not in plan.settings
     assert plan.settings["default_region"].value == "MY"
+
+
+def test_a_number_is_the_flags_text_for_an_option_that_reads_text(tmp_path: Path) -> None:
+    """``max_invalid = 100`` is ``--max-invalid 100``; a list item stays strict."""
+    body = 'max_invalid = 100\nmax_duration = 90\nsheet = 2\nmin_share = "40%"\n'
+    loaded = configfile.load(_write(tmp_path, body), command="run")
+    assert {k: loaded.settings[k].value for k in ("max_invalid", "max_duration", "sheet")} == {
+        "max_invalid": "100", "max_duration": "90", "sheet": "2",
+    }  # fmt: skip
+    with pytest.raises(importer.UsageError, match=":1: label: expected a string"):
+        configfile.load(_write(tmp_path, "label = [1]\n"), command="run")

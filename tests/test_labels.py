@@ -14,7 +14,7 @@ from importer.cli import main
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import UNLIMITED, phone, write_contacts
 from tests.test_nightly import Requests
-from tests.test_run import results
+from tests.test_run import results, summary
 
 BULK = ("POST", "/v1/{phone_number_id}/contacts/bulk_label")
 LABELS = "/v1/labels"
@@ -55,12 +55,16 @@ def test_flag_labels_go_on_what_the_import_wrote_and_cost_nothing_the_next_night
     assert sent[BULK] == 2  # one chunk per label
     assert all(v == {"VIP", "Imported 2026-11"} for v in labels_by_phone(box).values())
     assert {r["labels"] for r in results(first)} == {"VIP; Imported 2026-11"}
+    assert summary(first)["labels"]["attached"] == 60
 
     code, second = run(box, export(tmp_path / "b.csv", 30, rename=7), tmp_path, "n2", *flags)
     assert code == 0
     sent = seen.since()
     assert sent[("PATCH", "/v1/{phone_number_id}/contacts/{contact_id}")] == 1
     assert sent[BULK] == 0  # the updated contact has both already: the journal knows
+    assert summary(second)["labels"] == {
+        "attached": 0, "already_in_place": 60, "failed": 0, "failed_by_reason": {}
+    }  # fmt: skip
     statuses = Counter(r["status"] for r in results(second))
     assert statuses == {"unchanged": 29, "updated": 1}
 
@@ -105,7 +109,14 @@ def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path
     box.set_faults(label_status=503)
     file = export(tmp_path / "a.csv", 3)
     code, first = run(box, file, tmp_path, "n1", "--label", "VIP", "--max-attempts", "1")
-    assert code == 0  # the contacts are there: a label is not worth failing a row for
+    assert code == 1  # the contacts are there, but a wanted label is not: a job must hear it
+    assert summary(first)["labels"] == {
+        "attached": 0, "already_in_place": 0, "failed": 3, "failed_by_reason": {"call_failed": 3}
+    }  # fmt: skip
+    page = (first / "report.html").read_text()
+    assert '<span class="n" data-labels="failed">3</span>' in page
+    assert '<td class="num" data-label-reason="call_failed">3</td>' in page
+    assert "exit 1: <bdi>Some labels could not be attached" in page
     rows = results(first)
     assert [r["status"] for r in rows] == ["created"] * 3
     assert all("label 'VIP' not attached: the call failed (503" in r["warning"] for r in rows)
@@ -118,6 +129,7 @@ def test_a_label_call_that_fails_leaves_the_row_and_warns(box: Sandbox, tmp_path
     assert code == 0
     rows = results(second)
     assert [(r["status"], r["labels"]) for r in rows] == [("unchanged", "VIP")] * 3
+    assert summary(second)["labels"]["attached"] == 3
     assert seen.since()[BULK] == 1  # the journal knew they lacked it: one attach, no writes
     assert all(v == {"VIP"} for v in labels_by_phone(box).values())
 
@@ -137,7 +149,8 @@ def test_a_row_kirim_answers_exists_for_without_an_id_says_its_labels_are_not_on
             box, export(tmp_path / "a.csv", 3, tags={2: "VIP"}), tmp_path, "r",
             "--on-existing", "create",
         )  # fmt: skip
-    assert code == 0
+    assert code == 1
+    assert summary(reports)["labels"]["failed_by_reason"] == {"no_contact_id": 1}
     row = results(reports)[1]
     assert (row["status"], row["contact_id"], row["labels"]) == ("exists", "", "")
     assert "labels not attached" in row["warning"]
@@ -182,7 +195,11 @@ def test_one_contact_deleted_in_kirim_inside_a_1000_contact_chunk_is_the_only_on
     seen = Requests(box)
     night = ("--label", "VIP", "--on-existing", "update")
     code, second = run(box, file, tmp_path, "n2", *night)
-    assert code == 0
+    assert code == 1  # one wanted label could not be attached
+    assert summary(second)["labels"] == {
+        "attached": 999, "already_in_place": 0, "failed": 1,
+        "failed_by_reason": {"deleted_in_kirim": 1},
+    }  # fmt: skip
     sent = seen.since()
     assert 1 < sent[BULK] <= 1 + 10  # the chunk, then halving down to the one it skipped
     assert sent[("GET", "/v1/{phone_number_id}/contacts")] == 1  # its reason: one lookup
@@ -228,7 +245,8 @@ def test_a_deleted_contact_is_not_sent_again_for_the_next_label_of_the_run(
     seen = Requests(box)
     code, second = run(box, file, tmp_path, "n2", "--label", "A", "--label", "B", "--on-existing",
                        "update")  # fmt: skip
-    assert code == 0
+    assert code == 1
+    assert summary(second)["labels"]["failed_by_reason"] == {"deleted_in_kirim": 2}
     # A: rows 1-4, then 1-2 (3-4 inferred from the difference), then 1 (so 2 is the one); B: 1, 3, 4
     assert seen.since()[BULK] == 3 + 1
     assert box.state.store.label_asks()[gone["id"]] == 2  # in A's first two calls only
@@ -243,7 +261,8 @@ def test_a_label_of_another_team_skips_the_whole_chunk_with_that_reason_and_no_s
     box.state.store.create_label(name="Team", color=None, team_id="team_other")
     seen = Requests(box)
     code, reports = run(box, export(tmp_path / "a.csv", 5), tmp_path, "r", "--label", "Team")
-    assert code == 0
+    assert code == 1
+    assert summary(reports)["labels"]["failed_by_reason"] == {"team_mismatch": 5}
     sent = seen.since()
     assert sent[BULK] == 1  # skipped whole: nothing to search
     assert sent[("GET", "/v1/{phone_number_id}/contacts")] == 5  # the rows' own lookups only
@@ -258,7 +277,7 @@ def test_a_skip_mended_in_kirim_is_labelled_the_next_night_not_answered_from_the
     box.state.store.create_label(name="Team", color=None, team_id="team_a")
     file, night = export(tmp_path / "a.csv", 3), ("--label", "Team", "--on-existing", "update")
     code, first = run(box, file, tmp_path, "n1", *night)
-    assert code == 0
+    assert code == 1
     assert all("team does not include" in r["warning"] for r in results(first))
     box.state.account_teams[box.account_id] = "team_a"  # someone puts the account in the team
     code, second = run(box, file, tmp_path, "n2", *night)  # the same call, minutes later
@@ -271,7 +290,11 @@ def test_label_names_with_control_zero_width_or_bidi_characters_are_refused_with
     flipped, hidden, broken = "VIP\u202egnp.exe", "Gold\u200b", "Line\u2028Two"
     file = export(tmp_path / "a.csv", 3, tags={1: f"Silver; {hidden}", 2: broken, 3: "Silver"})
     code, reports = run(box, file, tmp_path, "n1", "--label", flipped, "--label", "Imported")
-    assert code == 0
+    assert code == 1  # the refused names are wanted labels not attached
+    assert summary(reports)["labels"] == {
+        "attached": 5, "already_in_place": 0, "failed": 5,
+        "failed_by_reason": {"refused_name": 5},
+    }  # fmt: skip
     assert {label["name"] for label in box.state.store.labels()} == {"Silver", "Imported"}
     assert labels_by_phone(box) == {
         phone(1): {"Silver", "Imported"}, phone(2): {"Imported"}, phone(3): {"Silver", "Imported"}
@@ -284,3 +307,28 @@ def test_label_names_with_control_zero_width_or_bidi_characters_are_refused_with
     assert "'Gold\\u200b': refused: the name holds U+200B (zero width space)" in rows[0]["warning"]
     assert "'Line\\u2028Two': refused: the name holds U+2028" in rows[1]["warning"]
     assert all(flipped not in r["warning"] for r in rows)  # shown escaped, never as it reads
+
+
+def test_through_the_api_a_refused_label_is_exit_1_and_counted(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    import importer
+
+    box.set_faults(label_status=500)
+    result = importer.run(
+        export(tmp_path / "a.csv", 4), base_url=box.base_url, report_dir=tmp_path / "r",
+        state=tmp_path / "journal.sqlite", default_region="ID", labels=["VIP"], max_attempts=1,
+        on_existing="update",
+    )  # fmt: skip
+    assert (result.exit_code, result.ok, result.stopped) == (1, False, None)
+    assert result.counts["created"] == 4
+    assert result.summary["labels"] == {
+        "attached": 0, "already_in_place": 0, "failed": 4, "failed_by_reason": {"call_failed": 4}
+    }  # fmt: skip
+    box.set_faults(label_status=None)
+    again = importer.run(
+        export(tmp_path / "a.csv", 4), base_url=box.base_url, report_dir=tmp_path / "r2",
+        state=tmp_path / "journal.sqlite", default_region="ID", labels=["VIP"],
+        on_existing="update",
+    )  # fmt: skip
+    assert (again.exit_code, again.summary["labels"]["attached"]) == (0, 4)

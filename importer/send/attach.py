@@ -39,21 +39,32 @@ class Missed:
 
     why: str
     deleted: bool = False
+    code: str = "skipped"  # the reason's code (``labeltally``)
 
 
 DELETED = Missed(
     "the contact was deleted in Kirim since (the next run looks its phone up and creates it "
     "again)",
     deleted=True,
+    code="deleted_in_kirim",
 )
-TEAM = Missed("Kirim skipped the contact: the label's team does not include this account")
-OTHER_ORG = Missed("Kirim skipped the contact as another organisation's")
+TEAM = Missed(
+    "Kirim skipped the contact: the label's team does not include this account",
+    code="team_mismatch",
+)
+OTHER_ORG = Missed("Kirim skipped the contact as another organisation's", code="other_org")
 UNSAID = Missed("Kirim skipped the contact without saying why")
 
 
 def said(reply: Reply) -> str:
     """A failed answer in a few words, for a warning: its status (or none) and code."""
     return f"{reply.status or 'no answer'} {reply.error_code}"
+
+
+def failure_code(reply: Reply, code: str) -> str:
+    """``code`` for a call that failed, or ``not_attempted`` when the run stopped before it
+    was sent (``labeltally``)."""
+    return "not_attempted" if reply.status == 0 and reply.error_code == "not_attempted" else code
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +120,9 @@ class Attacher:
             return missed
         reply, counts = await self._bulk(label_id, ids)
         if counts is None:
-            failed = Missed(f"the call failed ({said(reply)})")
+            failed = Missed(
+                f"the call failed ({said(reply)})", code=failure_code(reply, "call_failed")
+            )
             return missed | dict.fromkeys(ids, failed)
         for cid, found in (await self._skipped(label_id, ids, counts)).items():
             if isinstance(found, Counts):
@@ -143,7 +156,8 @@ class Attacher:
         if of_left is None or of_right is None:
             unknown = Missed(
                 f"Kirim skipped {counts.skipped} of {len(ids)} contacts in one call, and which "
-                f"could not be found out ({said(reply)})"
+                f"could not be found out ({said(reply)})",
+                code="skipped_unknown",
             )
             return dict.fromkeys(ids, unknown)
         return {
@@ -158,12 +172,18 @@ class Attacher:
         find = partial(self.client.find_by_phone, account=self.account, phone=phone)
         reply, _ = await self.sender.call(self.reads, find)
         if reply.verdict is not Verdict.OK:
-            return Missed(f"Kirim skipped the contact, and looking it up failed ({said(reply)})")
+            return Missed(
+                f"Kirim skipped the contact, and looking it up failed ({said(reply)})",
+                code="lookup_failed",
+            )
         found = reply.data[0] if reply.data else None
         if found is None:
             return DELETED
         if not a_contact(found) or found.get("phone_number") != phone:
-            return Missed("Kirim skipped the contact, and its lookup answered another record")
+            return Missed(
+                "Kirim skipped the contact, and its lookup answered another record",
+                code="lookup_mismatch",
+            )
         if str(found["id"]) != contact_id:  # the phone has another contact now
             return DELETED
         return TEAM if counts.team else OTHER_ORG if counts.cross_org else UNSAID

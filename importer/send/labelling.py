@@ -93,8 +93,9 @@ class Labelling:
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))
             return done.results
-        for row in unknown:  # wanted labels, but Kirim's answer named no contact to put them on
+        for row, wanted in unknown:  # wanted labels, but Kirim's answer named no contact
             labelled[row] = Labelled("", _NO_ID)
+            self._labeler.tally.fail("no_contact_id", wanted)
         return [
             replace(r, labels=got.names, warning=joined(r.warning, got.warning))
             if (got := labelled.get(r.row_number)) is not None
@@ -102,7 +103,7 @@ class Labelling:
             for r in done.results
         ]
 
-    def _label_rows(self, done: Finished) -> tuple[list[LabelRow], list[int]]:
+    def _label_rows(self, done: Finished) -> tuple[list[LabelRow], list[tuple[int, int]]]:
         """The rows whose contact should get labels, and those that should but whose contact
         id is unknown."""
         flag = self._labeler.flag_names
@@ -110,7 +111,7 @@ class Labelling:
         column = dict(zip(rows["row_number"], rows["labels"], strict=True))
         phones = dict(zip(rows["row_number"], rows["phone_number"], strict=True))
         out: list[LabelRow] = []
-        unknown: list[int] = []
+        unknown: list[tuple[int, int]] = []  # (row, how many labels it wanted)
         for r in done.results:
             if r.status not in _HAS_CONTACT:
                 continue
@@ -120,7 +121,7 @@ class Labelling:
             if not (names := tuple(dict.fromkeys(names))):
                 continue
             if r.contact_id is None:
-                unknown.append(r.row_number)
+                unknown.append((r.row_number, len(names)))
                 continue
             had, known = done.known.get(r.row_number, (None, frozenset()))
             if had != r.contact_id:  # another contact than the journal's: it has none of them

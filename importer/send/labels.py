@@ -25,9 +25,10 @@ from functools import partial
 from typing import Any
 
 from importer.records import LABEL_SEPARATOR
-from importer.send.attach import Attacher, said
+from importer.send.attach import Attacher, failure_code, said
 from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.journal import Journal
+from importer.send.labeltally import LabelTally
 from importer.send.limiter import TokenBucket
 from importer.send.retry import Sender
 
@@ -77,6 +78,7 @@ class Labeler:
         journal: Journal,
         account: str,
         flag_names: tuple[str, ...],
+        tally: LabelTally | None = None,
     ) -> None:
         self._client = client
         self._sender = sender
@@ -88,6 +90,8 @@ class Labeler:
         self._ids: dict[str, str] = {}  # name -> id, of the labels Kirim has
         self._names: dict[str, str] = {}  # id -> name
         self._missing: dict[str, str] = {}  # name -> why it could not be had
+        self._missing_code: dict[str, str] = {}  # name -> that reason's code (``labeltally``)
+        self.tally = tally if tally is not None else LabelTally()
         self._listed = False
         self._lock = asyncio.Lock()
         self._attacher = Attacher(
@@ -126,7 +130,7 @@ class Labeler:
         """Find or make each label by name (once per run and name)."""
         for name in names:
             if name not in self._missing and (why := refused_name(name)) is not None:
-                self._missing[name] = why
+                self._missing[name], self._missing_code[name] = why, "refused_name"
         async with self._lock:
             todo = sorted(n for n in names if n not in self._ids and n not in self._missing)
             if todo and not self._listed:
@@ -136,7 +140,8 @@ class Labeler:
                     for name in todo:
                         if name not in self._ids:
                             why = f"the labels could not be listed ({said(listed)})"
-                            self._missing[name] = why
+                            code = failure_code(listed, "not_listed")
+                            self._missing[name], self._missing_code[name] = why, code
                     return
             for name in todo:
                 if name in self._ids:
@@ -152,6 +157,7 @@ class Labeler:
                     if name in self._ids:
                         continue
                 self._missing[name] = f"it could not be made ({said(made)}: {made.error_message})"
+                self._missing_code[name] = failure_code(made, "not_made")
 
     async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
         """Attach what each row's contact lacks; returns each row's labels and warning."""
@@ -165,6 +171,7 @@ class Labeler:
         got: dict[int, set[str]] = defaultdict(set)
         warnings: dict[int, list[str]] = defaultdict(list)
         gone: set[int] = set()  # rows whose contact was deleted in Kirim since
+        codes: dict[tuple[int, str], str] = {}  # (row, label id) -> why it was not attached
         for label_id, members in wanted.items():
             name = self._names[label_id]
             for start in range(0, len(members), LABEL_CHUNK):
@@ -176,6 +183,7 @@ class Labeler:
                     if (miss := missed.get(r.contact_id)) is None:
                         got[r.row_number].add(label_id)
                         continue
+                    codes[r.row_number, label_id] = miss.code
                     again = "" if miss.deleted else "; a rerun tries again"
                     warnings[r.row_number].append(f"label {name!r} not attached: {miss.why}{again}")
                     if miss.deleted:
@@ -195,6 +203,17 @@ class Labeler:
             for name in r.names:
                 if name in self._missing:
                     warnings[r.row_number].append(f"label {name!r}: {self._missing[name]}")
+                    self.tally.fail(self._missing_code[name])
+                    continue
+                label_id = self._ids.get(name, "")
+                if label_id in has:
+                    if label_id in got[r.row_number]:
+                        self.tally.attached += 1
+                    else:
+                        self.tally.in_place += 1
+                else:
+                    gone_code = "deleted_in_kirim" if r.row_number in gone else "call_failed"
+                    self.tally.fail(codes.get((r.row_number, label_id), gone_code))
             names = [n for n in r.names if self._ids.get(n) in has]
             why = "; ".join(dict.fromkeys(warnings[r.row_number])) or None
             out[r.row_number] = Labelled(LABEL_SEPARATOR.join(names), why)

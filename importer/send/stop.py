@@ -26,6 +26,8 @@ class Why(StrEnum):
     OUTPUT = "output"  # a report file could not be written
     INTERNAL = "internal"  # a bug of ours: the run ends cleanly rather than hang
     INPUT = "input"  # the input could not be read any further (changed or damaged mid-run)
+    FAILURES = "failures"  # --max-failed: that many rows failed (``importer.guards``)
+    WINDOW = "window"  # --max-duration / --until: the time window closed (``importer.window``)
 
 
 class Stop:
