@@ -100,6 +100,50 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
 
 
+def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
+    """--sync-label, --max-detach and --adopt (``send.mirror``, ``send.adopt``)."""
+    for parser in (plan, run):
+        g = parser.add_argument_group("mirroring the source")
+        g.add_argument(
+            "--sync-label",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="this label on every row's contact, and taken off the contacts this journal "
+            "put it on for this file that have left it; repeatable",
+        )
+        g.add_argument(
+            "--adopt",
+            action="store_true",
+            help="page the account's contacts into the journal first, so rows Kirim has need "
+            "no lookup (automatic on a first sync of more than 100 rows)"
+            if parser is run
+            else "say what a first sync costs: lookups against paging the account",
+        )
+    run.add_argument_group("mirroring the source").add_argument(
+        "--max-detach",
+        metavar="N|P%",
+        help="refuse (exit 2, before anything is sent) a run that would detach more than N "
+        "contacts, or P%% of a --sync-label's members from this file (default 10%%)",
+    )
+
+
+def _export_arguments(export: argparse.ArgumentParser) -> None:
+    export.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    export.add_argument(
+        "--format", choices=("csv", "parquet"), help="default: from the extension, else csv"
+    )
+    export.add_argument("--label", metavar="NAME", help="only this label's members")
+    export.add_argument(
+        "--account", metavar="PHONE_NUMBER_ID", help="default: the only connected one"
+    )
+    export.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
+    export.add_argument("--timeout", type=float, help="seconds per request")
+    export.add_argument("--max-attempts", type=int, metavar="N", help="tries per request")
+    export.add_argument("--max-wait", type=float, metavar="SECONDS", help="longest Retry-After")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importer.sandbox import command as sandbox_command
 
@@ -202,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "-q", "--quiet", action="store_true", help="only warnings and the closing lines (cron)"
     )
+    _mirror_arguments(plan, run)
+    export = sub.add_parser(
+        "export",
+        help="write an account's contacts to CSV or Parquet",
+        epilog="The API key is read from KIRIM_API_KEY, never from a flag.",
+    )
+    _export_arguments(export)
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
     past = sub.add_parser("history", help="the runs a journal holds, newest first")
@@ -209,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", type=Path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
     )
     past.add_argument("--json", action="store_true", help="one JSON object per line")
-    for command in (plan, run, sandbox, past):
+    for command in (plan, run, export, sandbox, past):
         command.set_defaults(usage_error=command.error)
     return parser
 
@@ -232,8 +283,9 @@ def _picked(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The parsed arguments as ``RunOptions``; every check is ``configure``'s (the API's too)."""
     return configure.run_options(
-        source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT)
-    )
+        source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT),
+        sync_labels=args.sync_label, max_detach=args.max_detach, adopt=args.adopt,
+    )  # fmt: skip
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
@@ -245,6 +297,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         state=args.state,
         verbose=args.verbose,
         **_picked(args, _INPUT),
+        sync_labels=args.sync_label,
+        adopt=args.adopt,
     )
 
 
@@ -284,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             state = args.state or REPORTS / JOURNAL_FILE
             return history.show(state=state, as_json=args.json, out=sys.stdout)
+        if args.command == "export":
+            from importer import exporter
+
+            return exporter.main(args)
         if args.command == "plan":
             return pipeline.plan(options=plan_options(args), out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)

@@ -59,6 +59,8 @@ class PlanOptions:
     verify: bool = False  # estimate what run --verify costs
     state: Path | None = None  # the journal to compare phone cells with (renumbering); None: none
     verbose: bool = False  # the renumbered rows' phones unmasked
+    sync_labels: tuple[str, ...] = ()  # --sync-label: how many would be attached and detached
+    adopt: bool = False  # --adopt: what a first sync costs, lookups against a page-through
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +87,24 @@ class RunOptions:
     verify: bool = False  # --verify: look up contacts the journal holds done; create the gone
     sandbox: bool = False  # --sandbox: each run's server is fresh, so a rerun resumes nothing
     allow_renumber: bool = False  # send rows whose cell the journal knows under another number
+    # --sync-label: on every row's contact; taken off contacts that left the source (mirror)
+    sync_labels: tuple[str, ...] = ()
+    max_detach: float = 10.0  # --max-detach: at most this many detached per label...
+    max_detach_percent: bool = True  # ...or this share of its members from the source
+    adopt: bool = False  # --adopt: page the account's contacts into the journal first
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """Everything ``kirim-import export`` needs."""
+
+    output: Path
+    base_url: str
+    api_key: str = field(repr=False)  # never printed, logged or written
+    format: Literal["csv", "parquet"] = "csv"
+    label: str | None = None  # only this label's members
+    account: str | None = None
+    timeout_s: float = TIMEOUT_S
+    max_wait_s: float = MAX_WAIT_S
+    max_attempts: int = MAX_ATTEMPTS
+    quiet: bool = False  # no progress bar

@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -36,9 +36,17 @@ from importer.read import source
 from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
-from importer.send.client import KirimClient, Reply
+from importer.send import adopt, mirror
+from importer.send.client import PAGE_SIZE, KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
-from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
+from importer.send.journal import (
+    Journal,
+    cells_read_otherwise,
+    finish_run,
+    known_phones,
+    save_run,
+    synced_members,
+)
 from importer.send.labelling import Labelling
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
@@ -106,18 +114,62 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     if options.state is not None:  # a plan knows no organisation: every one's cells
         known = cells_read_otherwise(options.state, reading=reading(options.input))
     comparison = Comparison(known)
+    phones: set[str] = set()  # every phone of the source (--sync-label, --adopt)
+    valid: set[str] = set()
+    mirrored = bool(options.sync_labels or options.adopt)
     with Report(directory=options.report_dir, dry_run=True) as report:
         for batch in prepared.batches:
             comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
+            if mirrored:
+                phones.update(batch.rows["phone_number"].drop_nulls().to_list())
+                is_valid = batch.rows["status"] == Status.VALID.value
+                valid.update(batch.rows.filter(is_valid)["phone_number"].to_list())
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
     extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
+    if mirrored:
+        extra.update(_plan_mirror(options, phones, valid, out))
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
+
+
+def _plan_mirror(
+    options: PlanOptions, phones: set[str], valid: set[str], out: TextIO
+) -> dict[str, Any]:
+    """What ``--sync-label`` would attach and detach (against the journal's members from this
+    source, every organisation's: a plan knows none), and what a first sync costs either way
+    (``--adopt``); printed, and returned for summary.json."""
+    extra: dict[str, Any] = {}
+    state = options.state
+    if options.sync_labels:
+        source = mirror.source_key(options.input)
+        found = (
+            mirror.leaving(state=state, source=source, labels=options.sync_labels, phones=phones)
+            if state is not None
+            else [mirror.Leaving(name, 0, {}) for name in options.sync_labels]
+        )
+        extra["sync_labels"] = {
+            f.label: {
+                "members_before": f.members,
+                "would_attach": len(valid - set(synced_members(
+                    state, source=source, label=f.label) if state is not None else ())),
+                "left_source": len(f.leaving),
+            }
+            for f in found
+        }  # fmt: skip
+    if options.adopt:
+        knows = known_phones(state, valid) if state is not None else 0
+        print("\n".join(adopt.cost_lines(len(valid), journal_knows=knows)), file=out)
+        extra["first_sync"] = {
+            "lookups": len(valid) - knows,
+            "journal_knows": knows,
+            "reads_if_account_holds_these": -(-len(valid) // PAGE_SIZE),
+        }
+    return extra
 
 
 def verify_cost(rows: int, write_per_minute: float) -> str:
@@ -293,7 +345,7 @@ async def _run(
                     stats=stats,
                     elapsed_s=time.monotonic() - started,
                     extra={**extra, "account": found.account, "run_id": sent.run_id,
-                           **renumbered},
+                           **renumbered, **sent.extra},
                     context=sent.context,
                 )
             if summary is not None:
@@ -312,6 +364,7 @@ class _Sent:
     run_id: int
     context: Context  # what the report page shows of the run
     renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
+    extra: dict[str, Any] = field(default_factory=dict)  # summary.json: adopted, detached
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +412,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     if renumbered.rows:
         lines = "; ".join(renumbered.lines(verbose=options.verbose))
         say(f"Renumbered (--allow-renumber): {renumbered.rows} rows go as new numbers: {lines}")
+    syncing = _sync_check(prepared, options, found)  # --sync-label: refused before any write
     journal = journal_type(
         options.state,
         org=found.org,
@@ -398,12 +452,31 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     )
     listener = _Listener(progress, report, logger)
     labelling: Labelling | None = None
-    if options.labels or prepared.mapping.labels:
+    labeler: Labeler | None = None
+    source = mirror.source_key(options.input)
+    if options.labels or prepared.mapping.labels or options.sync_labels:
         labeler = Labeler(
             client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
             account=found.account, flag_names=options.labels,
         )  # fmt: skip
-        labelling = Labelling(labeler=labeler, stop=stop, listener=listener)
+        labelling = Labelling(
+            labeler=labeler, stop=stop, listener=listener, sync_names=options.sync_labels,
+            on_synced=lambda name, items: journal.synced(source, name, items),
+        )  # fmt: skip
+    extra: dict[str, Any] = {}
+    if options.adopt or (
+        options.on_existing != "create"
+        and adopt.worth_paging(rows=prepared.rows_total, journal_knows_account=journal.holds_any())
+    ):
+        adopted = await adopt.adopt(
+            client=client, sender=sender, reads=reads, journal=journal, account=found.account,
+            max_reads=None if options.adopt else prepared.rows_total,
+        )  # fmt: skip
+        how = "every page" if adopted.complete else f"stopped early: {adopted.why}"
+        say(f"Adopted {adopted.contacts} contacts of the account into the journal from "
+            f"{adopted.reads} pages ({how})")  # fmt: skip
+        extra["adopted"] = {"reads": adopted.reads, "contacts": adopted.contacts,
+                            "complete": adopted.complete, "asked": options.adopt}  # fmt: skip
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -419,6 +492,19 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     if stop.requested and prepared.reread is not None:
         unread = _stop_on_input_error(iter(prepared.reread()), stop)
         work.unread(unread, phone_column=prepared.mapping.phone)
+    if syncing and labeler is not None:
+        done: list[mirror.Detached] = []
+        if not stop.requested:  # a run that did not see the whole source detaches nothing
+            try:
+                done = await mirror.detach(
+                    found=syncing, labeler=labeler, client=client, sender=label_sender,
+                    writes=writes, journal=journal, account=found.account, source=source,
+                    logger=logger,
+                )  # fmt: skip
+            except JournalError as exc:
+                stop.request(Why.JOURNAL, str(exc))
+        report.add_detached(mirror.detached_frame(done), failed=sum(d.failed for d in done))
+        extra.update(mirror.summary(syncing, done))
     context = Context(
         options=options,
         write_per_minute=write_pm,
@@ -426,7 +512,25 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
-    return _Sent(run_id, context, renumbered)
+    return _Sent(run_id, context, renumbered, extra)
+
+
+def _sync_check(
+    prepared: PreparedInput, options: RunOptions, found: Preflight
+) -> list[mirror.Leaving]:
+    """``--sync-label``: which contacts each name would be detached from, counted before
+    anything is sent; more than ``--max-detach`` refuses the run (``InputError``, exit 2)."""
+    if not options.sync_labels:
+        return []
+    phones = mirror.source_phones(prepared, options.input)
+    source = mirror.source_key(options.input)
+    found_leaving = mirror.leaving(
+        state=options.state, source=source, labels=options.sync_labels, phones=phones,
+        org=found.org, account=found.account,
+    )  # fmt: skip
+    if (why := mirror.refusal(found_leaving, options, source)) is not None:
+        raise InputError(why)
+    return found_leaving
 
 
 def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) -> Renumbering:
