@@ -111,6 +111,46 @@ async def _label_id(client: KirimClient, sender: Sender, reads: TokenBucket, nam
         seen.add(cursor)
 
 
+async def _read_pages(
+    client: KirimClient,
+    sender: Sender,
+    reads: TokenBucket,
+    account: str,
+    label_id: str | None,
+    spool: Path,
+    state_path: Path,
+    state: dict[str, Any],
+    bar: tqdm[Any],
+) -> tuple[int, PagesFailed | None]:
+    """Append every page from the state's cursor on to the spool, each followed by the state
+    that vouches for it (the spool's length, the next cursor); returns the pages read, and
+    the failure that ended them early, if one did."""
+    read = 0
+    with open(spool, "ab") as handle:
+        try:
+            async for page in pages(
+            client=client, sender=sender, reads=reads, account=account,
+            cursor=state["cursor"], label_id=label_id,
+        ):  # fmt: skip
+                read += 1
+                text = "".join(
+                    json.dumps(_row(c), ensure_ascii=False) + "\n" for c in page.contacts
+                )
+                handle.write(text.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+                state = {
+                **state, "cursor": page.next_cursor, "offset": handle.tell(),
+                "contacts": int(state["contacts"]) + len(page.contacts),
+                "finished": page.next_cursor is None,
+            }  # fmt: skip
+                _write_state(state_path, state)
+                bar.update(len(page.contacts))
+        except PagesFailed as exc:
+            return read, exc
+    return read, None
+
+
 def _row(contact: dict[str, Any]) -> dict[str, Any]:
     """What the spool keeps of a contact."""
     meta = contact.get("metadata")
@@ -210,31 +250,33 @@ async def export_async(
             total=None, initial=int(state["contacts"]), unit=" contacts", file=err or sys.stderr,
             disable=not progress, desc="export", dynamic_ncols=True,
         )  # fmt: skip
-        read = 0
-        try:
-            with bar, open(spool, "ab") as handle:
-                async for page in pages(
-                    client=client, sender=sender, reads=reads, account=found.account,
-                    cursor=state["cursor"], label_id=label_id,
-                ):  # fmt: skip
-                    read += 1
-                    text = "".join(
-                        json.dumps(_row(c), ensure_ascii=False) + "\n" for c in page.contacts
-                    ).encode()
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                    state = {
-                        **state, "cursor": page.next_cursor, "offset": handle.tell(),
-                        "contacts": int(state["contacts"]) + len(page.contacts),
-                        "finished": page.next_cursor is None,
-                    }  # fmt: skip
+        read, restarted = 0, False
+        while not state.get("finished"):  # (a kill while the output was written: all read)
+            try:
+                got, failed = await _read_pages(client, sender, reads, found.account, label_id,
+                                                spool, state_path, state, bar)  # fmt: skip
+            except OSError as exc:
+                stop.request(Why.OUTPUT, f"cannot write {spool}: {exc.strerror or exc}")
+                break
+            read += got
+            state = _read_state(state_path, wanted) or state
+            if failed is not None:
+                refused = failed.reply.error_code == "invalid_cursor"
+                if refused and resumed and not restarted and state["cursor"] is not None:
+                    # Kirim no longer knows the saved cursor (an old one): start over, once
+                    restarted = True
+                    note = f"the saved cursor was refused ({failed}); starting over"
+                    print(f"kirim-import: export: {note}", file=err or sys.stderr)
+                    state = {**wanted, "cursor": None, "offset": 0, "contacts": 0}
                     _write_state(state_path, state)
-                    bar.update(len(page.contacts))
-        except PagesFailed as exc:
-            stop.request(Why.SERVER, str(exc))
-        except OSError as exc:
-            stop.request(Why.OUTPUT, f"cannot write {spool}: {exc.strerror or exc}")
+                    with open(spool, "r+b") as handle:
+                        handle.truncate(0)
+                    bar.reset()
+                    resumed = False
+                    continue
+                stop.request(Why.SERVER, str(failed))
+            break
+        bar.close()
         if not state.get("finished"):
             why = stop.reason or "the pages ended early"
             return ExportResult(3, output, int(state["contacts"]), read, resumed, why)

@@ -466,6 +466,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     extra: dict[str, Any] = {}
     if options.adopt or (
         options.on_existing != "create"
+        and not options.verify  # (it looks every row the journal holds up anyway)
         and adopt.worth_paging(rows=prepared.rows_total, journal_knows_account=journal.holds_any())
     ):
         adopted = await adopt.adopt(

@@ -78,14 +78,17 @@ def test_adopt_through_the_api_and_plan_says_which_way_is_cheaper(
                  "--report-dir", str(tmp_path / "p")])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "looking rows up costs 50 reads" in out and "one read per 100 contacts" in out
+    assert "looking rows up costs 50 reads" in out
+    assert "one read per 100 contacts" in out
     assert "too few rows to be worth a page-through" in out
     seen = Requests(box)
     result = importer.run(file, base_url=box.base_url, state=tmp_path / "journal.sqlite",
                           default_region="ID", adopt=True, report_dir=tmp_path / "r")  # fmt: skip
-    assert result.ok and result.counts["exists"] == 50
+    assert result.ok
+    assert result.counts["exists"] == 50
     sent = seen.since()
-    assert sent[LIST] == 1 and sent[CREATE] == 0  # one page, no lookup
+    assert sent[LIST] == 1
+    assert sent[CREATE] == 0
     plan = importer.plan(file, default_region="ID", adopt=True, state=tmp_path / "journal.sqlite",
                          report_dir=tmp_path / "p2")  # fmt: skip
     assert plan.summary["first_sync"] == {
@@ -119,21 +122,27 @@ async def no_wait(seconds: float) -> None:
 def test_an_export_of_2500_contacts_is_killed_resumed_and_holds_every_contact_once(
     box: Sandbox, tmp_path: Path
 ) -> None:
-    held = hold(box, range(1, 2501), **{"9": "=HYPERLINK(\"http://x\")"})
+    held = hold(box, range(1, 2501), **{"9": '=HYPERLINK("http://x")'})
     out = tmp_path / "backup" / "contacts.csv"
     seen = Requests(box)
     first = importer.export(out, base_url=box.base_url, transport=FailsAfter(10), sleep=no_wait)
-    assert first.exit_code == 3 and first.stopped and first.contacts == 1_000
-    assert not out.exists() and spool_of(out).exists()
+    assert first.exit_code == 3
+    assert first.stopped
+    assert first.contacts == 1_000
+    assert not out.exists()
+    assert spool_of(out).exists()
     assert seen.since()[LIST] == 10
     # a kill after a page reached the spool but before its cursor did: a page twice over
     with spool_of(out).open("a", encoding="utf-8") as spool:
         spool.write(json.dumps({"id": "ctc_X", "phone_number": phone(1), "name": None,
                                 "email": None, "metadata": {}}) + "\n")  # fmt: skip
     second = importer.export(out, base_url=box.base_url)
-    assert second.ok and second.resumed and second.pages == 15
+    assert second.ok
+    assert second.resumed
+    assert second.pages == 15
     assert seen.since()[LIST] == 15  # from the cursor on: 25 pages in all
-    assert not spool_of(out).exists() and not state_of(out).exists()
+    assert not spool_of(out).exists()
+    assert not state_of(out).exists()
     assert out.stat().st_mode & 0o777 == 0o600
     assert out.parent.stat().st_mode & 0o777 == 0o700
     with out.open(encoding="utf-8") as handle:
@@ -146,9 +155,11 @@ def test_an_export_of_2500_contacts_is_killed_resumed_and_holds_every_contact_on
     seen.since()
     again = importer.run(out, base_url=box.base_url, state=tmp_path / "fresh.sqlite",
                          on_existing="update", report_dir=tmp_path / "r")  # fmt: skip
-    assert again.ok and again.counts["unchanged"] == 2_500
+    assert again.ok
+    assert again.counts["unchanged"] == 2_500
     sent = seen.since()
-    assert sent[LIST] == 25 and sent[CREATE] == sent[PATCH] == 0
+    assert sent[LIST] == 25
+    assert sent[CREATE] == sent[PATCH] == 0
 
 
 def test_export_through_the_command_line_one_label_to_parquet(
@@ -176,3 +187,20 @@ def test_export_through_the_command_line_one_label_to_parquet(
     code = main(["plan", str(out), "--report-dir", str(tmp_path / "p")])
     assert code == 0
     assert Counter(r["status"] for r in results(tmp_path / "p")) == {"valid": 100}
+
+
+def test_an_export_whose_saved_cursor_kirim_refuses_starts_over_once(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    held = hold(box, range(1, 351))
+    out = tmp_path / "contacts.csv"
+    first = importer.export(out, base_url=box.base_url, transport=FailsAfter(2), sleep=no_wait)
+    assert first.exit_code == 3
+    state = json.loads(state_of(out).read_text())
+    state_of(out).write_text(json.dumps({**state, "cursor": "Zm9yZ2Vk"}))  # an expired cursor
+    second = importer.export(out, base_url=box.base_url)
+    assert second.ok
+    assert not second.resumed
+    assert second.pages == 4
+    with out.open(encoding="utf-8") as handle:
+        assert [r["phone_number"] for r in csv.DictReader(handle)] == list(held)

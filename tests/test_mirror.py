@@ -103,7 +103,8 @@ def test_a_truncated_source_is_refused_before_anything_is_sent(
     assert code == 2
     err = capsys.readouterr().err
     assert "would detach 40 of the 100 contacts" in err
-    assert "--max-detach 10%" in err and "the 10 " in err
+    assert "--max-detach 10%" in err
+    assert "the 10 " in err
     sent = seen.since()
     assert not [k for k in sent if k[0] in WRITES]  # nothing written, no label call
     assert set(sent) <= {("GET", "/v1/me"), ("GET", "/v1/accounts")}  # the pre-flight only
@@ -140,7 +141,8 @@ def test_the_api_mirrors_and_plan_counts_what_would_be_attached_and_detached(
               "on_existing": "update", "sync_labels": ["Active"]}  # fmt: skip
     first = importer.run(source(tmp_path / "a.csv", list(range(1, 51))), **common,
                          report_dir=tmp_path / "r1")  # fmt: skip
-    assert first.ok and first.summary["detached"] == 0
+    assert first.ok
+    assert first.summary["detached"] == 0
     smaller = source(tmp_path / "a.csv", [*range(1, 46), 51, 52])
     plan = importer.plan(smaller, default_region="ID", state=journal, sync_labels=["Active"],
                          report_dir=tmp_path / "p")  # fmt: skip
@@ -152,8 +154,10 @@ def test_the_api_mirrors_and_plan_counts_what_would_be_attached_and_detached(
     with pytest.raises(importer.UsageError, match="--max-detach"):
         importer.run(smaller, **common, max_detach="ten", report_dir=tmp_path / "r3")
     second = importer.run(smaller, **common, report_dir=tmp_path / "r4")
-    assert second.ok and second.summary["detached"] == 5
-    assert second.counts["created"] == 2 and second.counts["unchanged"] == 45
+    assert second.ok
+    assert second.summary["detached"] == 5
+    assert second.counts["created"] == 2
+    assert second.counts["unchanged"] == 45
     assert members(box, "Active") == {phone(i) for i in [*range(1, 46), 51, 52]}
     lines = json.loads((tmp_path / "r4" / "summary.json").read_text())
     assert lines["sync_labels"]["Active"]["members_before"] == 50
@@ -172,3 +176,46 @@ def test_plan_through_the_command_line_shows_the_counts(
     assert code == 0
     assert "--sync-label: 'Active' would attach 1, would detach 3" in capsys.readouterr().out
     assert Counter(r["status"] for r in results(tmp_path / "p")) == {"valid": 28}
+
+
+def test_detaching_goes_in_chunks_of_at_most_1000(box: Sandbox, tmp_path: Path) -> None:
+    store = box.state.store
+    for i in range(1, 1102):  # held already: the first sync pages them in, no lookups
+        store.create_contact(
+            account=box.account_id, account_phone=None, phone=phone(i), name=f"Contact {i}",
+            email=None, metadata={"City": "Jakarta"},
+        )  # fmt: skip
+    file = source(tmp_path / "a.csv", list(range(1, 1102)))
+    seen = Requests(box)
+    assert night(box, file, tmp_path, "n1", "--sync-label", "Active")[0] == 0
+    assert seen.since()[BULK] == 2  # 1,101 attached: 1,000 and 101
+    assert len(members(box, "Active")) == 1_101
+    file = source(tmp_path / "a.csv", list(range(1, 101)))
+    code, reports = night(box, file, tmp_path, "n2", "--sync-label", "Active",
+                          "--max-detach", "100%")  # fmt: skip
+    assert code == 0
+    assert seen.since()[BULK] == 2  # 1,001 detached: 1,000 and 1; nothing attached
+    assert summary(reports)["detached"] == 1_001
+    assert members(box, "Active") == {phone(i) for i in range(1, 101)}
+    assert len(box.contacts()) == 1_101
+
+
+def test_a_detach_that_fails_is_counted_and_tried_again_the_next_night(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    assert night(box, source(tmp_path / "a.csv", list(range(1, 21))), tmp_path, "n1",
+                 "--sync-label", "Active")[0] == 0  # fmt: skip
+    file = source(tmp_path / "a.csv", list(range(1, 19)))
+    box.set_faults(label_status=503)
+    code, reports = night(box, file, tmp_path, "n2", "--sync-label", "Active")
+    assert code == 1  # every row fine; two contacts keep a label they should not have
+    s = summary(reports)
+    assert s["detached"] == 0
+    assert s["sync_labels"]["Active"]["detach_failed"] == 2
+    assert s["reasons"]["detach_failed"] == 2
+    assert len(members(box, "Active")) == 20
+    box.set_faults(label_status=None)
+    code, reports = night(box, file, tmp_path, "n3", "--sync-label", "Active")
+    assert code == 0
+    assert summary(reports)["detached"] == 2
+    assert members(box, "Active") == {phone(i) for i in range(1, 19)}
