@@ -37,16 +37,9 @@ from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send import adopt, mirror
-from importer.send.client import PAGE_SIZE, KirimClient, Reply
+from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
-from importer.send.journal import (
-    Journal,
-    cells_read_otherwise,
-    finish_run,
-    known_phones,
-    save_run,
-    synced_members,
-)
+from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
 from importer.send.labelling import Labelling
 from importer.send.labels import Labeler
 from importer.send.limiter import TokenBucket
@@ -129,47 +122,12 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     elapsed = time.monotonic() - started
     extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
     if mirrored:
-        extra.update(_plan_mirror(options, phones, valid, out))
+        extra.update(mirror.plan_summary(options, phones, valid, out))
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
-
-
-def _plan_mirror(
-    options: PlanOptions, phones: set[str], valid: set[str], out: TextIO
-) -> dict[str, Any]:
-    """What ``--sync-label`` would attach and detach (against the journal's members from this
-    source, every organisation's: a plan knows none), and what a first sync costs either way
-    (``--adopt``); printed, and returned for summary.json."""
-    extra: dict[str, Any] = {}
-    state = options.state
-    if options.sync_labels:
-        source = mirror.source_key(options.input)
-        found = (
-            mirror.leaving(state=state, source=source, labels=options.sync_labels, phones=phones)
-            if state is not None
-            else [mirror.Leaving(name, 0, {}) for name in options.sync_labels]
-        )
-        extra["sync_labels"] = {
-            f.label: {
-                "members_before": f.members,
-                "would_attach": len(valid - set(synced_members(
-                    state, source=source, label=f.label) if state is not None else ())),
-                "left_source": len(f.leaving),
-            }
-            for f in found
-        }  # fmt: skip
-    if options.adopt:
-        knows = known_phones(state, valid) if state is not None else 0
-        print("\n".join(adopt.cost_lines(len(valid), journal_knows=knows)), file=out)
-        extra["first_sync"] = {
-            "lookups": len(valid) - knows,
-            "journal_knows": knows,
-            "reads_if_account_holds_these": -(-len(valid) // PAGE_SIZE),
-        }
-    return extra
 
 
 def verify_cost(rows: int, write_per_minute: float) -> str:

@@ -21,13 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any, TextIO
 
 import polars as pl
 
 from importer.errors import InputError
-from importer.options import InputOptions, RunOptions
-from importer.send.client import KirimClient, Verdict
-from importer.send.journal import Journal, synced_members
+from importer.options import InputOptions, PlanOptions, RunOptions
+from importer.send import adopt
+from importer.send.client import PAGE_SIZE, KirimClient, Verdict
+from importer.send.journal import Journal, known_phones, synced_members
 from importer.send.labels import LABEL_CHUNK, Labeler
 from importer.send.limiter import TokenBucket
 from importer.send.retry import Sender
@@ -78,6 +80,7 @@ class Leaving:
     label: str
     members: int
     leaving: dict[str, str]  # phone -> contact id
+    members_phones: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -97,7 +100,7 @@ def leaving(
     for label in labels:
         members = synced_members(state, source=source, label=label, org=org, account=account)
         gone = {p: c for p, c in members.items() if p not in phones}
-        out.append(Leaving(label, len(members), gone))
+        out.append(Leaving(label, len(members), gone, frozenset(members)))
     return out
 
 
@@ -198,3 +201,37 @@ def summary(found: list[Leaving], done: list[Detached]) -> dict[str, object]:
             for f in found
         },
     }
+
+
+def plan_summary(
+    options: PlanOptions, phones: set[str], valid: set[str], out: TextIO
+) -> dict[str, Any]:
+    """What ``--sync-label`` would attach and detach (against the journal's members from this
+    source, every organisation's: a plan knows none), and what a first sync costs either way
+    (``--adopt``); printed, and returned for summary.json."""
+    extra: dict[str, Any] = {}
+    state = options.state
+    if options.sync_labels:
+        source = source_key(options.input)
+        found = (
+            leaving(state=state, source=source, labels=options.sync_labels, phones=phones)
+            if state is not None
+            else [Leaving(name, 0, {}) for name in options.sync_labels]
+        )
+        extra["sync_labels"] = {
+            f.label: {
+                "members_before": f.members,
+                "would_attach": len(valid - set(f.members_phones)),
+                "left_source": len(f.leaving),
+            }
+            for f in found
+        }  # fmt: skip
+    if options.adopt:
+        knows = known_phones(state, valid) if state is not None else 0
+        print("\n".join(adopt.cost_lines(len(valid), journal_knows=knows)), file=out)
+        extra["first_sync"] = {
+            "lookups": len(valid) - knows,
+            "journal_knows": knows,
+            "reads_if_account_holds_these": -(-len(valid) // PAGE_SIZE),
+        }
+    return extra
