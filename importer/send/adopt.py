@@ -14,6 +14,7 @@ cheaper way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from importer.send.limiter import TokenBucket
 from importer.send.pages import PagesFailed, pages
 from importer.send.retry import Sender
 from importer.send.upsert import body_fingerprint, make_body
+
+ADOPT_BATCH = 5_000  # contacts a journal commit: a page each would be a thousand fsyncs
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,25 +90,37 @@ async def adopt(
     max_reads: int | None = None,
 ) -> Adopted:
     """Read the account's contacts into the journal; at most ``max_reads`` pages."""
-    read = learnt = 0
+    read = 0
     seen: set[str] = set()
+    batch: list[tuple[str, str, str]] = []
+    writing: asyncio.Task[None] | None = None  # the last batch, written while pages come
+
+    async def flush() -> None:
+        nonlocal batch, writing
+        if writing is not None:
+            await writing
+        writing = asyncio.ensure_future(journal.adopt(batch)) if batch else None
+        batch = []
+
     try:
         async for page in pages(client=client, sender=sender, reads=reads, account=account):
             read += 1
-            batch = []
             for contact in page.contacts:
                 phone = contact["phone_number"]
                 if phone in seen:  # two contacts with one phone: the first listed is kept
                     continue
                 seen.add(phone)
                 batch.append((phone, contact["id"], body_fingerprint(kirim_body(contact))))
-            await journal.adopt(batch)
-            learnt += len(batch)
+            if len(batch) >= ADOPT_BATCH:
+                await flush()
             if page.next_cursor is None:
-                return Adopted(read, learnt, True)
+                return Adopted(read, len(seen), True)
             if max_reads is not None and read >= max_reads:
                 why = f"capped at {max_reads} reads, what looking the rows up would cost"
-                return Adopted(read, learnt, False, why)
+                return Adopted(read, len(seen), False, why)
     except PagesFailed as exc:  # the rows not reached are looked up as before
-        return Adopted(read, learnt, False, str(exc))
-    return Adopted(read, learnt, False, "the run stopped")
+        return Adopted(read, len(seen), False, str(exc))
+    finally:  # what was read is kept, however the pages ended
+        await flush()
+        await flush()
+    return Adopted(read, len(seen), False, "the run stopped")
