@@ -159,7 +159,7 @@ def _row(contact: dict[str, Any]) -> dict[str, Any]:
         "phone_number": contact["phone_number"],
         "name": contact.get("name") if isinstance(contact.get("name"), str) else None,
         "email": contact.get("email") if isinstance(contact.get("email"), str) else None,
-        "metadata": meta if isinstance(meta, dict) else {},
+        "metadata": {str(k): _text(v) for k, v in meta.items()} if isinstance(meta, dict) else {},
     }
 
 
@@ -170,24 +170,22 @@ def _text(value: Any) -> str | None:
 
 
 def _frame(spool: Path) -> pl.DataFrame:
-    """The spool as the output's table: every contact once (by id, the first kept)."""
-    seen: set[str] = set()
-    records: list[dict[str, Any]] = []
-    keys: dict[str, None] = {}
-    with spool.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row["id"] in seen:
-                continue
-            seen.add(row["id"])
-            records.append(row)
-            keys.update(dict.fromkeys(k for k in row["metadata"] if k not in COLUMNS))
-    columns = {c: [r[c] for r in records] for c in COLUMNS}
-    for key in sorted(keys):
-        columns[key] = [_text(r["metadata"].get(key)) for r in records]
-    return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
+    """The spool as the output's table: every contact once (by id, the first kept), its
+    metadata keys as columns in name order (a key named like a contact field is left out)."""
+    if spool.stat().st_size == 0:
+        return pl.DataFrame(schema=dict.fromkeys(COLUMNS, pl.String))
+    raw = pl.read_ndjson(spool, infer_schema_length=None)
+    raw = raw.unique("id", keep="first", maintain_order=True)
+    kind = raw.schema["metadata"]
+    keys = sorted(
+        f.name
+        for f in (kind.fields if isinstance(kind, pl.Struct) else ())
+        if f.name not in COLUMNS
+    )
+    return raw.select(
+        *(pl.col(c).cast(pl.String) for c in COLUMNS),
+        *(pl.col("metadata").struct.field(k).cast(pl.String).alias(k) for k in keys),
+    )
 
 
 def _write_output(frame: pl.DataFrame, output: Path, kind: str) -> None:

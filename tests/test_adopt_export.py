@@ -204,3 +204,11 @@ def test_an_export_whose_saved_cursor_kirim_refuses_starts_over_once(
     assert second.pages == 4
     with out.open(encoding="utf-8") as handle:
         assert [r["phone_number"] for r in csv.DictReader(handle)] == list(held)
+
+
+def test_an_export_of_an_empty_account_is_a_header(box: Sandbox, tmp_path: Path) -> None:
+    out = tmp_path / "none.csv"
+    result = importer.export(out, base_url=box.base_url)
+    assert result.ok
+    assert result.contacts == 0
+    assert out.read_text(encoding="utf-8").splitlines() == ["phone_number,name,email"]
