@@ -120,12 +120,14 @@ def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParse
             if parser is run
             else "say what a first sync costs: lookups against paging the account",
         )
-    run.add_argument_group("mirroring the source").add_argument(
-        "--max-detach",
-        metavar="N|P%",
-        help="refuse (exit 2, before anything is sent) a run that would detach more than N "
-        "contacts, or P%% of a --sync-label's members from this file (default 10%%)",
-    )
+        if parser is run:
+            g.add_argument(
+                "--max-detach",
+                metavar="N|P%",
+                help="refuse (exit 2, before anything is sent) a run that would detach more "
+                "than N contacts, or P%% of a --sync-label's members from this file "
+                "(default 10%%)",
+            )
 
 
 def _export_arguments(export: argparse.ArgumentParser) -> None:
