@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/nightly.py [--rows 100000] [--changed 0.01] [--new 0.005]
                                       [--journals ours,0.2.0]
+    .venv/bin/python bench/nightly.py --first-sync [--rows 100000] [--baseline]
 
 Night 1 imports ``--rows`` clean contacts into an unlimited sandbox (its own process, 0 ms);
 night 2 sends the same export again; night 3 an export with ``--changed`` of the rows renamed
@@ -13,11 +14,19 @@ by 0.2.0 holds, so every row the journal knows is looked up again, as 0.2.0 did 
 Each gets a fresh sandbox and its own night 1. Reported per night: the requests the sandbox
 saw by method (contacts routes only), wall time (summary.json's ``elapsed_s``), and the
 statuses. T* of a night's writes at 600 writes/min (Pro) is writes / 10 s.
+
+``--first-sync``: the first sync against an account that holds every row already (issue 23):
+night 1 fills the sandbox through one journal; then a run with a fresh journal (nothing for
+this account: it pages the account into the journal by itself, ``send.adopt``) is counted at
+the sandbox, reads (GET, every route) and writes (POST, PATCH). ``--baseline`` adds the way
+before it, one lookup per row: the same run on a journal that holds one unrelated entry for
+the account, which turns the automatic page-through off.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import tempfile
 from collections import Counter
@@ -90,8 +99,53 @@ def nights(who: str, files: list[Path], work: Path) -> list[list[Any]]:
     return rows
 
 
+def by_method(box: Sandbox) -> Counter[str]:
+    return Counter({r["method"]: 0 for r in box.state()["requests"]}) + Counter(
+        {f"{r['method']} {r['route']}": r["count"] for r in box.state()["requests"]}
+    )
+
+
+def first_sync(rows: int, work: Path, *, baseline: bool) -> list[list[Any]]:
+    source = pl.read_csv(ensure(rows, clean=True), infer_schema=False)
+    file = work / "crm.csv"
+    source.write_csv(file)
+    out: list[list[Any]] = []
+    with Sandbox(unlimited=True, latency_ms="0") as box:
+        print("[nightly] first sync: night 1 fills the account ...", flush=True)
+        importer_run(box, file, workdir=work / "fill", on_existing="update", concurrency=128,
+                     state_db=work / "fill.sqlite")  # fmt: skip
+        ways = [("pages (fresh journal)", work / "fresh.sqlite")]
+        if baseline:
+            knows = work / "knows.sqlite"
+            ways.append(("lookups (0.4.0's way)", knows))
+        for label, journal in ways:
+            if journal.name == "knows.sqlite":  # one unrelated entry for the account
+                seed = work / "seed.csv"
+                seed.write_text("phone\n+6281299999999\n")
+                importer_run(box, seed, workdir=work / "seed", on_existing="update",
+                             state_db=journal)  # fmt: skip
+            before = by_method(box)
+            print(f"[nightly] first sync, {label} ...", flush=True)
+            res = importer_run(box, file, workdir=work / label.split()[0], on_existing="update",
+                               concurrency=128, state_db=journal)  # fmt: skip
+            sent = by_method(box) - before
+            reads = sum(v for k, v in sent.items() if k.startswith("GET "))
+            writes = sum(v for k, v in sent.items() if k.split()[0] in ("POST", "PATCH"))
+            s = res.summary
+            statuses = ", ".join(
+                f"{k} {s.get(k, 0)}" for k in ("created", "updated", "unchanged", "exists")
+                if s.get(k)
+            )  # fmt: skip
+            out.append([label, s.get("rows_total"), reads,
+                        sent.get("GET /v1/{phone_number_id}/contacts", 0), writes,
+                        s.get("elapsed_s"), statuses, json.dumps(s.get("adopted"))])  # fmt: skip
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first-sync", action="store_true", help="issue 23's measurement")
+    parser.add_argument("--baseline", action="store_true", help="with --first-sync: lookups too")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--new", type=float, default=0.005)
@@ -99,6 +153,17 @@ def main() -> int:
         "--journals", default="ours,0.2.0", help="which to run, comma-separated (ours, 0.2.0)"
     )
     args = parser.parse_args()
+    if args.first_sync:
+        with tempfile.TemporaryDirectory(prefix="first-sync-") as tmp:
+            rows = first_sync(args.rows, Path(tmp), baseline=args.baseline)
+        table(
+            ["way", "rows", "reads", "of them GET contacts", "writes", "elapsed s", "statuses",
+             "adopted"],
+            rows,
+            title=f"first sync: {args.rows} rows against an account holding them all; "
+            "--on-existing update, unlimited sandbox at 0 ms",
+        )  # fmt: skip
+        return 0
     who = [w.strip() for w in args.journals.split(",") if w.strip()]
     with tempfile.TemporaryDirectory(prefix="nightly-") as tmp:
         work = Path(tmp)

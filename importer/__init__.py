@@ -27,9 +27,11 @@ from importer.errors import (
 __version__ = "0.4.0"
 
 if TYPE_CHECKING:
-    from importer.api import PlanResult, RunResult, plan, run, run_async
+    from importer.api import PlanResult, RunResult, export, plan, run, run_async
+    from importer.exporter import ExportResult
 
 __all__ = [
+    "ExportResult",
     "ImporterError",
     "InputError",
     "JournalError",
@@ -39,11 +41,12 @@ __all__ = [
     "StopRun",
     "UsageError",
     "__version__",
+    "export",
     "plan",
     "run",
     "run_async",
 ]
-_API = frozenset({"PlanResult", "RunResult", "plan", "run", "run_async"})
+_API = frozenset({"PlanResult", "RunResult", "plan", "run", "run_async", "export", "ExportResult"})
 
 
 def __getattr__(name: str) -> Any:

@@ -34,8 +34,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from importer import configfile, configure, pipeline
+from importer import configfile, configure, exporter, pipeline
 from importer.errors import UsageError
+from importer.exporter import ExportResult
 from importer.options import RunOptions
 from importer.report import status_counts
 
@@ -160,3 +161,15 @@ def _summary(report_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):  # the report could not be written: the plan said so
         return {}
     return data
+
+
+def export(output: str | os.PathLike[str], **options: Any) -> ExportResult:
+    """Write the account's contacts (``label=``: one label's members) to ``output``, CSV or
+    Parquet (``format=``, else from the extension); the command line's ``export`` options
+    with underscores. An interrupted export (``result.stopped``) resumes when called again
+    with the same output. ``transport=`` and ``sleep=`` are the tests' seams."""
+    seams = {k: options.pop(k) for k in ("transport", "sleep", "stop") if k in options}
+    progress = bool(options.pop("progress", False))
+    built = configure.export_options(output=Path(output), **options)
+    err = sys.stderr if progress else io.StringIO()
+    return asyncio.run(exporter.export_async(built, err=err, progress=progress, **seams))

@@ -102,6 +102,52 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
 
 
+def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
+    """--sync-label, --max-detach and --adopt (``send.mirror``, ``send.adopt``)."""
+    for parser in (plan, run):
+        g = parser.add_argument_group("mirroring the source")
+        g.add_argument(
+            "--sync-label",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="this label on every row's contact, and taken off the contacts this journal "
+            "put it on for this file that have left it; repeatable",
+        )
+        g.add_argument(
+            "--adopt",
+            action="store_true",
+            help="page the account's contacts into the journal first, so rows Kirim has need "
+            "no lookup (automatic on a first sync of more than 100 rows)"
+            if parser is run
+            else "say what a first sync costs: lookups against paging the account",
+        )
+        if parser is run:
+            g.add_argument(
+                "--max-detach",
+                metavar="N|P%",
+                help="refuse (exit 2, before anything is sent) a run that would detach more "
+                "than N contacts, or P%% of a --sync-label's members from this file "
+                "(default 10%%)",
+            )
+
+
+def _export_arguments(export: argparse.ArgumentParser) -> None:
+    export.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    export.add_argument(
+        "--format", choices=("csv", "parquet"), help="default: from the extension, else csv"
+    )
+    export.add_argument("--label", metavar="NAME", help="only this label's members")
+    export.add_argument(
+        "--account", metavar="PHONE_NUMBER_ID", help="default: the only connected one"
+    )
+    export.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
+    export.add_argument("--timeout", type=float, help="seconds per request")
+    export.add_argument("--max-attempts", type=int, metavar="N", help="tries per request")
+    export.add_argument("--max-wait", type=float, metavar="SECONDS", help="longest Retry-After")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importer.sandbox import command as sandbox_command
 
@@ -205,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="only warnings and the closing lines (cron)"
     )
     _guard_arguments(plan, run)
+    _mirror_arguments(plan, run)
+    export = sub.add_parser(
+        "export",
+        help="write an account's contacts to CSV or Parquet",
+        epilog="The API key is read from KIRIM_API_KEY, never from a flag.",
+    )
+    _export_arguments(export)
     sandbox = sub.add_parser("sandbox", help="serve a Kirim-compatible sandbox on loopback")
     sandbox_command.add_arguments(sandbox)
     past = sub.add_parser("history", help="the runs a journal holds, newest first")
@@ -223,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("--profile", metavar="NAME", help="a [profiles.NAME] table of the file")
     shown.add_argument("--command", dest="command_for", choices=configfile.COMMANDS, default="run",
                        help="whose options to show (default: run)")  # fmt: skip
-    for command in (plan, run, sandbox, past, shown):
+    for command in (plan, run, export, sandbox, past, shown):
         command.set_defaults(usage_error=command.error)
     return parser
 
@@ -321,7 +374,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     return configure.run_options(
         source=args.file, labels=args.label, **_picked(args, _RUN), **_picked(args, _INPUT),
         **_picked(args, _NIGHTLY), api_key_env=getattr(args, "api_key_env", None),
-    )
+        sync_labels=args.sync_label, max_detach=args.max_detach, adopt=args.adopt,
+    )  # fmt: skip
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
@@ -334,6 +388,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         verbose=args.verbose,
         **_picked(args, ("max_invalid", "min_share", "max_duration", "until")),
         **_picked(args, _INPUT),
+        sync_labels=args.sync_label,
+        adopt=args.adopt,
     )
 
 
@@ -394,6 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             state = args.state or REPORTS / JOURNAL_FILE
             return history.show(state=state, as_json=args.json, out=sys.stdout)
+        if args.command == "export":
+            from importer import exporter
+
+            return exporter.main(args)
         if args.command == "plan":
             return pipeline.plan(options=plan_options(args), out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import ipaddress
+import math
 import os
 import re
 import time
@@ -27,6 +28,7 @@ import phonenumbers
 from importer.errors import UsageError
 from importer.options import (
     BareNumbers,
+    ExportOptions,
     InputOptions,
     Limit,
     LogFormat,
@@ -199,13 +201,13 @@ def default_state(report_dir: Path, *, sandbox: bool) -> Path:
     return report_dir / "journal.sqlite" if sandbox else report_dir.parent / JOURNAL_FILE
 
 
-def _labels(names: Iterable[str]) -> tuple[str, ...]:
+def _labels(names: Iterable[str], option: str = "--label") -> tuple[str, ...]:
     if isinstance(names, str):
         names = (names,)
     out = tuple(dict.fromkeys(n.strip() for n in names))
     for name in out:
         if not 1 <= len(name) <= 50:
-            raise UsageError(f"--label {name!r}: a label name has 1 to 50 characters")
+            raise UsageError(f"{option} {name!r}: a label name has 1 to 50 characters")
     return out
 
 
@@ -249,6 +251,9 @@ def run_options(
     max_failed: str | int | None = None,
     max_duration: str | float | None = None,
     until: str | None = None,
+    sync_labels: Iterable[str] = (),
+    max_detach: str | float | None = None,
+    adopt: bool = False,
     **reading: Any,
 ) -> RunOptions:
     """The options of a ``run``; ``reading`` are ``input_options``' (an unknown name is a
@@ -313,6 +318,88 @@ def run_options(
         max_failed=_limit(max_failed, "--max-failed", least=1),
         max_duration_s=None if max_duration is None else parse_duration(max_duration),
         until=None if until is None else parse_until(until),
+        **_mirror_options(sync_labels, max_detach, adopt),
+    )
+
+
+def _mirror_options(
+    sync_labels: Iterable[str], max_detach: str | float | None, adopt: bool
+) -> dict[str, Any]:
+    """``--sync-label``, ``--max-detach N|P%`` and ``--adopt`` as ``RunOptions`` fields."""
+    names = _labels(sync_labels, option="--sync-label")
+    out: dict[str, Any] = {"sync_labels": names, "adopt": bool(adopt)}
+    if max_detach is None:
+        return out
+    if isinstance(max_detach, bool) or not isinstance(max_detach, str | int | float):
+        raise UsageError(f"--max-detach takes N or P%, not {max_detach!r}")
+    text = str(max_detach).strip()
+    percent = text.endswith("%")
+    try:
+        value = float(text.rstrip("%").strip())
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0 or (percent and value > 100) or (
+        not percent and value != int(value)
+    ):
+        raise UsageError(
+            f"--max-detach {max_detach!r}: expected a whole number of contacts (e.g. 50) or "
+            "a share of the label's members from this source (e.g. 10%)"
+        )
+    return {**out, "max_detach": value, "max_detach_percent": percent}
+
+
+def export_options(
+    *,
+    output: Path | str,
+    format: str | None = None,
+    label: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    sandbox: bool = False,
+    account: str | int | None = None,
+    timeout: float | None = None,
+    max_wait: float | None = None,
+    max_attempts: int | None = None,
+    quiet: bool = False,
+) -> ExportOptions:
+    """The options of an ``export``: ``format`` from ``--format``, else the output's
+    extension (``.parquet``), else CSV."""
+    for option, value, whole in (
+        ("--max-attempts", max_attempts, True), ("--timeout", timeout, False),
+        ("--max-wait", max_wait, False),
+    ):  # fmt: skip
+        _number(value, option, whole=whole)
+    if account is not None and (
+        isinstance(account, bool) or not re.fullmatch(r"\d{6,20}", str(account))
+    ):
+        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
+    path = Path(output)
+    kind = format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    _choice(kind, ("csv", "parquet"), "--format")
+    if label is not None:
+        label = _labels((label,), option="--label")[0]
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if max_attempts is not None and not 1 <= max_attempts <= 50:
+        raise UsageError("--max-attempts must be between 1 and 50")
+    if sandbox and base_url:
+        raise UsageError("--sandbox starts its own server: leave out --base-url")
+    url = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
+    key = ""
+    if not sandbox:
+        key = _api_key(api_key)
+        url = check_base_url(url)
+    return ExportOptions(
+        output=path,
+        base_url=url,
+        api_key=key,
+        format=cast(Literal["csv", "parquet"], kind),
+        label=label,
+        account=None if account is None else str(account),
+        timeout_s=_or_default(timeout, ExportOptions, "timeout_s"),
+        max_wait_s=_or_default(max_wait, ExportOptions, "max_wait_s"),
+        max_attempts=_or_default(max_attempts, ExportOptions, "max_attempts"),
+        quiet=quiet,
     )
 
 
@@ -351,6 +438,8 @@ def plan_options(
     min_share: str | float | None = None,
     max_duration: str | float | None = None,
     until: str | None = None,
+    sync_labels: Iterable[str] = (),
+    adopt: bool = False,
     **reading: Any,
 ) -> PlanOptions:
     _number(write_per_minute, "--write-per-minute", whole=True)
@@ -368,6 +457,8 @@ def plan_options(
         max_invalid=_limit(max_invalid, "--max-invalid", least=0),
         min_share=_share(min_share),
         **_plan_window(max_duration, until),
+        sync_labels=_labels(sync_labels, option="--sync-label"),
+        adopt=bool(adopt),
     )
 
 

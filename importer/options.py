@@ -71,6 +71,8 @@ class PlanOptions:
     min_share: float = MIN_SHARE
     window_s: float | None = None  # --max-duration, or from now to --until: how many runs
     window: str | None = None  # how the window was given, for the sentence
+    sync_labels: tuple[str, ...] = ()  # --sync-label: how many would be attached and detached
+    adopt: bool = False  # --adopt: what a first sync costs, lookups against a page-through
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,12 @@ class RunOptions:
     max_duration_s: float | None = None  # --max-duration 5h30m, from the invocation's start
     until: str | None = None  # --until HH:MM, local time, the next such moment
 
+    # --sync-label: on every row's contact; taken off contacts that left the source (mirror)
+    sync_labels: tuple[str, ...] = ()
+    max_detach: float = 10.0  # --max-detach: at most this many detached per label...
+    max_detach_percent: bool = True  # ...or this share of its members from the source
+    adopt: bool = False  # --adopt: page the account's contacts into the journal first
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -124,3 +132,19 @@ class Limit:
         if self.count is not None:
             return self.count
         return math.ceil((self.percent or 0.0) * total / 100 - 1e-9)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """Everything ``kirim-import export`` needs."""
+
+    output: Path
+    base_url: str
+    api_key: str = field(repr=False)  # never printed, logged or written
+    format: Literal["csv", "parquet"] = "csv"
+    label: str | None = None  # only this label's members
+    account: str | None = None
+    timeout_s: float = TIMEOUT_S
+    max_wait_s: float = MAX_WAIT_S
+    max_attempts: int = MAX_ATTEMPTS
+    quiet: bool = False  # no progress bar

@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -37,6 +37,7 @@ from importer.read import source
 from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
+from importer.send import adopt, mirror
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, Listener, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
@@ -109,23 +110,32 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     if options.state is not None:  # a plan knows no organisation: every one's cells
         known = cells_read_otherwise(options.state, reading=reading(options.input))
     comparison = Comparison(known)
+    phones: set[str] = set()  # every phone of the source (--sync-label, --adopt)
+    valid: set[str] = set()
+    mirrored = bool(options.sync_labels or options.adopt)
     with Report(directory=options.report_dir, dry_run=True) as report:
         for batch in prepared.batches:
             comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
+            if mirrored:
+                phones.update(batch.rows["phone_number"].drop_nulls().to_list())
+                is_valid = batch.rows["status"] == Status.VALID.value
+                valid.update(batch.rows.filter(is_valid)["phone_number"].to_list())
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
     guarded, guard_facts = plan_lines(options, report.counts)
     extra = {
         **VERSIONS, **comparison.result().summary(verbose=options.verbose), "guards": guard_facts
     }
+    if mirrored:
+        extra.update(mirror.plan_summary(options, phones, valid, out))
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     for line in guarded:
         print(line, file=out)
-    if options.window_s is not None and (valid := report.counts.get("valid", 0)):
-        runs = runs_needed(valid, options.write_per_minute, options.window_s)
+    if options.window_s is not None and (writes := report.counts.get("valid", 0)):
+        runs = runs_needed(writes, options.write_per_minute, options.window_s)
         print(f"Time window ({options.window}): {runs}.", file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
@@ -363,7 +373,7 @@ async def _run(
                     elapsed_s=time.monotonic() - started,
                     extra={**extra, "account": found.account, "run_id": sent.run_id,
                            **renumbered, "labels": sent.labels.summary(),
-                           "guards": guards.facts()},
+                           "guards": guards.facts(), **sent.extra},
                     context=sent.context,
                 )
             if summary is not None:
@@ -403,6 +413,7 @@ class _Sent:
     context: Context  # what the report page shows of the run
     renumbered: Renumbering  # rows sent as another number than the journal knew (allowed)
     labels: LabelTally  # wanted labels: attached, in place, failed by reason
+    extra: dict[str, Any] = field(default_factory=dict)  # summary.json: adopted, detached
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +465,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     if renumbered.rows:
         lines = "; ".join(renumbered.lines(verbose=options.verbose))
         say(f"Renumbered (--allow-renumber): {renumbered.rows} rows go as new numbers: {lines}")
+    syncing = _sync_check(prepared, options, found)  # --sync-label: refused before any write
     journal = journal_type(
         options.state,
         org=found.org,
@@ -511,12 +523,32 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         listener = FailureWatch(listener, limit=limit, given=given, stop=stop)
     labelling: Labelling | None = None
     tally = LabelTally()
-    if options.labels or prepared.mapping.labels:
+    labeler: Labeler | None = None
+    source = mirror.source_key(options.input)
+    if options.labels or prepared.mapping.labels or options.sync_labels:
         labeler = Labeler(
             client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
             account=found.account, flag_names=options.labels, tally=tally,
         )  # fmt: skip
-        labelling = Labelling(labeler=labeler, stop=stop, listener=listener)
+        labelling = Labelling(
+            labeler=labeler, stop=stop, listener=listener, sync_names=options.sync_labels,
+            on_synced=lambda name, items: journal.synced(source, name, items),
+        )  # fmt: skip
+    extra: dict[str, Any] = {}
+    if options.adopt or (
+        options.on_existing != "create"
+        and not options.verify  # (it looks every row the journal holds up anyway)
+        and adopt.worth_paging(rows=prepared.rows_total, journal_knows_account=journal.holds_any())
+    ):
+        adopted = await adopt.adopt(
+            client=client, sender=sender, reads=reads, journal=journal, account=found.account,
+            max_reads=None if options.adopt else prepared.rows_total,
+        )  # fmt: skip
+        how = "every page" if adopted.complete else f"stopped early: {adopted.why}"
+        say(f"Adopted {adopted.contacts} contacts of the account into the journal from "
+            f"{adopted.reads} pages ({how})")  # fmt: skip
+        extra["adopted"] = {"reads": adopted.reads, "contacts": adopted.contacts,
+                            "complete": adopted.complete, "asked": options.adopt}  # fmt: skip
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -541,6 +573,19 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
     if stop.requested and prepared.reread is not None:
         unread = _stop_on_input_error(iter(prepared.reread()), stop)
         work.unread(unread, phone_column=prepared.mapping.phone)
+    if syncing and labeler is not None:
+        done: list[mirror.Detached] = []
+        if not stop.requested:  # a run that did not see the whole source detaches nothing
+            try:
+                done = await mirror.detach(
+                    found=syncing, labeler=labeler, client=client, sender=label_sender,
+                    writes=writes, journal=journal, account=found.account, source=source,
+                    logger=logger,
+                )  # fmt: skip
+            except JournalError as exc:
+                stop.request(Why.JOURNAL, str(exc))
+        report.add_detached(mirror.detached_frame(done), failed=sum(d.failed for d in done))
+        extra.update(mirror.summary(syncing, done))
     context = Context(
         options=options,
         write_per_minute=write_pm,
@@ -548,7 +593,25 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         settings={"writes per minute": write_pm, "in flight": concurrency, "run": run_id},
         timeline=timeline.samples,
     )
-    return _Sent(run_id, context, renumbered, tally)
+    return _Sent(run_id, context, renumbered, tally, extra)
+
+
+def _sync_check(
+    prepared: PreparedInput, options: RunOptions, found: Preflight
+) -> list[mirror.Leaving]:
+    """``--sync-label``: which contacts each name would be detached from, counted before
+    anything is sent; more than ``--max-detach`` refuses the run (``InputError``, exit 2)."""
+    if not options.sync_labels:
+        return []
+    phones = mirror.source_phones(prepared, options.input)
+    source = mirror.source_key(options.input)
+    found_leaving = mirror.leaving(
+        state=options.state, source=source, labels=options.sync_labels, phones=phones,
+        org=found.org, account=found.account,
+    )  # fmt: skip
+    if (why := mirror.refusal(found_leaving, options, source)) is not None:
+        raise InputError(why)
+    return found_leaving
 
 
 def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) -> Renumbering:

@@ -124,6 +124,23 @@ class Report:
         ).filter(is_failure)
         self.files.append(merged.select(RESULT_COLUMNS), failures)
 
+    def add_detached(self, detached: pl.DataFrame, *, failed: int = 0) -> None:
+        """``--sync-label``'s detached contacts (``phone_number``, ``contact_id``, ``labels``:
+        the label), appended to results.csv as rows of status ``detached`` after the input's
+        rows; they are no input row, so they are counted apart (summary.json's
+        ``detached``). ``failed``: contacts whose detach call failed, counted as the reason
+        ``detach_failed`` (exit 1; the next run tries again)."""
+        if failed:
+            self.tally.reasons["detach_failed"] += failed
+        if self.broken is not None or not detached.height:
+            return
+        rows = detached.with_columns(pl.lit("detached").alias("status"))
+        rows = rows.select(
+            pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c)
+            for c in RESULT_COLUMNS
+        )
+        self.files.append(rows, pl.DataFrame())
+
     def finish(
         self,
         *,
@@ -216,6 +233,16 @@ def closing_lines(
         )
         examples = "; ".join(summary.get("renumbered_examples", ()))
         lines.append(f"  renumbered {renumbered} ({what}): {examples}")
+    if (sync := summary.get("sync_labels")) is not None:  # --sync-label (send.mirror)
+        verb = "would detach" if dry_run else "detached"
+        lines.append(
+            "  --sync-label: "
+            + ", ".join(
+                f"{name!r} {'would attach ' + str(s['would_attach']) + ', ' if dry_run else ''}"
+                f"{verb} {s['left_source'] if dry_run else s['detached']}"
+                for name, s in sync.items()
+            )
+        )
     if dry_run:
         valid, capacity = c.get("valid", 0), write_per_minute
         if valid == 0:

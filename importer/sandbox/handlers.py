@@ -85,7 +85,9 @@ def list_contacts(state: SandboxState, request: web.Request, body: Any) -> Resul
 
     ``phone`` is an exact lookup and must itself be E.164 (a ``+`` sent unencoded in a query
     string arrives as a space, and a 400 exposes that client bug instead of an empty page).
-    ``search`` is a case-insensitive substring match on name or email.
+    ``search`` is a case-insensitive substring match on name or email. ``label_id`` (the
+    contract is silent on listing a label's members; this sandbox's choice, which
+    ``kirim-import export --label`` uses) keeps only the contacts that have that label.
     """
     key = request.match_info["phone_number_id"]
     state.usable_account(key)
@@ -95,10 +97,15 @@ def list_contacts(state: SandboxState, request: web.Request, body: Any) -> Resul
     if number is not None:
         v.phone(number, param="phone")
     search = query.get("search") or None
-    filters = (key, number or "", search or "")
+    label_id = query.get("label_id") or None  # not in the contract: see ``Store.page``
+    if label_id is not None and state.store.label(label_id) is None:
+        raise not_found(f"no label {label_id!r}", param="label_id")
+    filters = (key, number or "", search or "", *((label_id,) if label_id else ()))
     cursor = query.get("cursor")
     start = v.decode_cursor(state.cursor_secret, cursor, filters) if cursor else 0
-    rows, nxt = state.store.page(account=key, phone=number, search=search, start=start, limit=size)
+    rows, nxt = state.store.page(
+        account=key, phone=number, search=search, start=start, limit=size, label_id=label_id
+    )
     return 200, {
         "data": rows,
         "has_more": nxt is not None,

@@ -140,7 +140,14 @@ class Store:
             return contact
 
     def page(
-        self, *, account: str, phone: str | None, search: str | None, start: int, limit: int
+        self,
+        *,
+        account: str,
+        phone: str | None,
+        search: str | None,
+        start: int,
+        limit: int,
+        label_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Up to ``limit`` matching contacts from position ``start`` and the next position.
 
@@ -161,6 +168,10 @@ class Store:
                 contact = self._contacts[ids[pos]]
                 pos += 1
                 if needle is not None and not _matches(contact, needle):
+                    continue
+                if label_id is not None and label_id not in self._contact_labels.get(
+                    ids[pos - 1], ()
+                ):
                     continue
                 if len(out) == limit:
                     return out, pos - 1

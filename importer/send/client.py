@@ -63,6 +63,7 @@ from importer.redact import KEY_SHAPE, redact
 
 USER_AGENT = "kirim-import"
 MAX_ANSWER_BYTES = 1 << 20  # 1 MiB: Kirim's answers are a few KB
+PAGE_SIZE = 100  # contacts a list page holds at most (``limit`` 1..100)
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _STOP_CODES = frozenset({"resource_not_found", "account_not_connected"})
 _IDEMPOTENCY_CODES = frozenset(
@@ -486,6 +487,18 @@ class KirimClient:
         path = f"{account}/contacts"
         return await self._send("POST", path, a_contact, body=body, key=key, proof=proof)
 
+    async def contacts_page(
+        self, *, account: str, cursor: str | None = None, label_id: str | None = None
+    ) -> Reply:
+        """One page of the account's contacts (100, the most a page holds): the first, or the
+        one ``cursor`` names; ``label_id``: only that label's members (``send.pages``)."""
+        params: dict[str, str | int] = {"limit": PAGE_SIZE}
+        if label_id is not None:
+            params["label_id"] = label_id
+        if cursor is not None:
+            params["cursor"] = cursor
+        return await self._send("GET", f"{account}/contacts", a_list, params=params)
+
     async def labels(self, *, cursor: str | None = None) -> Reply:
         """One page of the organisation's labels: the first, or the one ``cursor`` names."""
         params: dict[str, str | int] | None = None if cursor is None else {"cursor": cursor}
@@ -496,11 +509,14 @@ class KirimClient:
         key = idempotency_key(account="labels", body=body)
         return await self._send("POST", "labels", a_label, body=body, key=key)
 
-    async def bulk_label(self, *, account: str, label_id: str, contact_ids: list[str]) -> Reply:
-        """Attach a label. No idempotency key: attaching twice is harmless in itself, and a key
-        would make Kirim replay the first answer's counts for 24 h, which say what it applied
-        then, not now (``send.attach`` accounts per contact from them)."""
-        body = {"contact_ids": contact_ids, "label_id": label_id, "operation": "attach"}
+    async def bulk_label(
+        self, *, account: str, label_id: str, contact_ids: list[str], operation: str = "attach"
+    ) -> Reply:
+        """Attach (or ``operation="detach"``: take off) a label. No idempotency key: attaching
+        twice is harmless in itself, and a key would make Kirim replay the first answer's
+        counts for 24 h, which say what it applied then, not now (``send.attach`` accounts per
+        contact from them)."""
+        body = {"contact_ids": contact_ids, "label_id": label_id, "operation": operation}
         path = f"{account}/contacts/bulk_label"
         reply = await self._send("POST", path, labels_applied, body=body)
         return _not_found(reply, "label_not_found")

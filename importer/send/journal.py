@@ -79,7 +79,39 @@ CREATE TABLE IF NOT EXISTS cells (
     phone TEXT NOT NULL, reading TEXT NOT NULL,
     PRIMARY KEY (org, account, cell)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS synced (
+    org TEXT NOT NULL, account TEXT NOT NULL, source TEXT NOT NULL, label TEXT NOT NULL,
+    phone TEXT NOT NULL, contact_id TEXT NOT NULL,
+    PRIMARY KEY (org, account, source, label, phone)
+) WITHOUT ROWID;
 """
+# ``synced`` (0.5.0; a journal without it gains it, empty, when a run opens it): which
+# contacts this journal put a ``--sync-label`` on, per label and source (``send.mirror``):
+# only those are ever detached, when their phone has left that source.
+_SYNCED = (
+    "INSERT INTO synced (org, account, source, label, phone, contact_id) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (org, account, source, label, phone) DO UPDATE SET"
+    " contact_id=excluded.contact_id WHERE contact_id!=excluded.contact_id"
+)
+_UNSYNCED = "DELETE FROM synced WHERE org=? AND account=? AND source=? AND label=? AND phone=?"
+_LABEL_GONE = (  # the label id is off the phone's contact: a later attach is needed again
+    "UPDATE contacts SET labels=(SELECT json_group_array(value) FROM (SELECT value FROM"
+    " json_each(contacts.labels) WHERE value!=?1 ORDER BY value))"
+    " WHERE org=?2 AND account=?3 AND phone=?4 AND labels IS NOT NULL"
+)
+# A contact read from the account's pages (``run --adopt``, ``send.adopt``): ``done`` with
+# Kirim's id and the fingerprint of the body Kirim holds, so update mode sends nothing for
+# a row with that very body. A pending entry stays as it is (only a lookup can settle it);
+# run 0 is no run, so a row is reported ``unchanged``/``exists``, never ``created``.
+_ADOPT = (
+    "INSERT INTO contacts (org, account, phone, state, idem_key, sent_at, run_id, outcome,"
+    " contact_id, updated_at, body_hash) VALUES (?, ?, ?, 'done', '', ?, 0, 'exists', ?, ?, ?)"
+    " ON CONFLICT (org, account, phone) DO UPDATE SET state='done',"
+    " outcome=COALESCE(outcome, 'exists'),"
+    " labels=CASE WHEN contact_id IS excluded.contact_id THEN labels END,"
+    " contact_id=excluded.contact_id, body_hash=excluded.body_hash, needs_lookup=0,"
+    " updated_at=excluded.updated_at WHERE state!='pending'"
+)
 # ``cells`` (after 0.3.0; a journal without it gains it, empty, when a run opens it): which
 # E.164 number each phone cell (its ``phone_key``: the cell as read, separators dropped) was
 # sent as, and how it was read then (``reading``: the default region and the parsers'
@@ -411,6 +443,43 @@ class Journal:
         rows = [(now, org, account, phone) for phone in wanted]
         await self._await(self._write, _DELETED_IN_KIRIM, rows)
 
+    async def synced(self, source: str, label: str, items: Iterable[tuple[str, str]]) -> None:
+        """Note that this journal put ``label`` (a ``--sync-label`` name) on these (phone,
+        contact id) for ``source``; durable when this returns."""
+        org, account = self._org, self._account
+        rows = [(org, account, source, label, phone, cid) for phone, cid in items]
+        if rows:
+            await self._await(self._write, _SYNCED, rows)
+
+    async def unsynced(
+        self, source: str, label: str, label_id: str | None, phones: Iterable[str]
+    ) -> None:
+        """These phones' contacts no longer have ``label`` from ``source`` (detached): they
+        leave ``synced``, and the label's id leaves what the journal says their contacts have
+        (so a phone that comes back gets it attached again). Durable when this returns."""
+        org, account = self._org, self._account
+        wanted = sorted(set(phones))
+        gone = [(org, account, source, label, phone) for phone in wanted]
+        strip = [(label_id, org, account, phone) for phone in wanted] if label_id else []
+        await self._await(self._write, _UNSYNCED, gone, (_LABEL_GONE, strip))
+
+    async def adopt(self, contacts: Iterable[tuple[str, str, str]]) -> None:
+        """Note (phone, contact id, body fingerprint) of contacts read from the account's
+        pages as ``done`` (see ``_ADOPT``); durable when this returns."""
+        now, org, account = self._clock(), self._org, self._account
+        rows = [(org, account, phone, now, cid, now, digest) for phone, cid, digest in contacts]
+        if rows:
+            await self._await(self._write, _ADOPT, rows)
+
+    def holds_any(self) -> bool:
+        """Whether the journal has any entry for this organisation and account."""
+
+        def look() -> bool:
+            query = "SELECT 1 FROM contacts WHERE org=? AND account=? LIMIT 1"
+            return self._db.execute(query, (self._org, self._account)).fetchone() is not None
+
+        return self._wait(look)
+
     def record(self, outcome: Outcome) -> None:
         """Note a row's final answer; written with the next batch, without waiting for it."""
         self._buffer.append(outcome)
@@ -588,3 +657,43 @@ def _run_line(row: tuple[Any, ...]) -> RunLine:
         int(run_id), org, account, started, finished, f["ended_at"], record,
         invocations=int(invocations), stops=tuple(s for s in stops if s),
     )  # fmt: skip
+
+
+# --- read only: the contacts a --sync-label put its label on (``send.mirror``) ----------------
+
+
+def synced_members(
+    path: Path, *, source: str, label: str, org: str | None = None, account: str | None = None
+) -> dict[str, str]:
+    """Phone -> contact id of every contact this journal put ``label`` on for ``source``
+    (``Journal.synced``): for ``org`` and ``account``, or (a plan, which knows neither)
+    every organisation's. A journal that does not exist, or has no such table yet, holds
+    none. Read only; raises ``JournalError``."""
+    if not path.is_file():
+        return {}
+    where, args = "source=? AND label=?", [source, label]
+    if org is not None and account is not None:
+        where, args = f"org=? AND account=? AND {where}", [org, account, source, label]
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        with contextlib.closing(db):
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='synced'").fetchone() is None:
+                return {}
+            query = f"SELECT phone, contact_id FROM synced WHERE {where}"
+            return {str(p): str(c) for p, c in db.execute(query, args)}
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None
+
+
+def known_phones(path: Path, phones: set[str]) -> int:
+    """How many of ``phones`` the journal holds ``done`` (any organisation: a plan knows
+    none). Read only; raises ``JournalError``."""
+    if not path.is_file() or not phones:
+        return 0
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        with contextlib.closing(db):
+            query = "SELECT DISTINCT phone FROM contacts WHERE state='done'"
+            return sum(1 for (p,) in db.execute(query) if p in phones)
+    except sqlite3.Error as exc:
+        raise JournalError(f"the journal {path}: {exc}") from None

@@ -13,7 +13,7 @@ every row still ends in the report.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -58,10 +58,22 @@ class Labelling:
     """Finished batches in (``put``, in input order), labelled, then to ``listener``, until
     ``close``."""
 
-    def __init__(self, *, labeler: Labeler, stop: Stop, listener: Reporting) -> None:
+    def __init__(
+        self,
+        *,
+        labeler: Labeler,
+        stop: Stop,
+        listener: Reporting,
+        sync_names: tuple[str, ...] = (),
+        on_synced: Callable[[str, list[tuple[str, str]]], Awaitable[None]] | None = None,
+    ) -> None:
         self._labeler = labeler
         self._stop = stop
         self._listener = listener
+        # --sync-label: on every row's contact (whatever its status), and each contact that
+        # has one is told to ``on_synced`` (label, [(phone, contact id)]): ``send.mirror``
+        self._sync_names = sync_names
+        self._on_synced = on_synced
         self._queue: asyncio.Queue[Finished | None] = asyncio.Queue()
 
     def put(self, done: Finished) -> None:
@@ -90,6 +102,8 @@ class Labelling:
         rows, unknown = self._label_rows(done)
         try:
             labelled = await self._labeler.label(rows)
+            if self._sync_names and self._on_synced is not None:
+                await self._synced(rows, labelled)
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))
             return done.results
@@ -102,6 +116,19 @@ class Labelling:
             else r
             for r in done.results
         ]
+
+    async def _synced(self, rows: list[LabelRow], labelled: dict[int, Labelled]) -> None:
+        """Tell which contacts now have each ``--sync-label`` name."""
+        assert self._on_synced is not None
+        for name in self._sync_names:
+            have = [
+                (r.phone, r.contact_id)
+                for r in rows
+                if (got := labelled.get(r.row_number)) is not None
+                and name in got.names.split(LABEL_SEPARATOR)
+            ]
+            if have:
+                await self._on_synced(name, have)
 
     def _label_rows(self, done: Finished) -> tuple[list[LabelRow], list[tuple[int, int]]]:
         """The rows whose contact should get labels, and those that should but whose contact
@@ -116,6 +143,7 @@ class Labelling:
             if r.status not in _HAS_CONTACT:
                 continue
             names = flag if r.status in _WRITTEN else ()
+            names = (*names, *self._sync_names)  # (--sync-label: every row's contact)
             if cell := column.get(r.row_number):
                 names = (*names, *cell.split(LABEL_SEPARATOR))
             if not (names := tuple(dict.fromkeys(names))):

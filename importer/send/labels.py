@@ -159,6 +159,11 @@ class Labeler:
                 self._missing[name] = f"it could not be made ({said(made)}: {made.error_message})"
                 self._missing_code[name] = failure_code(made, "not_made")
 
+    async def label_ids(self, names: set[str]) -> dict[str, str]:
+        """Kirim's ids of these labels, found or made as for attaching (``send.mirror``)."""
+        await self._ensure(names)
+        return {n: self._ids[n] for n in names if n in self._ids}
+
     async def label(self, rows: list[LabelRow]) -> dict[int, Labelled]:
         """Attach what each row's contact lacks; returns each row's labels and warning."""
         await self._ensure({n for r in rows for n in r.names})

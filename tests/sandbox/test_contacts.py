@@ -251,3 +251,20 @@ def test_bulk_label_counts_a_contact_deleted_in_kirim_as_skipped_cross_org(
     resp = http.post(f"{contacts_path(sb)}/bulk_label", json=body)
     assert resp.json()["data"] == {"applied": 2, "skipped_cross_org": 1, "skipped_team_mismatch": 0}
     assert sb.state.store.label_asks() == dict.fromkeys(ids, 1)  # counted as they arrived
+
+
+def test_a_label_s_members_are_listed_in_pages_with_cursors_tied_to_the_label(
+    sb: Sandbox, http: httpx.Client
+) -> None:
+    ids = [create(http, sb, i)["id"] for i in range(30)]
+    vip = http.post("/labels", json={"name": "VIP"}).json()["data"]
+    members = ids[::3]  # 10 of them
+    body = {"contact_ids": members, "label_id": vip["id"], "operation": "attach"}
+    assert http.post(f"{contacts_path(sb)}/bulk_label", json=body).status_code == 200
+    got, pages = walk(http, sb, limit=4, label_id=vip["id"])
+    assert (got, pages) == (members, 3)
+    first = http.get(contacts_path(sb), params={"limit": 4, "label_id": vip["id"]}).json()
+    resp = http.get(contacts_path(sb), params={"limit": 4, "cursor": first["next_cursor"]})
+    assert_error(resp, 400, "invalid_request_error", "invalid_cursor")  # another filter's
+    resp = http.get(contacts_path(sb), params={"label_id": "lbl_NOPE"})
+    assert_error(resp, 404, "not_found", "resource_not_found")
