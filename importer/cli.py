@@ -24,6 +24,7 @@ from importer import __version__, configure, history, pipeline
 from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
 from importer.errors import ImporterError, InputError, StopRun, UsageError
 from importer.options import PlanOptions, RunOptions
+from importer.read import remote
 from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE, redact
 
@@ -31,9 +32,12 @@ from importer.redact import KEY_SHAPE, redact
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file",
-        type=Path,
-        help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), or - for stdin",
+        nargs="?",
+        metavar="SOURCE",
+        help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), - for stdin, "
+        "or a URL: https://, s3://, gs://, az://, abfs:// (or give --sql instead)",
     )
+    _source_arguments(parser)
     g = parser.add_argument_group("reading and mapping")
     g.add_argument(
         "--format",
@@ -98,6 +102,24 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         help="which of in-file duplicates to keep",
     )
     parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    """A database query instead of SOURCE (read/query.py), and the rows' own key."""
+    g = parser.add_argument_group("a database query as the source")
+    g.add_argument("--sql", metavar="QUERY", help="read the rows this query returns")
+    g.add_argument("--sql-file", metavar="FILE", help="read the query from FILE")
+    g.add_argument(
+        "--db-uri-env",
+        metavar="NAME",
+        help="the environment variable holding the database URI (default KIRIM_SOURCE_DB; "
+        "the URI is never a flag: it holds a password)",
+    )
+    g.add_argument(
+        "--row-key",
+        metavar="COLUMN",
+        help="the column that names each row in results.csv (its row_key column)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 _INPUT = (
     "format", "encoding", "delimiter", "sheet", "header_row", "map", "mapping", "metadata",
     "default_region", "require_mobile", "bare_numbers", "invalid_email", "keep",
+    "sql", "sql_file", "db_uri_env", "row_key",
 )  # fmt: skip
 _RUN = (
     "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",
@@ -276,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     _refuse_keys(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    remote.PROGRESS.set(True)  # a download shows its bar on a terminal
     try:
         if args.command == "sandbox":
             from importer.sandbox import command as sandbox_command

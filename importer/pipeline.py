@@ -32,7 +32,7 @@ from importer.errors import InputError, JournalError, StopRun
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import LOGGER, Progress, logging_to, redacting
-from importer.read import source
+from importer.read import location, source
 from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
@@ -65,7 +65,13 @@ def prepare(options: InputOptions) -> PreparedInput:
     try:
         colmap = mapping.resolve(columns=reader.info.columns, options=options)
     except InputError as exc:  # mapping knows headers, not files: name the file here
-        raise InputError(f"{options.path}: {exc}") from None
+        raise InputError(f"{location.shown(options)}: {exc}") from None
+    if options.row_key is not None and options.row_key not in reader.info.columns:
+        reader.close()
+        raise InputError(
+            f"{location.shown(options)}: --row-key {options.row_key!r} is not a column; the "
+            f"columns are {', '.join(repr(c) for c in reader.info.columns)}"
+        )
     batches = rows.validate_batches(batches=reader.batches(), mapping=colmap, options=options)
     return PreparedInput(
         source=reader.info,
@@ -90,7 +96,7 @@ def header_lines(prepared: PreparedInput) -> list[str]:
         if v
     )
     lines = [
-        f"Input: {info.path} ({info.format}{', ' + how if how else ''}), "
+        f"Input: {info.shown or info.path} ({info.format}{', ' + how if how else ''}), "
         f"{len(info.columns)} columns",
         *(f"  warning: {note}" for note in info.notes),
         "Mapping:",
@@ -106,7 +112,9 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     if options.state is not None:  # a plan knows no organisation: every one's cells
         known = cells_read_otherwise(options.state, reading=reading(options.input))
     comparison = Comparison(known)
-    with Report(directory=options.report_dir, dry_run=True) as report:
+    with Report(
+        directory=options.report_dir, dry_run=True, row_key=options.input.row_key
+    ) as report:
         for batch in prepared.batches:
             comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
@@ -139,7 +147,7 @@ def auto_concurrency(write_per_minute: float) -> int:
 
 
 def fingerprint(options: RunOptions, account: str) -> str:
-    what = f"{options.input.path.resolve()}\n{account}\n{options.on_existing}"
+    what = f"{location.identity(options.input)}\n{account}\n{options.on_existing}"
     return hashlib.sha256(what.encode()).hexdigest()
 
 
@@ -261,6 +269,7 @@ async def _run(
                     directory=options.report_dir,
                     dry_run=False,
                     on_failure=lambda why: stop.request(Why.OUTPUT, why),
+                    row_key=options.input.row_key,
                 )
             )
             try:
@@ -491,7 +500,7 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
     if held := s["reasons"].get("limit_reached", 0):  # held back by --limit: not failures
         counts = {**counts, "failed": counts.get("failed", 0) - held, "limit_reached": held}
     record = RunRecord(
-        file=str(options.input.path),
+        file=location.shown(options.input),
         mode=options.on_existing,
         counts=counts,
         requests=s["requests_sent"],
