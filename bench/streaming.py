@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,12 @@ def main() -> int:
                         help="seconds from the SIGTERM to a SIGKILL")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--load", nargs=3, metavar=("ROWS", "CSV", "PARQUET"),
+                        help=argparse.SUPPRESS)  # from_sources' loading child
     args = parser.parse_args()
+    if args.load:
+        load(int(args.load[0]), Path(args.load[1]), Path(args.load[2]))
+        return 0
     run_sizes = [int(x) for x in args.run_rows.split(",") if x]
     plan_sizes = [int(x) for x in args.plan_rows.split(",") if x]
     source_sizes = [int(x) for x in args.source_rows.split(",") if x]
@@ -127,28 +134,37 @@ def main() -> int:
     return 0
 
 
-def from_sources(files: dict[int, Path]) -> list[list[Any]]:
-    """``plan`` on the same rows from a PostgreSQL query and from a Parquet object in S3."""
+def load(n: int, file: Path, parquet: Path) -> None:
+    """Put the rows of ``file`` into PostgreSQL (table ``contacts_N``) and, as Parquet, into
+    the S3 bucket ``bench``: run in a child of its own (``--load``), because a child's peak
+    RSS as ``wait4`` reports it starts from its parent's at the fork, and this parent must
+    stay small for the importer's own peak to be measured."""
     import adbc_driver_postgresql.dbapi as pg
     import boto3
     import polars as pl
+
+    frame = pl.read_csv(file, infer_schema=False)
+    frame.write_parquet(parquet, row_group_size=50_000)
+    s3 = boto3.client("s3")
+    if not s3.list_buckets().get("Buckets"):
+        s3.create_bucket(Bucket="bench")
+    s3.upload_file(str(parquet), "bench", parquet.name)
+    with pg.connect(os.environ["KIRIM_SOURCE_DB"]) as conn, conn.cursor() as cur:
+        cur.adbc_ingest(f"contacts_{n}", frame.to_arrow(), mode="replace")
+        conn.commit()
+
+
+def from_sources(files: dict[int, Path]) -> list[list[Any]]:
+    """``plan`` on the same rows from a PostgreSQL query and from a Parquet object in S3."""
     import servers
 
     rows: list[list[Any]] = []
     with servers.postgres() as uri, servers.moto() as aws, workdir("stream-src-") as tmp:
-        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench")
-        s3.create_bucket(Bucket="bench")
+        env = {**ENV, **aws, "KIRIM_SOURCE_DB": uri}
         for n, file in files.items():
-            frame = pl.read_csv(file, infer_schema=False)
             parquet = Path(tmp) / f"contacts-{n}.parquet"
-            frame.write_parquet(parquet, row_group_size=50_000)
-            s3.upload_file(str(parquet), "bench", parquet.name)
-            with pg.connect(uri) as conn, conn.cursor() as cur:
-                cur.adbc_ingest(f"contacts_{n}", frame.to_arrow(), mode="replace")
-                conn.commit()
-            del frame
-            env = {**ENV, **aws, "KIRIM_SOURCE_DB": uri}
+            subprocess.run([PY, __file__, "--load", str(n), str(file), str(parquet)], env=env,
+                           check=True)  # fmt: skip
             for what, source in (
                 ("plan --sql (PostgreSQL)",
                  ["--sql", f'SELECT "Phone", "Name", "Email", "City" FROM contacts_{n}']),

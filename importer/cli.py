@@ -37,7 +37,6 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), - for stdin, "
         "or a URL: https://, s3://, gs://, az://, abfs:// (or give --sql instead)",
     )
-    _source_arguments(parser)
     g = parser.add_argument_group("reading and mapping")
     g.add_argument(
         "--format",
@@ -101,6 +100,7 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         default="first",
         help="which of in-file duplicates to keep",
     )
+    _source_arguments(parser)
     parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
 
 

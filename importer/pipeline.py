@@ -212,7 +212,8 @@ async def run(
     ``err`` (the command line), else to the ``importer`` logger as the host set it up. Log
     records are redacted either way. ``summary``, when given, is filled with summary.json's
     content (even when the file could not be written)."""
-    secrets = (options.api_key,) if options.api_key else ()
+    secrets: tuple[str, ...] = (options.api_key,) if options.api_key else ()
+    secrets += location.secrets_of(options.input)  # a source URL's or URI's password, query
     signalled = _HANDLE_SIGNALS.set(signals)  # the run's own tasks inherit this context
     try:
         with contextlib.ExitStack() as scope:

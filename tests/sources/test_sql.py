@@ -28,13 +28,15 @@ def crm_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "crm.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE customers (crm_id TEXT, phone TEXT, name TEXT, email TEXT, "
-                   "msisdn INTEGER)")  # fmt: skip
+                   "msisdn INTEGER, note)")  # fmt: skip
+        # ``note`` has no type: SQLite keeps each value's own (a number, then text, a float)
+        notes: list[object] = [7, 8, 9, "VIP since 2019", 2.5, 3.0, None, b"raw"]
         db.executemany(
-            "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
-            [(r["crm_id"], r["phone"], r["name"], r["email"], int(r["phone"][1:]))
-             for r in contact_rows(8)],
+            "INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?)",
+            [(r["crm_id"], r["phone"], r["name"], r["email"], int(r["phone"][1:]), note)
+             for r, note in zip(contact_rows(8), notes, strict=True)],
         )  # fmt: skip
-        db.execute("INSERT INTO customers VALUES ('C-bad', '12', 'Bad', NULL, 12)")
+        db.execute("INSERT INTO customers VALUES ('C-bad', '12', 'Bad', NULL, 12, NULL)")
     monkeypatch.setenv("KIRIM_SOURCE_DB", f"sqlite:///{path}")
     return path
 
@@ -44,7 +46,8 @@ def test_sqlite_query_runs_in_query_order_with_the_row_key_in_results(
 ) -> None:
     report = tmp_path / "report"
     code = main(
-        ["run", "--sql", "SELECT crm_id, phone, name, email FROM customers ORDER BY crm_id DESC",
+        ["run", "--sql", "SELECT crm_id, phone, name, email, note FROM customers "
+         "ORDER BY crm_id DESC",
          "--row-key", "crm_id", "--default-region", "ID", "--base-url", box.base_url,
          "--report-dir", str(report), "--state", str(tmp_path / "j.sqlite")]
     )  # fmt: skip
@@ -60,6 +63,10 @@ def test_sqlite_query_runs_in_query_order_with_the_row_key_in_results(
         failed = list(csv.DictReader(f))
     assert [r["crm_id"] for r in failed] == ["C-bad"]
     assert len(box.contacts()) == 8
+    notes = {c["phone_number"]: c["metadata"].get("note") for c in box.contacts()}
+    assert [notes[phone(i)] for i in range(1, 9)] == [
+        "7", "8", "9", "VIP since 2019", "2.5", "3", None, "raw"
+    ]
 
 
 def test_a_numeric_phone_column_is_refused_with_the_cast_to_use(
