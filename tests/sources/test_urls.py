@@ -19,6 +19,11 @@ from importer.sandbox import Sandbox
 from tests.sources.conftest import BUCKET, LOCKED, S3, Https
 
 
+def copies() -> set[Path]:
+    """The download folders in the temporary directory (another process's may be there)."""
+    return set(Path(tempfile.gettempdir()).glob(f"{remote.PREFIX}*"))
+
+
 def everything_written(folder: Path) -> str:
     """Every file under ``folder`` (reports, journal), as text, to look for secrets in."""
     return "\n".join(
@@ -45,12 +50,13 @@ def summary(tmp: Path) -> dict[str, object]:
 def test_each_format_from_s3_runs_as_a_local_file_would(
     s3: S3, box: Sandbox, tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = copies()
     assert cli(box, f"s3://{BUCKET}/{key}", tmp_path) == 0
     out = capsys.readouterr().out
     assert f"Input: s3://{BUCKET}/{key} (" in out
     assert summary(tmp_path)["rows_total"] == 30
     assert len(box.contacts()) == 30
-    assert not list(Path(tempfile.gettempdir()).glob(f"{remote.PREFIX}*")), "copy left behind"
+    assert not copies() - before, "the private copy was left behind"
 
 
 def test_s3_through_the_api_plan_and_run(s3: S3, box: Sandbox, tmp_path: Path) -> None:
@@ -174,13 +180,14 @@ def test_a_404_or_a_body_cut_short_exits_2_and_sends_nothing(
     https: Https, box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     path: str, says: str,
 ) -> None:  # fmt: skip
+    before = copies()
     assert cli(box, f"{https.base}{path}", tmp_path) == 2
     err = capsys.readouterr().err
     assert says in err
     assert "Nothing was sent." in err
     assert "Traceback" not in err
     assert box.contacts() == []
-    assert not list(Path(tempfile.gettempdir()).glob(f"{remote.PREFIX}*"))
+    assert not copies() - before
 
 
 def test_plain_http_is_only_for_loopback(tmp_path: Path) -> None:
