@@ -33,7 +33,7 @@ from importer.options import (
     PlanOptions,
     RunOptions,
 )
-from importer.read import location as sources
+from importer.read import location
 from importer.records import FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
@@ -134,12 +134,12 @@ def input_options(
     _choice(bare_numbers, get_args(BareNumbers), "--bare-numbers")
     _choice(invalid_email, ("fail", "drop"), "--invalid-email")
     _choice(keep, ("first", "last"), "--keep")
-    where = sources.where(
+    where = location.where(
         source, sql=sql, sql_file=sql_file, db_uri_env=db_uri_env, db_uri=db_uri
     )
     if row_key is not None and not str(row_key).strip():
         raise UsageError("--row-key takes a column name")
-    if where.url is not None and format is None and sources.is_sheets_export(where.url):
+    if where.url is not None and format is None and location.is_sheets_export(where.url):
         format = "csv"
     return InputOptions(
         path=where.path,

@@ -97,6 +97,8 @@ def redact_url(url: str, *, keep_query: bool = True) -> str:
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if _port(parts) else "")
+    if parts.scheme.lower() in CLOUD_SCHEMES and parts.username and parts.password is None:
+        netloc = f"{parts.username}@{netloc}"  # abfs://container@account...: not a secret
     query = REDACTED if parts.query and keep_query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 

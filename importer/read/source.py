@@ -178,6 +178,16 @@ def _open_url(options: InputOptions) -> SourceReader:
     """The URL's local copy, read as the file it names; messages name the URL."""
     assert options.url is not None
     shown = location.shown(options)
+    inner = options.path
+    if inner.suffix.lower() in _COMPRESSED:
+        inner = inner.with_suffix("")
+    suffix = f".{options.format}" if options.format else inner.suffix.lower()
+    if suffix not in _TEXT and suffix not in _BOOKS and suffix not in _PARQUET:
+        known = " ".join(sorted([*_TEXT, *_BOOKS, *_PARQUET, *_COMPRESSED]))
+        raise InputError(  # before downloading it
+            f"{shown}: unknown file type {inner.suffix!r}; expected one of {known}, or "
+            "--format to say what it is"
+        )
     tmpdir, local = remote.download(options.url, name=options.path.name)
     try:
         reader = open_source(options=replace(options, path=local, url=None))

@@ -21,6 +21,8 @@ def test_urls_are_shown_without_credentials_or_query_strings() -> None:
     assert location.redact_url("s3://crm/nightly/contacts.csv.gz") == (
         "s3://crm/nightly/contacts.csv.gz"
     )
+    abfs = "abfs://exports@crmdata.dfs.core.windows.net/nightly/contacts.csv"
+    assert location.redact_url(abfs) == abfs  # the container, not a user
     uri = "postgresql://kirim:pw@db.internal:5432/crm?sslmode=require"
     assert location.redact_db_uri(uri) == "postgresql://kirim@db.internal:5432/crm"
     assert location.redact_db_uri("sqlite:////srv/crm.db") == "sqlite:////srv/crm.db"

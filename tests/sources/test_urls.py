@@ -190,6 +190,19 @@ def test_a_404_or_a_body_cut_short_exits_2_and_sends_nothing(
     assert not copies() - before
 
 
+def test_a_url_without_a_known_extension_needs_format(
+    https: Https, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["plan", f"{https.base}/export", "--report-dir", str(tmp_path / "a")])
+    assert code == 2
+    assert "unknown file type ''" in capsys.readouterr().err
+    assert https.seen == []  # refused before any download
+    code = main(["plan", f"{https.base}/export", "--format", "csv", "--report-dir",
+                 str(tmp_path / "b"), "--default-region", "ID"])  # fmt: skip
+    assert code == 0
+    assert "Input: " + https.base + "/export (csv" in capsys.readouterr().out
+
+
 def test_plain_http_is_only_for_loopback(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["plan", "http://crm.example.com/contacts.csv", "--report-dir", str(tmp_path)])
