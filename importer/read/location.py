@@ -9,9 +9,9 @@ the rest of the importer asks it about:
   presigned URL's signature say, replaced by ``?[redacted]``); a query as ``SQL query on`` its
   database URI without the password.
 - ``identity(options)``: what the journal keys a run's source by (``pipeline.fingerprint``):
-  a file's absolute path, as before; a URL without credentials and without its query string
-  (a presigned URL is signed anew each night: still the same source); a query by its text and
-  its URI without credentials.
+  a file's absolute path, as before; a URL without credentials and without the query
+  parameters that sign it (a presigned URL is signed anew each night: still the same source;
+  a sheet's ``gid`` stays); a query by its text and its URI without credentials.
 - ``check_url(url)``: a URL the importer may read: a known scheme, plain ``http`` to loopback
   only (as for the Kirim base URL). A Google Sheets share link becomes its CSV export.
 """
@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from importer.errors import UsageError
 from importer.options import InputOptions
@@ -33,6 +33,12 @@ CLOUD_SCHEMES = ("s3", "gs", "az", "abfs", "abfss")
 URL_SCHEMES = ("https", "http", *CLOUD_SCHEMES)
 SQL_PATH = Path("query")  # the stand-in path of a query source: names its report folders
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# the query parameters that sign or authorise a URL (S3, GCS, Azure SAS, OAuth), signed anew
+# each time: not part of what the URL names
+_SIGNING = re.compile(
+    r"(?i)^(x-amz-.*|x-goog-.*|signature|sig|expires|awsaccesskeyid|googleaccessid|"
+    r"(access_)?token|key|se|st|sp|sv|sr|spr|sip|ss|srt|sdd|skoid|sktid|skt|ske|sks|skv)$"
+)
 _SHEETS = re.compile(r"^/spreadsheets/d/([A-Za-z0-9_-]+)")
 
 
@@ -148,7 +154,13 @@ def identity(options: InputOptions) -> str:
     if options.sql is not None:
         return f"sql:{redact_db_uri(options.db_uri or '')}\n{options.sql.strip()}"
     if options.url is not None:
-        return redact_url(options.url, keep_query=False)
+        parts = urlsplit(options.url)
+        kept = [
+            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _SIGNING.match(k)
+        ]  # fmt: skip
+        query = f"?{urlencode(kept)}" if kept else ""
+        return redact_url(options.url, keep_query=False) + query
     return str(options.path.resolve())
 
 

@@ -38,6 +38,10 @@ def test_the_journal_knows_a_presigned_url_by_its_object_not_its_signature() -> 
     assert location.identity(monday) == "https://b.s3.amazonaws.com/c.csv"
     assert location.shown(monday) == "https://b.s3.amazonaws.com/c.csv?[redacted]"
     assert monday.path == Path("c.csv")
+    azure = options("https://a.blob.core.windows.net/c/x.csv?sv=2024&se=1&sig=abc&version=3")
+    assert location.identity(azure) == "https://a.blob.core.windows.net/c/x.csv?version=3"
+    tabs = [options(f"https://docs.google.com/spreadsheets/d/X/edit#gid={n}") for n in (1, 2)]
+    assert location.identity(tabs[0]) != location.identity(tabs[1])
 
 
 def test_a_query_is_known_by_its_text_and_its_uri_without_the_password() -> None:
