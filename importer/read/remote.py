@@ -58,7 +58,13 @@ def download(url: str, *, name: str) -> tuple[tempfile.TemporaryDirectory[str], 
     """``url`` into a new private folder as ``name``; the folder (the caller removes it) and
     the file."""
     sweep()
-    tmpdir = tempfile.TemporaryDirectory(prefix=PREFIX)
+    try:
+        tmpdir = tempfile.TemporaryDirectory(prefix=PREFIX)
+    except OSError as exc:
+        raise InputError(
+            f"{redact_url(url)}: cannot make a private folder for the download in "
+            f"{tempfile.gettempdir()} ({exc.strerror or exc}); set TMPDIR to a folder with room"
+        ) from None
     try:
         (Path(tmpdir.name) / "pid").write_text(str(os.getpid()), "ascii")
         local = Path(tmpdir.name) / name
@@ -67,6 +73,12 @@ def download(url: str, *, name: str) -> tuple[tempfile.TemporaryDirectory[str], 
                 _cloud(url, out)
             else:
                 _http(url, out)
+    except OSError as exc:  # the local copy: a full disk, a temporary folder we cannot write
+        tmpdir.cleanup()
+        raise InputError(
+            f"{redact_url(url)}: cannot save the download in {tmpdir.name} "
+            f"({exc.strerror or exc}); set TMPDIR to a folder with room"
+        ) from None
     except BaseException:
         tmpdir.cleanup()
         raise

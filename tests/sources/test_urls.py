@@ -237,3 +237,16 @@ def test_the_copy_is_private_and_a_killed_runs_copy_is_removed_by_the_next(
     finally:
         folder.cleanup()
     assert not copy.exists()
+
+
+def test_a_temporary_folder_that_cannot_be_used_is_a_clear_error(
+    https: Https, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    code = main(["plan", f"{https.base}/contacts.csv", "--report-dir", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot make a private folder for the download" in err
+    assert "set TMPDIR" in err
+    assert "Traceback" not in err
