@@ -19,6 +19,11 @@
    + report pipeline over every row, without the network. 5M rows take ~1-2 min and 20M
    ~5-8 min (phone parsing dominates), so they are opt-in:
    ``--plan-rows 100000,1000000,2000000,5000000,20000000`` (the 20M file is ~1.1 GB).
+3. ``plan`` from other sources on each ``--source-rows`` (the same generated rows): a query
+   on a PostgreSQL table (``--sql``, a server started here, read a batch at a time) and a
+   Parquet object in S3 (moto's server on loopback, ``AWS_ENDPOINT_URL``; downloaded to a
+   private copy, then read as a file). Each source's peak against its own at the smallest
+   size. ``--source-rows ""`` leaves them out.
 Targets: first create within 2 s on 1M rows; peak RSS of a 5M-row run under 1 GiB; flat
 memory: the peak of ``run`` and of ``plan`` on 2M rows at most 1.5x their peak on 100k rows
 (the "x smallest" column, with 100k the smallest file).
@@ -28,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import PY, Sandbox, importer_run, iso_to_epoch, run_child, table, workdir
+from common import ENV, PY, Sandbox, importer_run, iso_to_epoch, run_child, table, workdir
 from gen import ensure
 
 
@@ -64,14 +71,23 @@ def main() -> int:
     parser.add_argument("--run-rows", default="100000,1000000,2000000,5000000")
     parser.add_argument("--run-cap", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--plan-rows", default="100000,1000000,2000000")
+    parser.add_argument("--source-rows", default="100000,2000000",
+                        help="rows for the PostgreSQL and S3 Parquet sources")
     parser.add_argument("--grace", type=float, default=150.0,
                         help="seconds from the SIGTERM to a SIGKILL")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--load", nargs=3, metavar=("ROWS", "CSV", "PARQUET"),
+                        help=argparse.SUPPRESS)  # from_sources' loading child
     args = parser.parse_args()
+    if args.load:
+        load(int(args.load[0]), Path(args.load[1]), Path(args.load[2]))
+        return 0
     run_sizes = [int(x) for x in args.run_rows.split(",") if x]
     plan_sizes = [int(x) for x in args.plan_rows.split(",") if x]
-    files = {n: ensure(n, seed=args.seed) for n in sorted({*run_sizes, *plan_sizes})}
+    source_sizes = [int(x) for x in args.source_rows.split(",") if x]
+    sizes = sorted({*run_sizes, *plan_sizes, *source_sizes})
+    files = {n: ensure(n, seed=args.seed) for n in sizes}
     rows: list[list[Any]] = []
     for n in run_sizes:
         print(f"[streaming] run on {n} rows, cap {args.run_cap:.0f} s ...", flush=True)
@@ -96,6 +112,8 @@ def main() -> int:
                                "ID", "--report-dir", str(Path(tmp) / "report")])  # fmt: skip
         rows.append(["plan (whole file)", n, None, None, child.wall_s, None, n,
                      child.max_rss_mib, None, child.returncode])  # fmt: skip
+    if source_sizes:
+        rows += from_sources({n: files[n] for n in source_sizes})
     smallest: dict[str, tuple[int, float]] = {}
     for row in rows:  # each peak against the same command's on the smallest file
         if row[0] not in smallest or row[1] < smallest[row[0]][0]:
@@ -114,6 +132,55 @@ def main() -> int:
           "run rows are SIGTERMed at the cap (exit 3 = stopped); rows reported = rows in "
           "summary.json (sent + settled before the stop).")  # fmt: skip
     return 0
+
+
+def load(n: int, file: Path, parquet: Path) -> None:
+    """Put the rows of ``file`` into PostgreSQL (table ``contacts_N``) and, as Parquet, into
+    the S3 bucket ``bench``: run in a child of its own (``--load``), because a child's peak
+    RSS as ``wait4`` reports it starts from its parent's at the fork, and this parent must
+    stay small for the importer's own peak to be measured."""
+    import adbc_driver_postgresql.dbapi as pg
+    import boto3
+    import polars as pl
+
+    frame = pl.read_csv(file, infer_schema=False)
+    frame.write_parquet(parquet, row_group_size=50_000)
+    s3 = boto3.client("s3")
+    if not s3.list_buckets().get("Buckets"):
+        s3.create_bucket(Bucket="bench")
+    s3.upload_file(str(parquet), "bench", parquet.name)
+    with pg.connect(os.environ["KIRIM_SOURCE_DB"]) as conn, conn.cursor() as cur:
+        cur.adbc_ingest(f"contacts_{n}", frame.to_arrow(), mode="replace")
+        conn.commit()
+
+
+def from_sources(files: dict[int, Path]) -> list[list[Any]]:
+    """``plan`` on the same rows from a PostgreSQL query and from a Parquet object in S3."""
+    import servers
+
+    rows: list[list[Any]] = []
+    with servers.postgres() as uri, servers.moto() as aws, workdir("stream-src-") as tmp:
+        env = {**ENV, **aws, "KIRIM_SOURCE_DB": uri}
+        for n, file in files.items():
+            parquet = Path(tmp) / f"contacts-{n}.parquet"
+            subprocess.run([PY, __file__, "--load", str(n), str(file), str(parquet)], env=env,
+                           check=True)  # fmt: skip
+            for what, source in (
+                ("plan --sql (PostgreSQL)",
+                 ["--sql", f'SELECT "Phone", "Name", "Email", "City" FROM contacts_{n}']),
+                ("plan s3:// Parquet", [f"s3://bench/{parquet.name}"]),
+            ):  # fmt: skip
+                print(f"[streaming] {what} on {n} rows ...", flush=True)
+                child = run_child(
+                    [PY, "-m", "importer", "plan", *source, "--default-region", "ID",
+                     "--report-dir", str(Path(tmp) / f"report-{n}-{len(rows)}")],
+                    env=env,
+                )  # fmt: skip
+                if child.returncode not in (0, 1):
+                    print(child.output[-2000:])
+                rows.append([what, n, None, None, child.wall_s, None, n, child.max_rss_mib,
+                             None, child.returncode])  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ from typing import Any, BinaryIO
 from importer import configfile, configure, exporter, pipeline
 from importer.errors import UsageError
 from importer.exporter import ExportResult
-from importer.options import RunOptions
+from importer.options import STDIN, RunOptions
+from importer.read import location, remote
 from importer.report import status_counts
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -76,20 +77,24 @@ class RunResult:
         return self.exit_code == 0
 
 
-def _source(source: Source, reading: dict[str, Any]) -> tuple[Path, BinaryIO | None]:
-    """The path the options name, and the file object to read when given one."""
+def _source(
+    source: Source | None, reading: dict[str, Any]
+) -> tuple[Path | str | None, BinaryIO | None]:
+    """The path or URL the options name, and the file object to read when given one."""
+    if source is None or (isinstance(source, str) and location.is_url(source)):
+        return source, None  # a query (sql=...), or a URL: configure checks them
     if isinstance(source, str | os.PathLike):
         return Path(source), None
     if not hasattr(source, "read"):
         raise TypeError(f"source must be a path or a binary file object, not {type(source)}")
     name = getattr(source, "name", None)
-    path = Path(name) if isinstance(name, str) and name else configure.STDIN
+    path = Path(name) if isinstance(name, str) and name else STDIN
     if reading.get("format") is None and path.suffix:
         reading["format"] = path.suffix.lower().lstrip(".")
     return path, source
 
 
-def run_options(source: Source, options: dict[str, Any]) -> RunOptions:
+def run_options(source: Source | None, options: dict[str, Any]) -> RunOptions:
     """``run``'s keyword options, checked, as ``RunOptions`` (also the orchestrator recipes'
     way to check a configuration before a run)."""
     options = _with_config(dict(options), command="run")
@@ -106,9 +111,10 @@ def run_options(source: Source, options: dict[str, Any]) -> RunOptions:
     return built
 
 
-async def run_async(source: Source, **options: Any) -> RunResult:
+async def run_async(source: Source | None = None, **options: Any) -> RunResult:
     """``run`` for a host that has an event loop of its own (it runs on that loop)."""
     progress = bool(options.get("progress", False))
+    remote.PROGRESS.set(progress)
     built = run_options(source, options)
     out, err = (sys.stdout, sys.stderr) if progress else (io.StringIO(), io.StringIO())
     summary: dict[str, Any] = {}
@@ -126,16 +132,20 @@ async def run_async(source: Source, **options: Any) -> RunResult:
     )
 
 
-def run(source: Source, **options: Any) -> RunResult:
-    """Import ``source`` (a path, or a binary file object with ``format=``) into Kirim.
-    Blocks until the run ends; from any thread that has no running event loop."""
+def run(source: Source | None = None, **options: Any) -> RunResult:
+    """Import ``source`` (a path, a URL, or a binary file object with ``format=``; or
+    ``sql="SELECT ..."`` instead, with the database URI in ``KIRIM_SOURCE_DB``, the variable
+    ``db_uri_env=`` names, or ``db_uri=``) into Kirim. Blocks until the run ends; from any
+    thread that has no running event loop."""
     return asyncio.run(run_async(source, **options))
 
 
-def plan(source: Source, **options: Any) -> PlanResult:
-    """Validate ``source`` and report what a run would do; no network."""
+def plan(source: Source | None = None, **options: Any) -> PlanResult:
+    """Validate ``source`` (or ``sql=``, as for ``run``) and report what a run would do; no
+    network but the source's own."""
     options = _with_config(dict(options), command="plan")
     progress = bool(options.pop("progress", False))
+    remote.PROGRESS.set(progress)
     path, stream = _source(source, options)
     built = configure.plan_options(source=path, **options)
     if stream is not None:

@@ -26,6 +26,7 @@ from importer import __version__, configfile, configure, history, jsonlog, pipel
 from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
 from importer.errors import ImporterError, InputError, StopRun, UsageError
 from importer.options import PlanOptions, RunOptions
+from importer.read import remote
 from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE, redact
 
@@ -33,8 +34,10 @@ from importer.redact import KEY_SHAPE, redact
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file",
-        type=Path,
-        help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), or - for stdin",
+        nargs="?",
+        metavar="SOURCE",
+        help="CSV, TSV, Parquet, XLSX/XLSM/XLSB/XLS/ODS (also .gz .bz2 .xz .zst), - for stdin, "
+        "or a URL: https://, s3://, gs://, az://, abfs:// (or give --sql instead)",
     )
     g = parser.add_argument_group("reading and mapping")
     g.add_argument(
@@ -99,11 +102,12 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         default="first",
         help="which of in-file duplicates to keep",
     )
+    _source_arguments(parser)
     parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
 
 
 def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
-    """--sync-label, --max-detach and --adopt (``send.mirror``, ``send.adopt``)."""
+    """--sync-label, --max-detach and --adopt (``mirror``, ``send.adopt``)."""
     for parser in (plan, run):
         g = parser.add_argument_group("mirroring the source")
         g.add_argument(
@@ -146,6 +150,24 @@ def _export_arguments(export: argparse.ArgumentParser) -> None:
     export.add_argument("--max-attempts", type=int, metavar="N", help="tries per request")
     export.add_argument("--max-wait", type=float, metavar="SECONDS", help="longest Retry-After")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    """A database query instead of SOURCE (read/query.py), and the rows' own key."""
+    g = parser.add_argument_group("a database query as the source")
+    g.add_argument("--sql", metavar="QUERY", help="read the rows this query returns")
+    g.add_argument("--sql-file", metavar="FILE", help="read the query from FILE")
+    g.add_argument(
+        "--db-uri-env",
+        metavar="NAME",
+        help="the environment variable holding the database URI (default KIRIM_SOURCE_DB; "
+        "the URI is never a flag: it holds a password)",
+    )
+    g.add_argument(
+        "--row-key",
+        metavar="COLUMN",
+        help="the column that names each row in results.csv (its row_key column)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,6 +375,7 @@ def _guard_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser
 _INPUT = (
     "format", "encoding", "delimiter", "sheet", "header_row", "map", "mapping", "metadata",
     "default_region", "require_mobile", "bare_numbers", "invalid_email", "keep",
+    "sql", "sql_file", "db_uri_env", "row_key",
 )  # fmt: skip
 _RUN = (
     "report_dir", "state", "base_url", "sandbox", "account", "on_existing", "concurrency",
@@ -434,6 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "config":  # config takes run's or plan's flags after it
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    remote.PROGRESS.set(True)  # a download shows its bar on a terminal
     try:
         if args.command == "config":
             lines = configfile.resolve(

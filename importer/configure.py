@@ -27,6 +27,7 @@ import phonenumbers
 
 from importer.errors import UsageError
 from importer.options import (
+    STDIN,
     BareNumbers,
     ExportOptions,
     InputOptions,
@@ -38,6 +39,7 @@ from importer.options import (
     PlanOptions,
     RunOptions,
 )
+from importer.read import location
 from importer.records import FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
@@ -46,7 +48,6 @@ from importer.window import describe, parse_duration, parse_until, seconds_until
 DEFAULT_BASE_URL = "https://api.kirim.chat/v1"
 REPORTS = Path("reports")  # the default report folders go here, the journal beside them
 JOURNAL_FILE = "kirim-journal.sqlite"
-STDIN = Path("-")
 
 
 def default(record: type[Any], name: str) -> Any:
@@ -105,7 +106,7 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
 
 def input_options(
     *,
-    source: Path,
+    source: Path | str | None,
     format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
@@ -119,6 +120,11 @@ def input_options(
     bare_numbers: str = "refuse",
     invalid_email: str = "fail",
     keep: str = "first",
+    sql: str | None = None,
+    sql_file: Path | str | None = None,
+    db_uri_env: str | None = None,
+    db_uri: str | None = None,
+    row_key: str | None = None,
 ) -> InputOptions:
     if delimiter is not None:
         delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)  # checked in read/
@@ -134,8 +140,15 @@ def input_options(
     _choice(bare_numbers, get_args(BareNumbers), "--bare-numbers")
     _choice(invalid_email, ("fail", "drop"), "--invalid-email")
     _choice(keep, ("first", "last"), "--keep")
+    where = location.where(
+        source, sql=sql, sql_file=sql_file, db_uri_env=db_uri_env, db_uri=db_uri
+    )
+    if row_key is not None and not str(row_key).strip():
+        raise UsageError("--row-key takes a column name")
+    if where.url is not None and format is None and location.is_sheets_export(where.url):
+        format = "csv"
     return InputOptions(
-        path=source,
+        path=where.path,
         encoding=encoding,
         delimiter=delimiter,
         sheet=None if sheet is None else str(sheet),
@@ -148,6 +161,10 @@ def input_options(
         bare_numbers=cast(BareNumbers, bare_numbers),
         invalid_email=cast(Literal["fail", "drop"], invalid_email),
         keep=cast(Literal["first", "last"], keep),
+        url=where.url,
+        sql=where.sql,
+        db_uri=where.db_uri,
+        row_key=row_key.strip() if row_key else None,
     )
 
 
@@ -222,7 +239,7 @@ def _api_key(given: str | None, env: str = "KIRIM_API_KEY") -> str:
 
 def run_options(
     *,
-    source: Path,
+    source: Path | str | None = None,
     report_dir: Path | str | None = None,
     state: Path | str | None = None,
     base_url: str | None = None,
@@ -289,7 +306,7 @@ def run_options(
         key = _api_key(api_key, api_key_env or "KIRIM_API_KEY")
         url = check_base_url(url)
     given = _input(source, reading)
-    directory = report_folder(report_dir, source=source, command="run")
+    directory = report_folder(report_dir, source=given.path, command="run")
     return RunOptions(
         input=given,
         report_dir=directory,
@@ -428,7 +445,7 @@ def notify_urls(urls: Iterable[str]) -> tuple[str, ...]:
 
 def plan_options(
     *,
-    source: Path,
+    source: Path | str | None = None,
     report_dir: Path | str | None = None,
     write_per_minute: int | None = None,
     verify: bool = False,
@@ -446,7 +463,7 @@ def plan_options(
     if write_per_minute is not None and write_per_minute <= 0:
         raise UsageError("--write-per-minute must be positive")
     given = _input(source, reading)
-    directory = report_folder(report_dir, source=source, command="plan")
+    directory = report_folder(report_dir, source=given.path, command="plan")
     return PlanOptions(
         input=given,
         report_dir=directory,
@@ -528,7 +545,7 @@ def _plan_state(state: Path | None, report_dir: Path) -> Path | None:
     return state
 
 
-def _input(source: Path, reading: dict[str, Any]) -> InputOptions:
+def _input(source: Path | str | None, reading: dict[str, Any]) -> InputOptions:
     known = set(inspect.signature(input_options).parameters) - {"source"}
     if unknown := sorted(set(reading) - known):
         raise UsageError(f"unknown option(s): {', '.join(unknown)}")

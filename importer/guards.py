@@ -40,14 +40,13 @@ from typing import Any
 import polars as pl
 
 from importer.errors import JournalError, Refused
-from importer.options import Limit, PlanOptions, RunOptions
+from importer.options import STDIN, InputOptions, Limit, PlanOptions, RunOptions
+from importer.read import location
 from importer.records import Status, ValidatedBatch
 from importer.send.dispatch import Listener
 from importer.send.records import RowResult
 from importer.send.stop import Stop, Why
 from importer.validate.records import PreparedInput
-
-STDIN = Path("-")
 
 _SOURCES = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -59,15 +58,14 @@ CREATE TABLE IF NOT EXISTS sources (
 """
 
 
-def source_identity(options: Any) -> str | None:
-    """What makes two runs "the same source" for the shrink guard: ``file:`` and the file's
-    resolved path. None when the input has no lasting identity (standard input, a file object
-    without a name): the shrink guard does not apply. Sources that are not files (a URL, a SQL
-    query) get their own prefix here (``url:``, ``sql:``), and nowhere else."""
-    path = getattr(options, "path", None)
-    if not isinstance(path, Path) or path == STDIN:
+def source_identity(options: InputOptions) -> str | None:
+    """What makes two runs "the same source" for the shrink guard: the journal's one name for
+    a source (``read.location.identity``: a file's resolved path, a URL without its secrets,
+    a query with its URI's host and database). None when the input has no lasting identity
+    (standard input, a file object without a name): the shrink guard does not apply."""
+    if options.url is None and options.sql is None and options.path == STDIN:
         return None
-    return f"file:{path.resolve()}"
+    return location.identity(options)
 
 
 @dataclass(frozen=True, slots=True)

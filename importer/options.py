@@ -26,6 +26,9 @@ MAX_ATTEMPTS = 8  # tries per request, the first included (--max-attempts)
 # run's refuses (--min-share), unless --allow-shrink.
 MIN_SHARE = 0.5
 
+# The path that means standard input (``plan -``, ``run -``).
+STDIN = Path("-")
+
 # Rows per batch read, validated, sent and reported together: memory holds a few of them.
 BATCH_ROWS = 50_000
 # New unique values in one batch before worker processes help parse them.
@@ -54,6 +57,12 @@ class InputOptions:
     workers: int | None = None  # parser processes; None: one per core, up to 4 (none on 1 core)
     # a binary file object to read instead of ``path`` (the Python API's; ``path`` names it)
     stream: BinaryIO | None = field(default=None, compare=False, repr=False)
+    # Sources other than a local file (``read.location``): a URL (``path`` is then its file
+    # name), or a query with its database URI; both may hold credentials: never shown.
+    url: str | None = field(default=None, repr=False)
+    sql: str | None = None  # --sql / --sql-file: the query read instead of a file
+    db_uri: str | None = field(default=None, repr=False)  # from --db-uri-env's variable
+    row_key: str | None = None  # --row-key: the column that names each row in the reports
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,8 @@ def render(
     command = "plan" if dry_run else "run"
     options = context.options
     file = options.input.path.name if options is not None else ""
+    if options is not None and options.input.sql is not None:
+        file = "SQL query"  # its text and URI are in the journal and the closing lines
     parts = [
         _head(f"kirim-import {command}{': ' + file if file else ''}"),
         "<main>",

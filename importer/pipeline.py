@@ -27,17 +27,17 @@ import httpx
 import phonenumbers
 import polars as pl
 
-from importer import __version__, notify
+from importer import __version__, mirror, notify
 from importer.errors import ImporterError, InputError, JournalError, StopRun
 from importer.guards import FailureWatch, Guards, Spool, plan_lines, remember
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
 from importer.progress import LOGGER, Progress, logging_to, redacting
-from importer.read import source
+from importer.read import location, source
 from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
-from importer.send import adopt, mirror
+from importer.send import adopt
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, Listener, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
@@ -69,7 +69,13 @@ def prepare(options: InputOptions) -> PreparedInput:
     try:
         colmap = mapping.resolve(columns=reader.info.columns, options=options)
     except InputError as exc:  # mapping knows headers, not files: name the file here
-        raise InputError(f"{options.path}: {exc}") from None
+        raise InputError(f"{location.shown(options)}: {exc}") from None
+    if options.row_key is not None and options.row_key not in reader.info.columns:
+        reader.close()
+        raise InputError(
+            f"{location.shown(options)}: --row-key {options.row_key!r} is not a column; the "
+            f"columns are {', '.join(repr(c) for c in reader.info.columns)}"
+        )
     batches = rows.validate_batches(batches=reader.batches(), mapping=colmap, options=options)
     return PreparedInput(
         source=reader.info,
@@ -94,7 +100,7 @@ def header_lines(prepared: PreparedInput) -> list[str]:
         if v
     )
     lines = [
-        f"Input: {info.path} ({info.format}{', ' + how if how else ''}), "
+        f"Input: {info.shown or info.path} ({info.format}{', ' + how if how else ''}), "
         f"{len(info.columns)} columns",
         *(f"  warning: {note}" for note in info.notes),
         "Mapping:",
@@ -113,7 +119,9 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     phones: set[str] = set()  # every phone of the source (--sync-label, --adopt)
     valid: set[str] = set()
     mirrored = bool(options.sync_labels or options.adopt)
-    with Report(directory=options.report_dir, dry_run=True) as report:
+    with Report(
+        directory=options.report_dir, dry_run=True, row_key=options.input.row_key
+    ) as report:
         for batch in prepared.batches:
             comparison.add(batch.rows)
             report.add_batch(rows=batch.rows, original=batch.original)
@@ -160,7 +168,7 @@ def auto_concurrency(write_per_minute: float) -> int:
 
 
 def fingerprint(options: RunOptions, account: str) -> str:
-    what = f"{options.input.path.resolve()}\n{account}\n{options.on_existing}"
+    what = f"{location.identity(options.input)}\n{account}\n{options.on_existing}"
     return hashlib.sha256(what.encode()).hexdigest()
 
 
@@ -234,7 +242,8 @@ async def run(
     records are redacted either way. ``summary``, when given, is filled with summary.json's
     content (even when the file could not be written). ``clock`` (monotonic seconds) is the
     time window's (``--max-duration``, ``--until``), a seam for tests."""
-    secrets = (options.api_key,) if options.api_key else ()
+    secrets: tuple[str, ...] = (options.api_key,) if options.api_key else ()
+    secrets += location.secrets_of(options.input)  # a source URL's or URI's password, query
     signalled = _HANDLE_SIGNALS.set(signals)  # the run's own tasks inherit this context
     try:
         with contextlib.ExitStack() as scope:
@@ -335,6 +344,7 @@ async def _run(
                     directory=options.report_dir,
                     dry_run=False,
                     on_failure=lambda why: stop.request(Why.OUTPUT, why),
+                    row_key=options.input.row_key,
                 )
             )
             try:
@@ -676,7 +686,7 @@ def _keep_record(options: RunOptions, run_id: int, report: Report, logger: loggi
     if held := s["reasons"].get("limit_reached", 0):  # held back by --limit: not failures
         counts = {**counts, "failed": counts.get("failed", 0) - held, "limit_reached": held}
     record = RunRecord(
-        file=str(options.input.path),
+        file=location.shown(options.input),
         mode=options.on_existing,
         counts=counts,
         requests=s["requests_sent"],

@@ -81,8 +81,10 @@ class Report:
         directory: Path,
         dry_run: bool,
         on_failure: Callable[[str], None] | None = None,
+        row_key: str | None = None,
     ) -> None:
         self.directory = directory
+        self.row_key = row_key  # --row-key: results.csv names each row by it (``row_key``)
         self.dry_run = dry_run
         self.tally = Tally(dry_run=dry_run)
         self.files = ReportFiles(directory=directory, on_failure=on_failure)
@@ -122,7 +124,10 @@ class Report:
         failures = pl.concat(
             [original.select(keep), merged.select(FAILURE_COLUMNS)], how="horizontal"
         ).filter(is_failure)
-        self.files.append(merged.select(RESULT_COLUMNS), failures)
+        named = merged.select(RESULT_COLUMNS)
+        if self.row_key is not None and self.row_key in original.columns:
+            named = named.insert_column(1, original[self.row_key].alias("row_key"))
+        self.files.append(named, failures)
 
     def add_detached(self, detached: pl.DataFrame, *, failed: int = 0) -> None:
         """``--sync-label``'s detached contacts (``phone_number``, ``contact_id``, ``labels``:
@@ -233,7 +238,7 @@ def closing_lines(
         )
         examples = "; ".join(summary.get("renumbered_examples", ()))
         lines.append(f"  renumbered {renumbered} ({what}): {examples}")
-    if (sync := summary.get("sync_labels")) is not None:  # --sync-label (send.mirror)
+    if (sync := summary.get("sync_labels")) is not None:  # --sync-label (mirror)
         verb = "would detach" if dry_run else "detached"
         lines.append(
             "  --sync-label: "

@@ -199,8 +199,15 @@ def test_source_identity_is_the_resolved_path_and_none_for_standard_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert source_identity(InputOptions(path=Path("a.csv"))) == f"file:{tmp_path / 'a.csv'}"
+    assert source_identity(InputOptions(path=Path("a.csv"))) == str(tmp_path / "a.csv")
     assert source_identity(InputOptions(path=Path("-"))) is None
+    # a URL or a query is the same source whatever the stand-in path: the journal's one name
+    url = InputOptions(path=Path("-"), url="https://u:secret@crm.example/x.csv?sig=1&gid=2")
+    assert source_identity(url) == "https://crm.example/x.csv?gid=2"
+    query = InputOptions(path=Path("-"), sql="SELECT 1", db_uri="postgresql://r:pw@db/crm")
+    named = source_identity(query) or ""
+    assert "pw" not in named
+    assert "SELECT 1" in named
 
 
 @pytest.mark.parametrize(

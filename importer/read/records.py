@@ -33,3 +33,4 @@ class SourceInfo:
     header_line: int | None = None  # the file's line (or the sheet's row) of the header
     notes: tuple[str, ...] = ()  # warnings about the whole file, shown under the Input line
     compression: str | None = None  # gz, bz2, xz, zst: read through it
+    shown: str | None = None  # a URL or query, as people see it (``location.shown``)

@@ -38,6 +38,7 @@ import polars as pl
 
 from importer.errors import InputError
 from importer.options import InputOptions
+from importer.read import location, remote
 from importer.read.frames import Opened
 from importer.read.records import SourceInfo
 from importer.read.sheets import open_parquet, open_workbook
@@ -128,6 +129,12 @@ def open_source(*, options: InputOptions) -> SourceReader:
     """
     if options.batch_size < 1:
         raise InputError(f"batch size must be at least 1, not {options.batch_size}")
+    if options.sql is not None:  # a database query (read/query.py)
+        from importer.read.query import open_query
+
+        return SourceReader(opened=open_query(options))
+    if options.url is not None:  # a URL: downloaded, then read as a file (read/remote.py)
+        return _open_url(options)
     path = options.path
     stdin = str(path) == "-" or options.stream is not None
     if stdin and options.format is None:
@@ -163,6 +170,34 @@ def open_source(*, options: InputOptions) -> SourceReader:
         raise
     if compression:
         reader.info = replace(reader.info, compression=compression)
+    reader.keep(tmpdir)
+    return reader
+
+
+def _open_url(options: InputOptions) -> SourceReader:
+    """The URL's local copy, read as the file it names; messages name the URL."""
+    assert options.url is not None
+    shown = location.shown(options)
+    inner = options.path
+    if inner.suffix.lower() in _COMPRESSED:
+        inner = inner.with_suffix("")
+    suffix = f".{options.format}" if options.format else inner.suffix.lower()
+    if suffix not in _TEXT and suffix not in _BOOKS and suffix not in _PARQUET:
+        known = " ".join(sorted([*_TEXT, *_BOOKS, *_PARQUET, *_COMPRESSED]))
+        raise InputError(  # before downloading it
+            f"{shown}: unknown file type {inner.suffix!r}; expected one of {known}, or "
+            "--format to say what it is"
+        )
+    tmpdir, local = remote.download(options.url, name=options.path.name)
+    try:
+        reader = open_source(options=replace(options, path=local, url=None))
+    except InputError as exc:
+        tmpdir.cleanup()
+        raise InputError(str(exc).replace(str(local), shown)) from None
+    except BaseException:
+        tmpdir.cleanup()
+        raise
+    reader.info = replace(reader.info, path=options.path, shown=shown)
     reader.keep(tmpdir)
     return reader
 

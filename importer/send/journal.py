@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS synced (
 ) WITHOUT ROWID;
 """
 # ``synced`` (0.5.0; a journal without it gains it, empty, when a run opens it): which
-# contacts this journal put a ``--sync-label`` on, per label and source (``send.mirror``):
+# contacts this journal put a ``--sync-label`` on, per label and source (``mirror``):
 # only those are ever detached, when their phone has left that source.
 _SYNCED = (
     "INSERT INTO synced (org, account, source, label, phone, contact_id) VALUES (?, ?, ?, ?, ?, ?)"
@@ -659,7 +659,7 @@ def _run_line(row: tuple[Any, ...]) -> RunLine:
     )  # fmt: skip
 
 
-# --- read only: the contacts a --sync-label put its label on (``send.mirror``) ----------------
+# --- read only: the contacts a --sync-label put its label on (``mirror``) ----------------
 
 
 def synced_members(

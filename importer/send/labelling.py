@@ -71,7 +71,7 @@ class Labelling:
         self._stop = stop
         self._listener = listener
         # --sync-label: on every row's contact (whatever its status), and each contact that
-        # has one is told to ``on_synced`` (label, [(phone, contact id)]): ``send.mirror``
+        # has one is told to ``on_synced`` (label, [(phone, contact id)]): ``mirror``
         self._sync_names = sync_names
         self._on_synced = on_synced
         self._queue: asyncio.Queue[Finished | None] = asyncio.Queue()

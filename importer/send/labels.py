@@ -160,7 +160,7 @@ class Labeler:
                 self._missing_code[name] = failure_code(made, "not_made")
 
     async def label_ids(self, names: set[str]) -> dict[str, str]:
-        """Kirim's ids of these labels, found or made as for attaching (``send.mirror``)."""
+        """Kirim's ids of these labels, found or made as for attaching (``mirror``)."""
         await self._ensure(names)
         return {n: self._ids[n] for n in names if n in self._ids}
 

@@ -26,7 +26,8 @@ from typing import Any, TextIO
 import polars as pl
 
 from importer.errors import InputError
-from importer.options import InputOptions, PlanOptions, RunOptions
+from importer.options import STDIN, InputOptions, PlanOptions, RunOptions
+from importer.read import location
 from importer.send import adopt
 from importer.send.client import PAGE_SIZE, KirimClient, Verdict
 from importer.send.journal import Journal, known_phones, synced_members
@@ -36,15 +37,14 @@ from importer.send.retry import Sender
 from importer.validate import rows
 from importer.validate.records import PreparedInput
 
-STDIN = Path("-")
-
 
 def source_key(options: InputOptions) -> str:
-    """What the journal calls this source: its resolved path (the name standard input or a
-    file object was given as, else ``-``)."""
-    if options.path == STDIN:
+    """What the journal calls this source (``read.location.identity``: a file's resolved
+    path, a URL without its secrets, a query and its URI without a password), or ``-`` for
+    standard input."""
+    if options.path == STDIN and options.url is None and options.sql is None:
         return "-"
-    return str(options.path.resolve())
+    return location.identity(options)
 
 
 def source_phones(prepared: PreparedInput, options: InputOptions) -> set[str]:
