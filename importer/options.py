@@ -85,3 +85,9 @@ class RunOptions:
     verify: bool = False  # --verify: look up contacts the journal holds done; create the gone
     sandbox: bool = False  # --sandbox: each run's server is fresh, so a rerun resumes nothing
     allow_renumber: bool = False  # send rows whose cell the journal knows under another number
+
+
+# A phone cell longer than this is no phone number (phonenumbers refuses > 250): validation
+# refuses it, and its key (``records.phone_key``) keeps it whole. Here, in a leaf without
+# polars, because the parser's worker processes read it too.
+PHONE_CELL_MAX = 100

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -51,6 +52,7 @@ from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
+from importer.validate.accounts import Routing
 from importer.validate.records import PreparedInput
 
 VERSIONS = {"importer_version": __version__, "phonenumbers_version": phonenumbers.__version__}
@@ -263,8 +265,14 @@ async def _run(
                     on_failure=lambda why: stop.request(Why.OUTPUT, why),
                 )
             )
+            several = prepared.mapping.account is not None  # rows name their accounts
             try:
-                found = await preflight(client=client, sender=sender, account=options.account)
+                found = await preflight(
+                    client=client, sender=sender, account=options.account, several=several
+                )
+                if several:  # routed against Kirim's list before any row is validated
+                    routing = run_routing(prepared, found, options.input.default_region)
+                    prepared = routed(prepared, options.input, routing)
             except StopRun as exc:  # nothing was written: every row is reported not_attempted
                 stop.request(Why.SERVER, str(exc))
                 _not_attempted(prepared, report)
@@ -349,8 +357,14 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         write_pm = min(write_pm, options.max_rate)
     read_pm = found.read_per_minute or write_pm * 10
     concurrency = options.concurrency or auto_concurrency(write_pm)
+    several = prepared.mapping.account is not None
+    where = (
+        accounts_line(prepared.mapping.account or "", found)
+        if several
+        else f"Account {found.account}"
+    )
     say(
-        f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
+        f"{where}, organisation {found.org}: {write_pm:g} writes/min, "
         f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
     )
     renumbered = renumbering(prepared, options, found)
@@ -403,7 +417,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
             client=client, sender=label_sender, writes=writes, reads=reads, journal=journal,
             account=found.account, flag_names=options.labels,
         )  # fmt: skip
-        labelling = Labelling(labeler=labeler, stop=stop, listener=listener)
+        labelling = Labelling(labeler=labeler, stop=stop, listener=listener, routed=several)
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -414,6 +428,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         upserter=upserter,
         listener=listener,
         on_finished=labelling.put if labelling is not None else None,
+        routed=several,
     )
     await _drive(work, _stop_on_input_error(prepared.batches, stop), stop, labelling)
     if stop.requested and prepared.reread is not None:
@@ -433,18 +448,56 @@ def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) 
     """The valid rows whose phone cell the journal knows under another number. Only when the
     journal holds cells read otherwise than this run reads them is the file read (and
     validated) once more for it, before anything is sent: a stable nightly job pays nothing."""
+    several = prepared.mapping.account is not None  # every account of the organisation
     known = cells_read_otherwise(
-        options.state, reading=reading(options.input), org=found.org, account=found.account
-    )
+        options.state, reading=reading(options.input), org=found.org,
+        account=None if several else found.account,
+    )  # fmt: skip
     comparison = Comparison(known)
     if not comparison.needed:
         return comparison.result()
     if prepared.reread is None:
         raise InputError("the input cannot be read twice: its phones cannot be compared first")
     again = rows.validate_batches(
-        batches=prepared.reread(), mapping=prepared.mapping, options=options.input
-    )
+        batches=prepared.reread(), mapping=prepared.mapping, options=options.input,
+        routing=prepared.routing,
+    )  # fmt: skip
     return comparison.add_all(again)
+
+
+def run_routing(prepared: PreparedInput, found: Preflight, region: str | None) -> Routing:
+    """How a run routes the rows of a file with an account column: against the accounts the
+    pre-flight listed, empty cells to ``--account`` or the only connected account."""
+    return Routing(
+        column=prepared.mapping.account or "",
+        default=found.account or None,
+        region=region,
+        accounts=found.accounts,
+    )
+
+
+def routed(prepared: PreparedInput, options: InputOptions, routing: Routing) -> PreparedInput:
+    """``prepared`` validated with ``routing`` (a file with an account column): its batches
+    are made again from the file, before any was read (validation is lazy)."""
+    if prepared.reread is None:
+        raise InputError("the input cannot be read again: its accounts cannot be routed")
+    close = getattr(prepared.batches, "close", None)
+    if close is not None:
+        close()  # (not started: nothing was read or parsed)
+    batches = rows.validate_batches(
+        batches=prepared.reread(), mapping=prepared.mapping, options=options, routing=routing
+    )
+    return dataclasses.replace(prepared, batches=iter(batches), routing=routing)
+
+
+def accounts_line(column: str, found: Preflight) -> str:
+    """Where a file with an account column goes, for the line the run prints first."""
+    usable = [a.phone_number_id for a in found.accounts if a.usable]
+    default = found.account or "none (empty cells are missing_account)"
+    return (
+        f"Accounts from column {column!r} ({len(usable)} connected: "
+        f"{', '.join(str(a) for a in usable) or 'none'}; default {default})"
+    )
 
 
 def _resumable_in(options: RunOptions) -> Path | None:

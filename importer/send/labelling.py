@@ -58,8 +58,11 @@ class Labelling:
     """Finished batches in (``put``, in input order), labelled, then to ``listener``, until
     ``close``."""
 
-    def __init__(self, *, labeler: Labeler, stop: Stop, listener: Reporting) -> None:
+    def __init__(
+        self, *, labeler: Labeler, stop: Stop, listener: Reporting, routed: bool = False
+    ) -> None:
         self._labeler = labeler
+        self._routed = routed  # rows name their account (validation's ``account`` column)
         self._stop = stop
         self._listener = listener
         self._queue: asyncio.Queue[Finished | None] = asyncio.Queue()
@@ -89,7 +92,18 @@ class Labelling:
     async def _labelled(self, done: Finished) -> list[RowResult]:
         rows, unknown = self._label_rows(done)
         try:
-            labelled = await self._labeler.label(rows)
+            if self._routed:  # a file with an account column: each account's contacts
+                by_account: dict[str, list[LabelRow]] = {}
+                accounts = dict(
+                    zip(done.batch.rows["row_number"], done.batch.rows["account"], strict=True)
+                )
+                for one in rows:
+                    by_account.setdefault(accounts[one.row_number], []).append(one)
+                labelled: dict[int, Labelled] = {}
+                for account, some in by_account.items():
+                    labelled |= await self._labeler.for_account(account).label(some)
+            else:
+                labelled = await self._labeler.label(rows)
         except JournalError as exc:
             self._stop.request(Why.JOURNAL, str(exc))
             return done.results
