@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "-v", "--verbose", action="store_true", help="show renumbered rows' phones unmasked"
     )
+    g = plan.add_argument_group(
+        "accounts (a file with an account column; checked when KIRIM_API_KEY is set)"
+    )
+    g.add_argument(
+        "--account", metavar="PHONE_NUMBER_ID", help="the account of empty cells, as in run"
+    )
+    g.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
     run = sub.add_parser(
         "run",
         help="import a file into Kirim",
@@ -141,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _input_arguments(run)
     g = run.add_argument_group("sending")
-    g.add_argument("--account", metavar="PHONE_NUMBER_ID", help="default: the only connected one")
+    g.add_argument(
+        "--account",
+        metavar="PHONE_NUMBER_ID",
+        help="default: the only connected one; with an account column, the account of its "
+        "empty cells",
+    )
     g.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
     g.add_argument(
         "--sandbox",
@@ -244,6 +256,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         verify=args.verify,
         state=args.state,
         verbose=args.verbose,
+        account=args.account,
+        base_url=args.base_url,
         **_picked(args, _INPUT),
     )
 

@@ -59,6 +59,11 @@ class PlanOptions:
     verify: bool = False  # estimate what run --verify costs
     state: Path | None = None  # the journal to compare phone cells with (renumbering); None: none
     verbose: bool = False  # the renumbered rows' phones unmasked
+    # a file with an account column: its cells are checked against GET /v1/accounts when a key
+    # is set (``send.accounts``); ``account`` is the default for empty cells, as in a run
+    account: str | None = None
+    base_url: str | None = None
+    api_key: str = field(default="", repr=False)  # "" : no key, nothing checked
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from importer.read import source
 from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
+from importer.send.accounts import plan_listing
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
@@ -104,6 +105,10 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
     print("\n".join(header_lines(prepared)), file=out)
+    checked: dict[str, Any] = {}
+    if prepared.mapping.account is not None:  # a file with an account column
+        prepared, checked = plan_routing(prepared, options)
+        print(f"Accounts: {checked['accounts_checked_how']}", file=out)
     known: list[tuple[str, str]] = []
     if options.state is not None:  # a plan knows no organisation: every one's cells
         known = cells_read_otherwise(options.state, reading=reading(options.input))
@@ -114,12 +119,35 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
             report.add_batch(rows=batch.rows, original=batch.original)
     context = Context(options=options, write_per_minute=options.write_per_minute)
     elapsed = time.monotonic() - started
-    extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose)}
+    extra = {**VERSIONS, **comparison.result().summary(verbose=options.verbose), **checked}
     code = report.finish(stats=RunStats(), elapsed_s=elapsed, extra=extra, context=context)
     if options.verify:
         print(verify_cost(report.counts.get("valid", 0), options.write_per_minute), file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
+
+
+def plan_routing(
+    prepared: PreparedInput, options: PlanOptions
+) -> tuple[PreparedInput, dict[str, Any]]:
+    """A plan of a file with an account column: its cells routed against Kirim's list when a
+    key is set (``send.accounts``), else unchecked; and what summary.json says of it."""
+    listing = plan_listing(base_url=options.base_url, api_key=options.api_key)
+    default = options.account
+    if default is None and listing.accounts is not None:  # as a run: the only connected one
+        connected = [a for a in listing.accounts if a.status == "connected" and a.usable]
+        default = connected[0].phone_number_id if len(connected) == 1 else None
+    routing = Routing(
+        column=prepared.mapping.account or "",
+        default=default,
+        region=options.input.default_region,
+        accounts=listing.accounts,
+    )
+    checked = {
+        "accounts_checked": listing.accounts is not None,
+        "accounts_checked_how": listing.said,
+    }
+    return routed(prepared, options.input, routing), checked
 
 
 def verify_cost(rows: int, write_per_minute: float) -> str:

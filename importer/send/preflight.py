@@ -147,3 +147,12 @@ async def preflight(
     chosen = choose_account(accounts.data, account, several=several)
     listed = read_accounts(accounts.data) if several else ()
     return Preflight(org, chosen, write_pm, read_pm, listed)
+
+
+async def list_accounts(*, client: KirimClient, sender: Sender) -> tuple[Account, ...]:
+    """``GET /v1/accounts`` alone (a plan checking a file's account column); ``StopRun``
+    when it is refused or unusable."""
+    accounts, _ = await sender.call(None, client.accounts)
+    if accounts.verdict is not Verdict.OK:
+        raise _refused("GET /v1/accounts", accounts)
+    return read_accounts(accounts.data)

@@ -108,8 +108,9 @@ class Routing:
         hits = [a for a in self.accounts if a.phone_number_id == cell]
         if not hits:
             hits = list(
-                {id(a): a for n in numbers(cell, self.region) for a in self._by_number.get(n, ())}
-                .values()
+                {
+                    id(a): a for n in numbers(cell, self.region) for a in self._by_number.get(n, ())
+                }.values()
             )
         where = f"column {self.column!r}: {_quote(cell)}"
         if not hits:
