@@ -131,7 +131,9 @@ def run(source: Source, **options: Any) -> RunResult:
 
 
 def plan(source: Source, **options: Any) -> PlanResult:
-    """Validate ``source`` and report what a run would do; no network."""
+    """Validate ``source`` and report what a run would do; no network, but for one
+    ``GET /v1/accounts`` when the file has an account column and a key is set (``api_key=``
+    or ``KIRIM_API_KEY``)."""
     options = dict(options)
     progress = bool(options.pop("progress", False))
     path, stream = _source(source, options)

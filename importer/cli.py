@@ -1,6 +1,7 @@
 """The command line: parse, check, build the frozen options, hand off to the pipeline.
 
-    kirim-import plan FILE [input options]           validate and report, no network
+    kirim-import plan FILE [input options]           validate and report, no network (an
+                                                     account column: GET /v1/accounts with a key)
     kirim-import run FILE [run options]              import into Kirim (or --sandbox)
     kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
     kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
@@ -60,7 +61,8 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FIELD=HEADER",
-        help="map a field (phone_number, name, email, labels) to a column; repeatable",
+        help="map a field (phone_number, name, email, labels, account) to a column; "
+        "repeatable",
     )
     g.add_argument("--mapping", type=Path, metavar="FILE", help="TOML or JSON field->header map")
     g.add_argument(

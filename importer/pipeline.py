@@ -1,4 +1,5 @@
-"""The two jobs, wired from the stages: ``plan`` (no network) and ``run``.
+"""The two jobs, wired from the stages: ``plan`` (no network, but for one ``GET /v1/accounts``
+when a file's account column can be checked: ``send.accounts``) and ``run``.
 
 Both read and validate through ``prepare``, the one code path, so a plan never disagrees
 with the run it predicts. ``run`` then, before any write, checks the key and the account
