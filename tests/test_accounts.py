@@ -284,3 +284,24 @@ def test_lost_answers_in_two_accounts_never_double_a_contact(
             ("+15550100001", phone(1)): 1, ("+15550100003", phone(1)): 1,
             ("+15550100003", phone(2)): 1, ("+15550100001", phone(3)): 1,
         })  # fmt: skip
+
+
+def test_every_account_draws_on_the_organisations_one_write_bucket(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Kirim's budget is the organisation's: 620 creates split over two accounts at 600
+    writes/min need the one bucket's burst and two seconds more, and never a 429 (a bucket per
+    account would send 620 at once and meet the server's limit)."""
+    config = SandboxConfig(seed=3, accounts=ACCOUNTS, write_per_minute=600, read_per_minute=60_000)
+    with Sandbox(config) as box:
+        monkeypatch.setenv("KIRIM_API_KEY", box.token)
+        cells = [(n, MAIN if n % 2 else BRANCH) for n in range(1, 621)]
+        code, reports = run(
+            box, sheet(tmp_path / "many.csv", cells), tmp_path, "r", "--on-existing", "create"
+        )
+        assert code == 0
+        s = summary(reports)
+        assert s["created"] == 620
+        assert s["http_429"] == 0
+        assert box.rate_limited == 0
+        assert s["accounts"][MAIN]["created"] == s["accounts"][BRANCH]["created"] == 310
