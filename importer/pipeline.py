@@ -144,10 +144,12 @@ def plan_routing(
         region=options.input.default_region,
         accounts=listing.accounts,
     )
-    checked = {
-        "accounts_checked": listing.accounts is not None,
-        "accounts_checked_how": listing.said,
-    }
+    said, listed = listing.said, listing.accounts
+    if options.account and listed is not None and not any(
+        a.usable and a.phone_number_id == options.account for a in listed
+    ):
+        said += f"; --account {options.account} is no connected account: a run would stop"
+    checked = {"accounts_checked": listing.accounts is not None, "accounts_checked_how": said}
     return routed(prepared, options.input, routing), checked
 
 
