@@ -73,7 +73,9 @@ def _field_map(
         else [tuple(item.partition("=")[::2]) for item in items]
     )
     for field, header in pairs:
-        if field.strip() not in FIELDS or not header.strip():
+        # ``--map account=`` (empty): the file has no account column (its header stays metadata)
+        empty_ok = field.strip() == "account"
+        if field.strip() not in FIELDS or not (header.strip() or empty_ok):
             raise UsageError(
                 f"--map {field}={header}: expected FIELD=HEADER with FIELD one of "
                 f"{', '.join(FIELDS)}"

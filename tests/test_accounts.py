@@ -322,3 +322,12 @@ def test_plan_tells_a_default_account_a_run_would_refuse(org: Sandbox, tmp_path:
     assert code == 3
     assert f"account {OLD} is disconnected" in summary(reports)["stopped"]
     assert org.contacts() == []
+
+
+def test_an_empty_map_turns_the_column_back_into_metadata(org: Sandbox, tmp_path: Path) -> None:
+    file = sheet(tmp_path / "crm.csv", [(1, "ACC-001"), (2, "ACC-002")], header="Account")
+    code, reports = run(org, file, tmp_path, "r", "--map", "account=", "--account", MAIN)
+    assert code == 0
+    assert [r["status"] for r in results(reports)] == ["created", "created"]
+    assert {c["metadata"]["Account"] for c in org.contacts()} == {"ACC-001", "ACC-002"}
+    assert "accounts" not in summary(reports)
