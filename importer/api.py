@@ -142,7 +142,8 @@ def run(source: Source | None = None, **options: Any) -> RunResult:
 
 def plan(source: Source | None = None, **options: Any) -> PlanResult:
     """Validate ``source`` (or ``sql=``, as for ``run``) and report what a run would do; no
-    network but the source's own."""
+    network but the source's own, and one ``GET /v1/accounts`` when the file has an account
+    column and a key is set (``api_key=`` or ``KIRIM_API_KEY``)."""
     options = _with_config(dict(options), command="plan")
     progress = bool(options.pop("progress", False))
     remote.PROGRESS.set(progress)

@@ -1,6 +1,7 @@
 """The command line: parse, check, build the frozen options, hand off to the pipeline.
 
-    kirim-import plan FILE [input options]           validate and report, no network
+    kirim-import plan FILE [input options]           validate and report, no network (an
+                                                     account column: GET /v1/accounts with a key)
     kirim-import run FILE [run options]              import into Kirim (or --sandbox)
     kirim-import sandbox [options]                   serve the Kirim-compatible sandbox
     kirim-import history [--state FILE] [--json]     the runs a journal holds, newest first
@@ -65,7 +66,8 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FIELD=HEADER",
-        help="map a field (phone_number, name, email, labels) to a column; repeatable",
+        help="map a field (phone_number, name, email, labels, account) to a column; "
+        "repeatable",
     )
     g.add_argument("--mapping", type=Path, metavar="FILE", help="TOML or JSON field->header map")
     g.add_argument(
@@ -204,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "-v", "--verbose", action="store_true", help="show renumbered rows' phones unmasked"
     )
+    g = plan.add_argument_group(
+        "accounts (a file with an account column; checked when KIRIM_API_KEY is set)"
+    )
+    g.add_argument(
+        "--account", metavar="PHONE_NUMBER_ID", help="the account of empty cells, as in run"
+    )
+    g.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
     run = sub.add_parser(
         "run",
         help="import a file into Kirim",
@@ -211,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _input_arguments(run)
     g = run.add_argument_group("sending")
-    g.add_argument("--account", metavar="PHONE_NUMBER_ID", help="default: the only connected one")
+    g.add_argument(
+        "--account",
+        metavar="PHONE_NUMBER_ID",
+        help="default: the only connected one; with an account column, the account of its "
+        "empty cells",
+    )
     g.add_argument("--base-url", help=f"default: $KIRIM_BASE_URL, else {DEFAULT_BASE_URL}")
     g.add_argument(
         "--sandbox",
@@ -410,6 +424,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         state=args.state,
         verbose=args.verbose,
         **_picked(args, ("max_invalid", "min_share", "max_duration", "until")),
+        account=args.account,
+        base_url=args.base_url,
         **_picked(args, _INPUT),
         sync_labels=args.sync_label,
         adopt=args.adopt,

@@ -80,7 +80,9 @@ def _field_map(
         else [tuple(item.partition("=")[::2]) for item in items]
     )
     for field, header in pairs:
-        if field.strip() not in FIELDS or not header.strip():
+        # ``--map account=`` (empty): the file has no account column (its header stays metadata)
+        empty_ok = field.strip() == "account"
+        if field.strip() not in FIELDS or not (header.strip() or empty_ok):
             raise UsageError(
                 f"--map {field}={header}: expected FIELD=HEADER with FIELD one of "
                 f"{', '.join(FIELDS)}"
@@ -218,6 +220,17 @@ def default_state(report_dir: Path, *, sandbox: bool) -> Path:
     return report_dir / "journal.sqlite" if sandbox else report_dir.parent / JOURNAL_FILE
 
 
+def _account(account: object) -> str | None:
+    """``--account``: a phone_number_id (the API may pass its digits as a number)."""
+    if account is None:
+        return None
+    if isinstance(account, int) and not isinstance(account, bool):
+        account = str(account)
+    if not isinstance(account, str) or not re.fullmatch(r"\d{6,20}", account):
+        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
+    return account
+
+
 def _labels(names: Iterable[str], option: str = "--label") -> tuple[str, ...]:
     if isinstance(names, str):
         names = (names,)
@@ -281,8 +294,7 @@ def run_options(
         ("--timeout", timeout, False), ("--max-wait", max_wait, False),
     ):  # fmt: skip
         _number(value, option, whole=whole)
-    if isinstance(account, int) and not isinstance(account, bool):
-        account = str(account)  # a phone_number_id is digits: the API may pass them as such
+    account = _account(account)
     if concurrency is not None and not 1 <= concurrency <= 1024:
         raise UsageError("--concurrency must be between 1 and 1024")
     if max_rate is not None and max_rate <= 0:
@@ -295,8 +307,6 @@ def run_options(
         raise UsageError("--max-wait must be 0 or more")
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
-    if account is not None and not re.fullmatch(r"\d{6,20}", str(account)):
-        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
     _choice(on_existing, get_args(OnExisting), "--on-existing")
     if sandbox and base_url:
         raise UsageError("--sandbox starts its own server: leave out --base-url")
@@ -457,9 +467,26 @@ def plan_options(
     until: str | None = None,
     sync_labels: Iterable[str] = (),
     adopt: bool = False,
+    account: str | int | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
     **reading: Any,
 ) -> PlanOptions:
+    """The options of a ``plan``. A key (``api_key``, else ``KIRIM_API_KEY``) is optional:
+    with one, a file's account column is checked against Kirim's list of accounts."""
     _number(write_per_minute, "--write-per-minute", whole=True)
+    account = _account(account)
+    key = (api_key if api_key is not None else os.environ.get("KIRIM_API_KEY", "")).strip()
+    url: str | None = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
+    try:
+        if base_url is not None:
+            check_base_url(base_url)
+        if key:
+            key, url = _api_key(key), check_base_url(url or "")
+    except UsageError:
+        if api_key is not None or base_url is not None:  # given: the caller's mistake
+            raise
+        key, url = "", None  # from the environment: a plan needs neither; it goes unchecked
     if write_per_minute is not None and write_per_minute <= 0:
         raise UsageError("--write-per-minute must be positive")
     given = _input(source, reading)
@@ -476,6 +503,9 @@ def plan_options(
         **_plan_window(max_duration, until),
         sync_labels=_labels(sync_labels, option="--sync-label"),
         adopt=bool(adopt),
+        account=account,
+        base_url=url,
+        api_key=key,
     )
 
 

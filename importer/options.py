@@ -82,6 +82,11 @@ class PlanOptions:
     window: str | None = None  # how the window was given, for the sentence
     sync_labels: tuple[str, ...] = ()  # --sync-label: how many would be attached and detached
     adopt: bool = False  # --adopt: what a first sync costs, lookups against a page-through
+    # a file with an account column: its cells are checked against GET /v1/accounts when a key
+    # is set (``send.accounts``); ``account`` is the default for empty cells, as in a run
+    account: str | None = None
+    base_url: str | None = None
+    api_key: str = field(default="", repr=False)  # "" : no key, nothing checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +162,9 @@ class ExportOptions:
     max_wait_s: float = MAX_WAIT_S
     max_attempts: int = MAX_ATTEMPTS
     quiet: bool = False  # no progress bar
+
+
+# A phone cell longer than this is no phone number (phonenumbers refuses > 250): validation
+# refuses it, and its key (``records.phone_key``) keeps it whole. Here, in a leaf without
+# polars, because the parser's worker processes read it too.
+PHONE_CELL_MAX = 100

@@ -145,6 +145,7 @@ def render(
         "<main>",
         _header(command, file, summary),
         _counts(counts),
+        _by_account(summary.get("accounts")),
         _reasons(summary.get("reasons", {}), facts.examples),
     ]
     if summary.get("labels"):
@@ -259,6 +260,29 @@ def _counts(counts: Mapping[str, int]) -> str:
         else ""
     )
     return f'<section id="counts"><h2>Rows</h2><div class="cards">{cards}</div>{svg}</section>'
+
+
+def _by_account(accounts: Mapping[str, Mapping[str, int]] | None) -> str:
+    """The counts per account (a file with an account column), each cell in an element
+    ``data-account-count="<account> <status>"``; nothing for a file without one."""
+    if not accounts:
+        return ""
+    statuses = list(next(iter(accounts.values())))
+    head = "".join(f'<th class="num">{_e(k.replace("_", " "))}</th>' for k in statuses)
+    body = "".join(
+        f"<tr><td>{_bdi(account or '(none)')}</td>"
+        + "".join(
+            f'<td class="num" data-account-count="{_e(account)} {_e(k)}">{int(counts.get(k, 0))}'
+            "</td>"
+            for k in statuses
+        )
+        + "</tr>"
+        for account, counts in accounts.items()
+    )
+    return (
+        '<section id="accounts"><h2>Rows per account</h2><table><thead><tr><th>account</th>'
+        f"{head}</tr></thead><tbody>{body}</tbody></table></section>"
+    )
 
 
 def _reasons(reasons: Mapping[str, int], examples: Mapping[str, list[int]]) -> str:

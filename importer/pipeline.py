@@ -1,4 +1,5 @@
-"""The two jobs, wired from the stages: ``plan`` (no network) and ``run``.
+"""The two jobs, wired from the stages: ``plan`` (no network, but for one ``GET /v1/accounts``
+when a file's account column can be checked: ``send.accounts``) and ``run``.
 
 Both read and validate through ``prepare``, the one code path, so a plan never disagrees
 with the run it predicts. ``run`` then, before any write, checks the key and the account
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -38,6 +40,7 @@ from importer.records import Status, ValidatedBatch
 from importer.redact import redact
 from importer.report import Report, RunStats, duration, status_counts
 from importer.send import adopt
+from importer.send.accounts import plan_listing
 from importer.send.client import KirimClient, Reply
 from importer.send.dispatch import Dispatcher, Listener, not_sent, unread_batches
 from importer.send.journal import Journal, cells_read_otherwise, finish_run, save_run
@@ -54,6 +57,7 @@ from importer.send.stop import Sleep, Stop, Why
 from importer.send.upsert import Upserter
 from importer.timeline import Timeline
 from importer.validate import mapping, rows
+from importer.validate.accounts import Routing
 from importer.validate.records import PreparedInput
 from importer.window import Clock, Window, runs_needed
 
@@ -112,6 +116,10 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
     print("\n".join(header_lines(prepared)), file=out)
+    checked: dict[str, Any] = {}
+    if prepared.mapping.account is not None:  # a file with an account column
+        prepared, checked = plan_routing(prepared, options)
+        print(f"Accounts: {checked['accounts_checked_how']}", file=out)
     known: list[tuple[str, str]] = []
     if options.state is not None:  # a plan knows no organisation: every one's cells
         known = cells_read_otherwise(options.state, reading=reading(options.input))
@@ -133,7 +141,8 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     elapsed = time.monotonic() - started
     guarded, guard_facts = plan_lines(options, report.counts)
     extra = {
-        **VERSIONS, **comparison.result().summary(verbose=options.verbose), "guards": guard_facts
+        **VERSIONS, **comparison.result().summary(verbose=options.verbose), "guards": guard_facts,
+        **checked,
     }
     if mirrored:
         extra.update(mirror.plan_summary(options, phones, valid, out))
@@ -147,6 +156,31 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
         print(f"Time window ({options.window}): {runs}.", file=out)
     print(report.render(write_per_minute=options.write_per_minute), file=out)
     return code
+
+
+def plan_routing(
+    prepared: PreparedInput, options: PlanOptions
+) -> tuple[PreparedInput, dict[str, Any]]:
+    """A plan of a file with an account column: its cells routed against Kirim's list when a
+    key is set (``send.accounts``), else unchecked; and what summary.json says of it."""
+    listing = plan_listing(base_url=options.base_url, api_key=options.api_key)
+    default = options.account
+    if default is None and listing.accounts is not None:  # as a run: the only connected one
+        connected = [a for a in listing.accounts if a.status == "connected" and a.usable]
+        default = connected[0].phone_number_id if len(connected) == 1 else None
+    routing = Routing(
+        column=prepared.mapping.account or "",
+        default=default,
+        region=options.input.default_region,
+        accounts=listing.accounts,
+    )
+    said, listed = listing.said, listing.accounts
+    if options.account and listed is not None and not any(
+        a.usable and a.phone_number_id == options.account for a in listed
+    ):
+        said += f"; --account {options.account} is no connected account: a run would stop"
+    checked = {"accounts_checked": listing.accounts is not None, "accounts_checked_how": said}
+    return routed(prepared, options.input, routing), checked
 
 
 def verify_cost(rows: int, write_per_minute: float) -> str:
@@ -347,8 +381,21 @@ async def _run(
                     row_key=options.input.row_key,
                 )
             )
+            several = prepared.mapping.account is not None  # rows name their accounts
+            if several and (options.sync_labels or options.adopt):
+                raise InputError(
+                    f"{prepared.source.shown or prepared.source.path}: column "
+                    f"{prepared.mapping.account!r} routes rows "
+                    "to several accounts; --sync-label and --adopt work on one account at a "
+                    "time: split the file by account, or leave those options out"
+                )
             try:
-                found = await preflight(client=client, sender=sender, account=options.account)
+                found = await preflight(
+                    client=client, sender=sender, account=options.account, several=several
+                )
+                if several:  # routed against Kirim's list before any row is validated
+                    routing = run_routing(prepared, found, options.input.default_region)
+                    prepared = routed(prepared, options.input, routing)
             except StopRun as exc:  # nothing was written: every row is reported not_attempted
                 stop.request(Why.SERVER, str(exc))
                 _not_attempted(prepared, report)
@@ -463,8 +510,14 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         write_pm = min(write_pm, options.max_rate)
     read_pm = found.read_per_minute or write_pm * 10
     concurrency = options.concurrency or auto_concurrency(write_pm)
+    several = prepared.mapping.account is not None
+    where = (
+        accounts_line(prepared.mapping.account or "", found)
+        if several
+        else f"Account {found.account}"
+    )
     say(
-        f"Account {found.account}, organisation {found.org}: {write_pm:g} writes/min, "
+        f"{where}, organisation {found.org}: {write_pm:g} writes/min, "
         f"{read_pm:g} reads/min, {concurrency} in flight, on existing: {options.on_existing}"
     )
     if the_run.guards is not None:  # before the journal writes anything
@@ -541,12 +594,14 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
             account=found.account, flag_names=options.labels, tally=tally,
         )  # fmt: skip
         labelling = Labelling(
-            labeler=labeler, stop=stop, listener=listener, sync_names=options.sync_labels,
+            labeler=labeler, stop=stop, listener=listener, routed=several,
+            sync_names=options.sync_labels,
             on_synced=lambda name, items: journal.synced(source, name, items),
         )  # fmt: skip
     extra: dict[str, Any] = {}
     if options.adopt or (
-        options.on_existing != "create"
+        not several  # (the page-through reads one account)
+        and options.on_existing != "create"
         and not options.verify  # (it looks every row the journal holds up anyway)
         and adopt.worth_paging(rows=prepared.rows_total, journal_knows_account=journal.holds_any())
     ):
@@ -569,6 +624,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         upserter=upserter,
         listener=listener,
         on_finished=labelling.put if labelling is not None else None,
+        routed=several,
     )
     watcher = (
         asyncio.create_task(the_run.window.watch(stop, sleep)) if the_run.window else None
@@ -628,18 +684,56 @@ def renumbering(prepared: PreparedInput, options: RunOptions, found: Preflight) 
     """The valid rows whose phone cell the journal knows under another number. Only when the
     journal holds cells read otherwise than this run reads them is the file read (and
     validated) once more for it, before anything is sent: a stable nightly job pays nothing."""
+    several = prepared.mapping.account is not None  # every account of the organisation
     known = cells_read_otherwise(
-        options.state, reading=reading(options.input), org=found.org, account=found.account
-    )
+        options.state, reading=reading(options.input), org=found.org,
+        account=None if several else found.account,
+    )  # fmt: skip
     comparison = Comparison(known)
     if not comparison.needed:
         return comparison.result()
     if prepared.reread is None:
         raise InputError("the input cannot be read twice: its phones cannot be compared first")
     again = rows.validate_batches(
-        batches=prepared.reread(), mapping=prepared.mapping, options=options.input
-    )
+        batches=prepared.reread(), mapping=prepared.mapping, options=options.input,
+        routing=prepared.routing,
+    )  # fmt: skip
     return comparison.add_all(again)
+
+
+def run_routing(prepared: PreparedInput, found: Preflight, region: str | None) -> Routing:
+    """How a run routes the rows of a file with an account column: against the accounts the
+    pre-flight listed, empty cells to ``--account`` or the only connected account."""
+    return Routing(
+        column=prepared.mapping.account or "",
+        default=found.account or None,
+        region=region,
+        accounts=found.accounts,
+    )
+
+
+def routed(prepared: PreparedInput, options: InputOptions, routing: Routing) -> PreparedInput:
+    """``prepared`` validated with ``routing`` (a file with an account column): its batches
+    are made again from the file, before any was read (validation is lazy)."""
+    if prepared.reread is None:
+        raise InputError("the input cannot be read again: its accounts cannot be routed")
+    close = getattr(prepared.batches, "close", None)
+    if close is not None:
+        close()  # (not started: nothing was read or parsed)
+    batches = rows.validate_batches(
+        batches=prepared.reread(), mapping=prepared.mapping, options=options, routing=routing
+    )
+    return dataclasses.replace(prepared, batches=iter(batches), routing=routing)
+
+
+def accounts_line(column: str, found: Preflight) -> str:
+    """Where a file with an account column goes, for the line the run prints first."""
+    usable = [a.phone_number_id for a in found.accounts if a.usable]
+    default = found.account or "none (empty cells are missing_account)"
+    return (
+        f"Accounts from column {column!r} ({len(usable)} connected: "
+        f"{', '.join(str(a) for a in usable) or 'none'}; default {default})"
+    )
 
 
 def _resumable_in(options: RunOptions) -> Path | None:

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 import polars as pl
 
+from importer.options import PHONE_CELL_MAX
+
 
 class Status(StrEnum):
     """The one status every input row ends in."""
@@ -25,8 +27,9 @@ class Status(StrEnum):
 
 
 # The fields a column can feed (``--map FIELD=HEADER``); metadata takes the rest. ``labels``
-# is not a contact field: its values are attached as Kirim labels (``send.labels``).
-FIELDS = ("phone_number", "name", "email", "labels")
+# is not a contact field: its values are attached as Kirim labels (``send.labels``); nor is
+# ``account``: the WhatsApp account a row goes to (``validate.accounts``).
+FIELDS = ("phone_number", "name", "email", "labels", "account")
 
 
 # The columns of ValidatedBatch.rows, in order, with their polars types.
@@ -48,6 +51,9 @@ VALIDATED_SCHEMA: dict[str, type[pl.DataType]] = {
     "region_source": pl.String,
     "number_type": pl.String,  # mobile | fixed_line | fixed_line_or_mobile | voip | ...
     "labels": pl.String,  # the labels column's names, trimmed, de-duplicated, joined by "; "
+    # the account column's: the phone_number_id the row goes to (or, not checked against
+    # Kirim's list, its cell normalised); null in a file without an account column
+    "account": pl.String,
 }
 LABEL_SEPARATOR = "; "
 
@@ -59,3 +65,47 @@ class ValidatedBatch:
 
     rows: pl.DataFrame  # VALIDATED_SCHEMA
     original: pl.DataFrame  # the input's own columns as text, values exactly as read
+
+
+def phone_key(raw: pl.Expr) -> pl.Expr:
+    """The value a phone cell is parsed as: separators dropped when that cannot change it.
+
+    A cell of ASCII digits, ``+`` and separators ``space ( ) . - nbsp`` with at least three
+    digits and ``+`` only in front parses exactly as its digits: phonenumbers drops those
+    separators itself, all of them are phone punctuation to it, and no extension pattern can
+    match without a letter, ``#``, ``~``, ``,`` or ``;``. ``0812-3456-7890`` and
+    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key, and so are a
+    float's ``6281234567890.0`` (its ``.0`` is not a digit) and a ``/`` (two numbers?).
+    """
+    compact = raw.str.replace_all(r"[ ().\-\x{a0}]", "")
+    same = (
+        raw.str.contains(r"^[0-9 ().\-\x{a0}+]*$")
+        & compact.str.contains(r"^\+?[0-9]{3,}$")
+        & ~raw.str.contains(r"\.0+\s*$")
+        & (raw.str.strip_chars().str.len_chars() <= PHONE_CELL_MAX)
+    )
+    return pl.when(same).then(compact).otherwise(raw)
+
+
+# Account statuses that take contacts: ``degraded`` (quality problems on WhatsApp's side)
+# still does (kirim-api.md is silent; refusing it would stop imports for nothing).
+USABLE_ACCOUNT = frozenset({"connected", "degraded"})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One WhatsApp account of the organisation, as ``GET /v1/accounts`` lists it: the
+    pre-flight reads them (``send.preflight``), validation routes rows to them
+    (``validate.accounts``)."""
+
+    phone_number_id: str | None  # null while onboarding
+    phone_number: str | None  # as listed (the routing compares it in E.164)
+    name: str | None
+    status: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.phone_number_id is not None and self.status in USABLE_ACCOUNT
+
+    def describe(self) -> str:
+        return f"{self.phone_number_id} {self.phone_number} ({self.status})"

@@ -54,6 +54,7 @@ RESULT_COLUMNS = (
     "region_source",
     "number_type",
     "labels",
+    "account",  # the account the row went to (a file with an account column), else empty
 )
 _SENT_SCHEMA: dict[str, Any] = {
     "row_number": pl.Int64,

@@ -39,19 +39,29 @@ class Tally:
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.retryable = 0  # failed rows a rerun may yet settle
+        # account -> status -> rows ("": rows without one); in summary.json when rows named
+        # accounts (a file with an account column)
+        self.by_account: dict[str, Counter[str]] = {}
 
     @property
     def rows_total(self) -> int:
         return sum(self.counts.values())
 
     def add(self, merged: pl.DataFrame) -> None:
-        """Count a batch: its ``status``, ``error_code`` and ``retryable`` columns."""
-        self.counts.update(dict(merged.group_by("status").len().iter_rows()))
+        """Count a batch: its ``status``, ``error_code`` and ``retryable`` columns (and, in a
+        file with an account column, ``account``)."""
+        counts = dict(merged.group_by("status").len().iter_rows())
+        self.counts.update(counts)
         self.retryable += merged.filter(
             (pl.col("status") == Status.FAILED.value) & pl.col("retryable").fill_null(False)
         ).height
         problems = merged.filter(pl.col("error_code").is_not_null())
         self.reasons.update(dict(problems.group_by("error_code").len().iter_rows()))
+        if "account" not in merged.columns or merged["account"].null_count() == merged.height:
+            self.by_account.setdefault("", Counter()).update(counts)
+            return
+        for account, status, n in merged.group_by("account", "status").len().iter_rows():
+            self.by_account.setdefault(account or "", Counter())[status] += n
 
     def exit_code(self, stats: RunStats, *, broken: bool = False) -> int:
         if stats.stopped or broken:
@@ -86,6 +96,13 @@ class Tally:
             stopped=stats.stopped or broken,
             **extra,
         )
+        if set(self.by_account) - {""}:  # per account, every status of the command present
+            summary["accounts"] = {
+                account: {s.value: counts.get(s.value, 0) for s in (
+                    *statuses, Status.DUPLICATE_IN_FILE, Status.INVALID, Status.FAILED
+                )}
+                for account, counts in sorted(self.by_account.items())
+            }  # fmt: skip
         return summary
 
 

@@ -9,13 +9,20 @@ settles, and only after every batch before it (to ``on_finished``: the labels st
 run attaches labels, else straight to the report), so the report keeps the input's order while
 memory holds just the batches in flight. The ``Listener`` (the pipeline's: progress, log and
 report) hears of every row as it settles and of every finished batch.
+
+In a file with an account column (``routed``), each row goes to the account validation gave
+it: its idempotency key, journal entry and requests are that account's (``Upserter.
+for_account``), under the organisation's one pair of buckets. A chunk's intents are still one
+commit, whatever the number of accounts.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Protocol
 
 import polars as pl
@@ -80,8 +87,10 @@ class Dispatcher:
         upserter: Upserter,
         listener: Listener,
         on_finished: Callable[[Finished], None] | None = None,
+        routed: bool = False,
     ) -> None:
         self.options = options
+        self._routed = routed  # rows name their account (validation's ``account`` column)
         self.concurrency = concurrency
         self._account = account
         self._run_id = run_id
@@ -119,7 +128,10 @@ class Dispatcher:
                 self._settle(state, _stopped_first(job.row_number))
                 continue
             try:
-                result = await self._upserter.handle(job)
+                upserter = self._upserter
+                if job.account is not None:
+                    upserter = upserter.for_account(job.account)
+                result = await upserter.handle(job)
             except asyncio.CancelledError:
                 message = "in flight when the run was stopped"
                 self._settle(state, not_sent(job.row_number, "interrupted", message))
@@ -141,15 +153,21 @@ class Dispatcher:
                 self._settle(state, _stopped_first(job.row_number))
 
     def _triage(
-        self, state: _InFlight, rows: list[tuple[Any, ...]], entries: dict[str, Entry]
+        self,
+        state: _InFlight,
+        rows: list[tuple[Any, ...]],
+        accounts: Iterable[str],
+        entries: dict[str, dict[str, Entry]],
     ) -> list[Job]:
-        """Settle the rows that need no request; return jobs for the others."""
+        """Settle the rows that need no request; return jobs for the others. ``accounts``:
+        each row's; ``entries``: the journal's, by account and phone."""
         now, mode, limit = self._journal.now(), self.options.on_existing, self.options.limit
+        routed = self._routed
         jobs: list[Job] = []
-        for row, phone, name, email, meta in rows:
+        for (row, phone, name, email, meta), account in zip(rows, accounts, strict=False):
             body = make_body(phone=phone, name=name, email=email, metadata=meta)
-            key = idempotency_key(account=self._account, body=body)
-            entry = entries.get(phone)
+            key = idempotency_key(account=account, body=body)
+            entry = entries[account].get(phone)
             if entry is not None and entry.labels:  # (on the journal's contact only)
                 state.known[row] = (entry.contact_id, entry.labels)
             decision = decide(
@@ -177,7 +195,10 @@ class Dispatcher:
                 # a create of ours that no answer confirmed (a killed invocation's, or a run's
                 # whose answers were lost): found now, it is ours, never reported created yet
                 ours = entry is not None and entry.state == "pending" and bool(entry.create_run)
-                jobs.append(Job(row, phone, body, key, decision.action, contact_id, ours))
+                jobs.append(
+                    Job(row, phone, body, key, decision.action, contact_id, ours,
+                        account if routed else None)
+                )  # fmt: skip
                 self._queued_rows += 1
         return jobs
 
@@ -197,24 +218,36 @@ class Dispatcher:
                 self._listener.rows_settled(status, n)
             rows = list(valid.select(*_SEND_COLUMNS).iter_rows())
             cells = valid.select(cell_key()).to_series().to_list()
+            accounts = valid["account"].to_list() if self._routed else None
             state.waiting = len(rows)
             for start in range(0, len(rows), INTENT_CHUNK):
                 chunk = slice(start, start + INTENT_CHUNK)
-                for job in await self._journalled(state, rows[chunk], cells[chunk]):
+                chunk_accounts = None if accounts is None else accounts[chunk]
+                for job in await self._journalled(state, rows[chunk], cells[chunk], chunk_accounts):
                     await self.queue.put((job, state))
             self._drain()
 
     async def _journalled(
-        self, state: _InFlight, rows: list[tuple[Any, ...]], cells: list[str]
+        self,
+        state: _InFlight,
+        rows: list[tuple[Any, ...]],
+        cells: list[str],
+        accounts: list[str] | None = None,
     ) -> list[Job]:
         """Triage a chunk and journal its jobs ``pending``, one commit, before they are
         queued, with the phone cell each is sent as; the cells of rows the journal holds
-        ``done`` are noted too (``renumber``). If the journal fails, the run stops and these
-        rows are not sent."""
+        ``done`` are noted too (``renumber``). ``accounts``: each row's (a file with an
+        account column), else every row is the run's. If the journal fails, the run stops
+        and these rows are not sent."""
         jobs: list[Job] | None = None
         try:
+            if accounts is not None:
+                by_account = await self._entries(rows, accounts)
+                jobs = self._triage(state, rows, accounts, by_account)
+                await self._intend_accounts(jobs, rows, cells, accounts, by_account)
+                return jobs
             entries = await self._journal.entries([r[1] for r in rows])
-            jobs = self._triage(state, rows, entries)
+            jobs = self._triage(state, rows, repeat(self._account), {self._account: entries})
             cell = {r[0]: c for r, c in zip(rows, cells, strict=True)}
             if jobs:
                 sent = [(cell[j.row_number], j.phone) for j in jobs]
@@ -234,6 +267,45 @@ class Dispatcher:
             for row in unsent:  # (rows triage settled are settled already)
                 self._settle(state, _stopped_first(row))
             return []
+
+    async def _entries(
+        self, rows: list[tuple[Any, ...]], accounts: list[str]
+    ) -> dict[str, dict[str, Entry]]:
+        """The journal's entries of a chunk whose rows name their accounts, by account."""
+        phones: dict[str, list[str]] = defaultdict(list)
+        for r, account in zip(rows, accounts, strict=True):
+            phones[account].append(r[1])
+        return {
+            account: await self._journal.entries(some, account=account)
+            for account, some in phones.items()
+        }
+
+    async def _intend_accounts(
+        self,
+        jobs: list[Job],
+        rows: list[tuple[Any, ...]],
+        cells: list[str],
+        accounts: list[str],
+        entries: dict[str, dict[str, Entry]],
+    ) -> None:
+        """``_journalled``'s intents and cells for rows that name their accounts: the
+        intents of every account in one commit."""
+        cell = {r[0]: c for r, c in zip(rows, cells, strict=True)}
+        if jobs:
+            intents: dict[str, tuple[list[tuple[str, str, bool]], list[tuple[str, str]]]] = {}
+            for j in jobs:
+                items, sent = intents.setdefault(j.account or self._account, ([], []))
+                items.append((j.phone, j.key, j.action is Action.CREATE))
+                sent.append((cell[j.row_number], j.phone))
+            await self._journal.intend_accounts(intents)
+        queued = {j.row_number for j in jobs}
+        done: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for r, account in zip(rows, accounts, strict=True):
+            entry = entries[account].get(r[1])
+            if r[0] not in queued and entry is not None and entry.state == "done":
+                done[account].append((cell[r[0]], r[1]))
+        for account, pairs in done.items():
+            self._journal.remember(pairs, account=account)
 
     def unread(self, raw: Iterable[pl.DataFrame], *, phone_column: str) -> None:
         """After a stop: every row never read gets its status, cheaply, from the raw file."""

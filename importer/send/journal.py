@@ -19,9 +19,12 @@ run resumed after a kill knows which contacts its killed invocation made, and re
 ``created``, not ``exists``.
 
 Entries are keyed by (organisation, account, E.164 phone), so runs against other servers,
-organisations or accounts never mix. Beside them, ``cells`` keeps which number each phone cell
-was sent as (with the intent, in its commit; cells of rows already ``done``, ``remember``, in
-batches), so a run that reads a cell as another number can tell (``send.renumber``).
+organisations or accounts never mix. A journal is opened for one organisation and account;
+every call that names phones also takes ``account=`` (a file with an account column sends
+rows to several accounts of the organisation in one run), and an ``Outcome`` names its own.
+Beside them, ``cells`` keeps which number each phone cell was sent as (with the intent, in its
+commit; cells of rows already ``done``, ``remember``, in batches), so a run that reads a cell
+as another number can tell (``send.renumber``).
 
 WAL mode with ``synchronous=FULL``: every commit is on disk before it returns, so neither a
 killed process nor a power cut loses an intent.
@@ -42,7 +45,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,6 +190,7 @@ _RUN_COLUMNS = {
 
 T = TypeVar("T")
 _Step = tuple[str, list[tuple[Any, ...]]]
+_Intent = tuple[str, str, bool]  # (phone, idempotency key, a create without a lookup first)
 
 
 class Journal:
@@ -206,7 +210,8 @@ class Journal:
         self._org = org
         self._account = account
         self._reading = reading  # how this run reads phone cells (``renumber.reading``)
-        self._cells: list[tuple[str, str]] = []
+        self._cells: dict[str, list[tuple[str, str]]] = {}  # account -> (cell, phone) pairs
+        self._held = 0  # cells waiting in ``_cells``
         self._clock = clock
         self._flush_every = flush_every
         self._buffer: list[Outcome] = []
@@ -301,12 +306,12 @@ class Journal:
                 self._db.execute("ROLLBACK")
             raise
 
-    def _select(self, phones: list[str]) -> dict[str, Entry]:
+    def _select(self, phones: list[str], account: str) -> dict[str, Entry]:
         found: dict[str, Entry] = {}
         for start in range(0, len(phones), 500):
             chunk = phones[start : start + 500]
             query = _ENTRIES.format(marks=",".join("?" * len(chunk)))
-            for r in self._db.execute(query, (self._org, self._account, *chunk)):
+            for r in self._db.execute(query, (self._org, account, *chunk)):
                 labels = frozenset(json.loads(r[10])) if r[10] else frozenset()
                 found[r[0]] = Entry(
                     r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], labels,
@@ -357,18 +362,25 @@ class Journal:
             raise
         return self.run_id
 
-    async def entries(self, phones: Sequence[str]) -> dict[str, Entry]:
-        """The journal's entries for these phones (any state), by phone."""
+    async def entries(
+        self, phones: Sequence[str], *, account: str | None = None
+    ) -> dict[str, Entry]:
+        """The journal's entries for these phones (any state) of ``account`` (default: the
+        journal's), by phone."""
         wanted = set(phones)
         if any(o.phone in wanted for o in self._buffer):  # an outcome still buffered is newer
             self._flush_soon()
-        found = self._submit(self._select, list(phones))
-        if len(self._cells) >= _CELLS_FLUSH:
+        found = self._submit(self._select, list(phones), account or self._account)
+        if self._held >= _CELLS_FLUSH:
             self._flush_cells()
         return await asyncio.wrap_future(found)
 
     async def intend(
-        self, items: Iterable[tuple[str, str, bool]], cells: Iterable[tuple[str, str]] = ()
+        self,
+        items: Iterable[tuple[str, str, bool]],
+        cells: Iterable[tuple[str, str]] = (),
+        *,
+        account: str | None = None,
     ) -> None:
         """Mark (phone, key, create) as about to be sent (``create``: a create without a
         lookup first), and note the (cell, phone) pairs of their rows (``remember``), in one
@@ -379,35 +391,58 @@ class Journal:
         was edited), or already done, is marked ``needs_lookup``: it may exist under a key
         this row no longer has, and that fact survives until a final answer is recorded.
         """
-        now, org, account, run_id = self._clock(), self._org, self._account, self.run_id
-        rows = [(org, account, p, k, now, run_id, now, run_id if c else None) for p, k, c in items]
-        await self._await(self._write, _INTEND, rows, (_CELLS, self._cell_rows(list(cells))))
+        await self.intend_accounts({account or self._account: (items, cells)})
 
-    def remember(self, cells: Iterable[tuple[str, str]]) -> None:
+    async def intend_accounts(
+        self,
+        by_account: Mapping[str, tuple[Iterable[_Intent], Iterable[tuple[str, str]]]],
+    ) -> None:
+        """``intend`` for the rows of several accounts (account -> (items, cells)), in one
+        commit."""
+        now, org, run_id = self._clock(), self._org, self.run_id
+        rows = [
+            (org, account, p, k, now, run_id, now, run_id if c else None)
+            for account, (items, _) in by_account.items()
+            for p, k, c in items
+        ]
+        cells = [
+            row
+            for account, (_, pairs) in by_account.items()
+            for row in self._cell_rows(account, list(pairs))
+        ]
+        await self._await(self._write, _INTEND, rows, (_CELLS, cells))
+
+    def remember(self, cells: Iterable[tuple[str, str]], *, account: str | None = None) -> None:
         """Note which number each phone cell was sent as (rows the journal holds ``done``,
         settled without a request); written a thousand or so at a time, without waiting."""
-        self._cells.extend(cells)
-        if len(self._cells) >= _CELLS_HELD:
+        held = self._cells.setdefault(account or self._account, [])
+        before = len(held)
+        held.extend(cells)
+        self._held += len(held) - before
+        if self._held >= _CELLS_HELD:
             self._flush_cells()
 
-    def _cell_rows(self, cells: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    def _cell_rows(self, account: str, cells: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
         """``_CELLS``'s parameters for these (cell, phone) pairs: none, or one row."""
         if not cells:
             return []
-        return [(self._org, self._account, self._reading, json.dumps(cells))]
+        return [(self._org, account, self._reading, json.dumps(cells))]
 
     def _flush_cells(self) -> None:
-        if not self._cells or self._failure is not None:
+        if not self._held or self._failure is not None:
             return
-        rows, self._cells = self._cell_rows(self._cells), []
+        rows = [
+            r for account, cells in self._cells.items() for r in self._cell_rows(account, cells)
+        ]
+        self._cells, self._held = {}, 0
         done = self._submit(self._write, _CELLS, rows)
         self._flushes = [f for f in self._flushes if not f.done()] + [done]
 
-    async def creating(self, phone: str, key: str) -> None:
+    async def creating(self, phone: str, key: str, *, account: str | None = None) -> None:
         """Note that a create for ``phone`` is about to leave under ``key``; durable when this
         returns. Marks that arrive while a commit is under way share the next one (a group
         commit), so the disk sees one commit per round, not one per row."""
-        row = (self.run_id, self._clock(), key, self._org, self._account, phone)
+        row = (self.run_id, self._clock(), key, self._org, account or self._account, phone)
         with self._creating_lock:
             self._creating.append(row)
             if self._creating_done is None or self._creating_done.done():
@@ -421,16 +456,20 @@ class Journal:
             rows, self._creating, self._creating_done = self._creating, [], None
         self._write(_CREATING, rows)
 
-    async def labelled(self, items: Iterable[tuple[str, frozenset[str]]]) -> None:
+    async def labelled(
+        self, items: Iterable[tuple[str, frozenset[str]]], *, account: str | None = None
+    ) -> None:
         """Note the label ids each phone's contact now has; durable when this returns. An
         outcome of theirs still buffered is written first (the labels follow the contact)."""
-        org, account = self._org, self._account
+        org, account = self._org, account or self._account
         rows = [(json.dumps(sorted(ids)), org, account, phone) for phone, ids in items]
         if {r[3] for r in rows} & {o.phone for o in self._buffer}:
             self._flush_soon()
         await self._await(self._write, _LABELLED, rows)
 
-    async def deleted_in_kirim(self, phones: Iterable[str]) -> None:
+    async def deleted_in_kirim(
+        self, phones: Iterable[str], *, account: str | None = None
+    ) -> None:
         """Kirim no longer has these phones' contacts (deleted there since we journalled them):
         their entries stop claiming one (no contact id, outcome, fingerprint or labels) and are
         left ``pending`` with ``needs_lookup``, so the next run looks each phone up, in every
@@ -439,7 +478,7 @@ class Journal:
         wanted = set(phones)
         if any(o.phone in wanted for o in self._buffer):
             self._flush_soon()
-        now, org, account = self._clock(), self._org, self._account
+        now, org, account = self._clock(), self._org, account or self._account
         rows = [(now, org, account, phone) for phone in wanted]
         await self._await(self._write, _DELETED_IN_KIRIM, rows)
 
@@ -492,7 +531,7 @@ class Journal:
         now, org, account = self._clock(), self._org, self._account
         rows = [
             (o.state, o.outcome, o.contact_id, o.http_status, o.error_code, o.request_id, now,
-             o.body_hash, org, account, o.phone)
+             o.body_hash, org, o.account or account, o.phone)
             for o in self._buffer
         ]  # fmt: skip
         self._buffer = []
@@ -533,8 +572,9 @@ def cells_read_otherwise(
     path: Path, *, reading: str, org: str | None = None, account: str | None = None
 ) -> list[tuple[str, str]]:
     """(cell, phone) for every cell the journal holds that was read otherwise than
-    ``reading``: only those can read as another number now. For ``org`` and ``account``, or
-    (a plan, which knows neither) every organisation's. A journal that does not exist, or
+    ``reading``: only those can read as another number now. For ``org`` and ``account``, for
+    ``org`` alone (every account of it: a file with an account column), or (a plan, which
+    knows neither) every organisation's. A journal that does not exist, or
     has no cells yet (one written by 0.3.0 or earlier), holds none. Read only; raises
     ``JournalError``."""
     if not path.is_file():
@@ -542,6 +582,8 @@ def cells_read_otherwise(
     where, args = "reading!=?", [reading]
     if org is not None and account is not None:
         where, args = "org=? AND account=? AND reading!=?", [org, account, reading]
+    elif org is not None:
+        where, args = "org=? AND reading!=?", [org, reading]
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
         with contextlib.closing(db):

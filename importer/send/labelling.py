@@ -64,10 +64,12 @@ class Labelling:
         labeler: Labeler,
         stop: Stop,
         listener: Reporting,
+        routed: bool = False,
         sync_names: tuple[str, ...] = (),
         on_synced: Callable[[str, list[tuple[str, str]]], Awaitable[None]] | None = None,
     ) -> None:
         self._labeler = labeler
+        self._routed = routed  # rows name their account (validation's ``account`` column)
         self._stop = stop
         self._listener = listener
         # --sync-label: on every row's contact (whatever its status), and each contact that
@@ -101,7 +103,18 @@ class Labelling:
     async def _labelled(self, done: Finished) -> list[RowResult]:
         rows, unknown = self._label_rows(done)
         try:
-            labelled = await self._labeler.label(rows)
+            if self._routed:  # a file with an account column: each account's contacts
+                by_account: dict[str, list[LabelRow]] = {}
+                accounts = dict(
+                    zip(done.batch.rows["row_number"], done.batch.rows["account"], strict=True)
+                )
+                for one in rows:
+                    by_account.setdefault(accounts[one.row_number], []).append(one)
+                labelled: dict[int, Labelled] = {}
+                for account, some in by_account.items():
+                    labelled |= await self._labeler.for_account(account).label(some)
+            else:
+                labelled = await self._labeler.label(rows)
             if self._sync_names and self._on_synced is not None:
                 await self._synced(rows, labelled)
         except JournalError as exc:

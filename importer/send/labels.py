@@ -97,6 +97,22 @@ class Labeler:
         self._attacher = Attacher(
             client=client, sender=sender, writes=writes, reads=reads, account=account
         )
+        self._others: dict[str, Labeler] = {account: self}
+
+    def for_account(self, account: str) -> Labeler:
+        """This labeler for another account of the organisation (a file with an account
+        column): labels are the organisation's, so what is known of them is shared; the
+        contacts, their attach calls and their journal entries are that account's."""
+        if (other := self._others.get(account)) is None:
+            other = Labeler(
+                client=self._client, sender=self._sender, writes=self._writes,
+                reads=self._reads, journal=self._journal, account=account,
+                flag_names=self.flag_names,
+            )  # fmt: skip
+            other._ids, other._names, other._missing = self._ids, self._names, self._missing
+            other._lock, other._others = self._lock, self._others
+            self._others[account] = other
+        return other
 
     def _learn(self, data: Any) -> None:
         for label in data if isinstance(data, list) else ():
@@ -194,14 +210,16 @@ class Labeler:
                     if miss.deleted:
                         gone.add(r.row_number)
         if gone:
-            await self._journal.deleted_in_kirim(r.phone for r in rows if r.row_number in gone)
+            await self._journal.deleted_in_kirim(
+                (r.phone for r in rows if r.row_number in gone), account=self._account
+            )
         labelled = [
             (r.phone, r.known | got[r.row_number])
             for r in rows
             if got[r.row_number] and r.row_number not in gone
         ]
         if labelled:
-            await self._journal.labelled(labelled)
+            await self._journal.labelled(labelled, account=self._account)
         out: dict[int, Labelled] = {}
         for r in rows:
             has = frozenset() if r.row_number in gone else r.known | got[r.row_number]

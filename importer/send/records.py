@@ -39,6 +39,7 @@ class Outcome:
     error_code: str | None = None
     request_id: str | None = None
     body_hash: str | None = None  # set when Kirim's answer shows it holds exactly our body
+    account: str | None = None  # the account it is under; None: the journal's own
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,8 @@ import polars as pl
 
 from importer import __version__
 from importer.options import InputOptions
-from importer.records import Status, ValidatedBatch
+from importer.records import Status, ValidatedBatch, phone_key
 from importer.redact import redact
-from importer.validate.columns import phone_key
 
 EXAMPLES = 5  # rows shown by name; the count covers them all
 

@@ -48,6 +48,7 @@ class Job:
     action: Action  # CREATE, LOOKUP, PATCH or VERIFY (``decide``)
     contact_id: str | None = None  # for PATCH and VERIFY: the contact the journal holds
     ours: bool = False  # a create of ours for it went unconfirmed (a killed invocation's, say)
+    account: str | None = None  # the account it goes to (an account column); None: the run's
 
 
 def make_body(
@@ -114,6 +115,18 @@ class Upserter:
         self._journal = journal
         self._account = account
         self._mode = on_existing
+        self._others: dict[str, Upserter] = {account: self}
+
+    def for_account(self, account: str) -> Upserter:
+        """This upserter for another account of the organisation (a file with an account
+        column): the same client, sender, buckets and journal; its own account."""
+        if (other := self._others.get(account)) is None:
+            other = self._others[account] = Upserter(
+                client=self._client, sender=self._sender, writes=self._writes,
+                reads=self._reads, journal=self._journal, account=account,
+                on_existing=self._mode,
+            )  # fmt: skip
+        return other
 
     def _failed(
         self,
@@ -137,6 +150,7 @@ class Upserter:
                     http_status=reply.status or None,
                     error_code=reply.error_code,
                     request_id=reply.request_id,
+                    account=self._account,
                 )
             )
         # else the row stays "pending" in the journal: the request may have created the
@@ -179,6 +193,7 @@ class Upserter:
                 http_status=reply.status,
                 request_id=reply.request_id,
                 body_hash=body_fingerprint(job.body) if ours and contact_id else None,
+                account=self._account,
             )
         )
         return RowResult(
@@ -215,7 +230,7 @@ class Upserter:
                 gone = job.contact_id or "the journal's contact"
                 warning = f"the contact {gone} was deleted in Kirim; "
         if job.action is not Action.CREATE:  # a lookup found nothing: the create may land
-            await self._journal.creating(job.phone, job.key)
+            await self._journal.creating(job.phone, job.key, account=self._account)
         return await self._create(job, attempts, warning)
 
     async def _lookup(self, job: Job) -> tuple[Reply, int]:
@@ -272,7 +287,7 @@ class Upserter:
             vanished = _id_text(reply.data["id"]) or ""
             warning = warning or f"the contact {vanished} was deleted in Kirim; "
             key = idempotency_key(account=self._account, body=job.body, generation=vanished)
-            await self._journal.creating(job.phone, key)
+            await self._journal.creating(job.phone, key, account=self._account)
         gone = Reply(
             status=reply.status, error_code=MISMATCH, request_id=reply.request_id,
             error_message=f"every create was answered with a contact deleted since ({warning})",
@@ -295,6 +310,7 @@ class Upserter:
             Outcome(
                 job.phone, "pending", None, http_status=conflict.status,
                 error_code=conflict.error_code, request_id=conflict.request_id,
+                account=self._account,
             )
         )  # fmt: skip
         return self._failed(job, conflict, attempts, warning=warning)
@@ -338,7 +354,9 @@ class Upserter:
         """The update failed, but the contact exists: that much the journal keeps, without a
         fingerprint (whether the PATCH landed is unknown), so the next run looks it up."""
         # no outcome: a rerun, or this run resumed, looks it up and PATCHes it again
-        self._journal.record(Outcome(job.phone, "done", None, contact_id=contact_id))
+        self._journal.record(
+            Outcome(job.phone, "done", None, contact_id=contact_id, account=self._account)
+        )
         return self._failed(job, reply, attempts)
 
     async def _patch(self, job: Job, contact_id: str, patch: dict[str, Any]) -> tuple[Reply, int]:

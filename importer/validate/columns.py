@@ -1,6 +1,7 @@
 """Whole-column steps ahead of the per-value parsers, in polars: what each phone cell is
-parsed as (``phone_key``), the plain email addresses settled without a parser
-(``fast_email``), and cells that hold a spreadsheet's formula error (``formula_error``).
+parsed as (``importer.records.phone_key``, shared with the journal's cells), the plain email
+addresses settled without a parser (``fast_email``), and cells that hold a spreadsheet's
+formula error (``formula_error``).
 Kept apart from ``phones`` and ``emails``, which the worker processes import and which
 therefore import no polars.
 """
@@ -13,7 +14,6 @@ import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from importer.read.records import FORMULA_ERRORS
-from importer.validate.phones import MAX_LEN
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -49,26 +49,6 @@ def fast_email(raw: pl.Series) -> pl.Series:
     )
     fast = pl.when(plain).then(pl.concat_str(local, pl.lit("@"), domain))
     return steps.select(fast.alias(raw.name)).to_series()
-
-
-def phone_key(raw: pl.Expr) -> pl.Expr:
-    """The value a phone cell is parsed as: separators dropped when that cannot change it.
-
-    A cell of ASCII digits, ``+`` and separators ``space ( ) . - nbsp`` with at least three
-    digits and ``+`` only in front parses exactly as its digits: phonenumbers drops those
-    separators itself, all of them are phone punctuation to it, and no extension pattern can
-    match without a letter, ``#``, ``~``, ``,`` or ``;``. ``0812-3456-7890`` and
-    ``(0812) 3456 7890`` are then parsed once. Any other cell is its own key, and so are a
-    float's ``6281234567890.0`` (its ``.0`` is not a digit) and a ``/`` (two numbers?).
-    """
-    compact = raw.str.replace_all(r"[ ().\-\x{a0}]", "")
-    same = (
-        raw.str.contains(r"^[0-9 ().\-\x{a0}+]*$")
-        & compact.str.contains(r"^\+?[0-9]{3,}$")
-        & ~raw.str.contains(r"\.0+\s*$")
-        & (raw.str.strip_chars().str.len_chars() <= MAX_LEN)
-    )
-    return pl.when(same).then(compact).otherwise(raw)
 
 
 def formula_error(columns: Sequence[str]) -> pl.Expr:

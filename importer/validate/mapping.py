@@ -77,6 +77,8 @@ home email; home e mail; other email; other e mail; email kantor; correo trabajo
 email comercial; email do trabalho"""
 _LABELS = """labels; label; tags; tag; etiquetas; etiqueta; rotulos; rotulo; marcadores;
 kategori; penanda; grup label"""
+# The account a row goes to: a phone_number_id or the account's WhatsApp number
+_ACCOUNT = """account; phone number id; whatsapp account; sender; akun; cuenta; conta"""
 # Words of a header that looks like a phone column (a hint when none is known), by prefix
 # or, for the short ones, whole; fax and pager columns never are.
 _LOOKS_LIKE_PHONE = ("phon", "fone", "tel", "tlp", "tlf", "tfno", "mobil", "cell", "celu",
@@ -126,6 +128,7 @@ ALIASES: dict[str, frozenset[str]] = {
     "email": _table(_EMAIL),
     "other email": _table(_OTHER_EMAILS),
     "labels": _table(_LABELS),
+    "account": _table(_ACCOUNT),
     "weak phone": _table(_PHONE_WEAK),
 }
 
@@ -299,7 +302,7 @@ def resolve(
     else:
         kinds = {}
     types = _type_columns(chosen["phone_number"], columns)
-    for field in ("email", "labels"):  # one column each, found by alias
+    for field in ("email", "labels", "account"):  # one column each, found by alias
         if field not in chosen:
             column = _one(field, field, free)
             if field == "email" and column is None:  # "Work Email" when there is no other
@@ -324,6 +327,7 @@ def resolve(
         labels=chosen["labels"][0] if chosen["labels"] else None,
         phone_kinds=kinds,
         phone_types=types,
+        account=chosen["account"][0] if chosen["account"] else None,
     )
 
 
@@ -380,6 +384,8 @@ def describe(mapping: ColumnMapping) -> list[str]:
     ]
     if mapping.labels:
         lines.append(line("labels", (mapping.labels,)))
+    if mapping.account:
+        lines.append(line("account", (mapping.account,)))
     meta = mapping.how.get("metadata", "")
     if mapping.metadata:
         lines.append(f"metadata <- {_quoted(mapping.metadata)} ({meta})")

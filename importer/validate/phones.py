@@ -37,7 +37,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
-from importer.options import BareNumbers
+from importer.options import PHONE_CELL_MAX, BareNumbers
 from importer.validate.phonefast import PLAIN, quick_parse, region_and_type
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
@@ -55,7 +55,7 @@ _SEVERAL = re.compile(r"\s*(?::::|;|,|/|[\r\n]|\s(?:or|atau|o|ou)\s)\s*", re.IGN
 _DIGITS = re.compile(r"\d")
 _SEPARATORS = re.compile(r"[\s().\-/\u00a0]")
 _LETTERS = re.compile(r"[^\W\d_]")
-MAX_LEN = 100  # phonenumbers refuses > 250; nothing this long is one phone number
+MAX_LEN = PHONE_CELL_MAX  # (options: shared with records.phone_key)
 
 TYPE_NAMES: dict[int, str] = {
     value: name.lower()

@@ -10,6 +10,7 @@ import polars as pl
 
 from importer.read.records import SourceInfo
 from importer.records import ValidatedBatch
+from importer.validate.accounts import Routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class ColumnMapping:
     # (Google's "Phone 1 - Label" for "Phone 1 - Value": mobile first, fax never)
     phone_kinds: Mapping[str, str] = field(default_factory=dict)
     phone_types: Mapping[str, str] = field(default_factory=dict)
+    account: str | None = None  # which WhatsApp account each row goes to (``accounts``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,4 @@ class PreparedInput:
     batches: Iterator[ValidatedBatch]
     rows_total: int | None = None  # known up front for text files (the check pass counts them)
     reread: Callable[[], Iterable[pl.DataFrame]] | None = None  # the raw rows, read again
+    routing: Routing | None = None  # how rows were routed to accounts (an account column)

@@ -27,9 +27,10 @@ from typing import NamedTuple
 import polars as pl
 
 from importer.options import InputOptions
-from importer.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, ValidatedBatch
-from importer.validate.columns import fast_email, formula_error, phone_key
-from importer.validate.duplicates import Dedup, last_rows
+from importer.records import LABEL_SEPARATOR, VALIDATED_SCHEMA, ValidatedBatch, phone_key
+from importer.validate.accounts import Routing, cell_expr
+from importer.validate.columns import fast_email, formula_error
+from importer.validate.duplicates import ACCOUNT_AND_PHONE, PHONE, Dedup, last_rows
 from importer.validate.pick import Candidates, candidates, chosen
 from importer.validate.records import ColumnMapping
 from importer.validate.uniques import EmailRow, Pending, PhoneRow, UniqueParser
@@ -132,10 +133,17 @@ class _Started(NamedTuple):
 
 
 class _Validator:
-    def __init__(self, mapping: ColumnMapping, options: InputOptions, parser: UniqueParser) -> None:
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        options: InputOptions,
+        parser: UniqueParser,
+        routing: Routing | None = None,
+    ) -> None:
         self.mapping = mapping
         self.options = options
         self.parser = parser
+        self.routing = routing
 
     def start(self, batch: pl.DataFrame) -> _Started:
         """Shape the batch and hand its unique phones and emails to the parser."""
@@ -158,6 +166,7 @@ class _Validator:
             metadata_expr(m.metadata, controls=has_controls(batch, m.metadata)).alias("_metadata"),
             label_names(pl.col(m.labels) if m.labels else pl.lit(None, pl.String)).alias("_labels"),
             formula_error(_used(m)).alias("_formula"),
+            *([cell_expr(m.account)] if m.account else []),
         )
         cells = frame if choice is None else pl.concat(
             [choice.cells.select("_phone_key"), pl.DataFrame({"_phone_key": [""]})]
@@ -242,6 +251,7 @@ class _Validator:
                 pl.lit(None, dtype=pl.String).alias("_email_norm"),
                 pl.lit(None, dtype=pl.String).alias("_email_msg"),
             )
+        frame, account_bad = self._accounts(frame)
         column = pl.lit(f"column {m.phone!r}")  # where the row's phone came from
         for i, c in enumerate(m.phone_fallbacks, start=1):
             label = pl.lit(f"column {c!r}")
@@ -259,7 +269,7 @@ class _Validator:
         formula = pl.col("_formula").is_not_null()  # names what the other checks would not
         checked = frame.select(
             pl.col("row_number"),
-            pl.when(formula | phone_bad | fail_email).then(pl.lit("invalid"))
+            pl.when(formula | phone_bad | account_bad | fail_email).then(pl.lit("invalid"))
             .otherwise(pl.lit("valid")).alias("status"),
             pl.col("_e164").alias("phone_number"),
             pl.col("_name").alias("name"),
@@ -267,9 +277,11 @@ class _Validator:
             pl.col("_metadata").alias("metadata"),
             pl.when(formula).then(pl.lit("formula_error"))
             .when(phone_bad).then(pl.col("_phone_code"))
+            .when(account_bad).then(pl.col("_acode"))
             .when(fail_email).then(pl.lit("invalid_email")).alias("error_code"),
             pl.when(formula).then(pl.col("_formula"))
             .when(phone_bad).then(phone_msg)
+            .when(account_bad).then(pl.col("_amsg"))
             .when(fail_email).then(pl.col("_email_msg")).alias("error_message"),
             _non_empty(pl.concat_str(
                 pl.col("_pick_warn"), read_as,
@@ -283,20 +295,42 @@ class _Validator:
             pl.col("_rsource").alias("region_source"),
             pl.col("_ntype").alias("number_type"),
             pl.col("_labels").alias("labels"),
+            pl.col("_account").alias("account"),
         ).cast(_SCHEMA)  # fmt: skip
         return ValidatedBatch(rows=checked, original=started.batch.drop("row_number"))
+
+    def _accounts(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Expr]:
+        """The account each row goes to (``_account``), and whether it cannot go (``_acode``,
+        ``_amsg``): only in a file with an account column; else null, and never a reason."""
+        m, routing = self.mapping, self.routing
+        if m.account is None:
+            nulls = (pl.lit(None, pl.String).alias(c) for c in ("_account", "_acode", "_amsg"))
+            return frame.with_columns(nulls), pl.lit(False)
+        if routing is None:  # (validation without a router: nothing checked, no default)
+            routing = Routing(column=m.account, default=None, region=self.options.default_region)
+        routed = routing.frame(frame["_account_cell"])
+        frame = frame.join(
+            routed, on="_account_cell", how="left", maintain_order="left", nulls_equal=True
+        )
+        return frame, pl.col("_acode").is_not_null()
 
 
 def _used(m: ColumnMapping) -> tuple[str, ...]:
     """Every input column the rows are built from."""
-    optional = tuple(c for c in (m.email, m.labels) if c)
+    optional = tuple(c for c in (m.email, m.labels, m.account) if c)
     return (m.phone, *m.phone_fallbacks, *m.name, *optional, *m.metadata)
 
 
 def validate_batches(
-    *, batches: Iterable[pl.DataFrame], mapping: ColumnMapping, options: InputOptions
+    *,
+    batches: Iterable[pl.DataFrame],
+    mapping: ColumnMapping,
+    options: InputOptions,
+    routing: Routing | None = None,
 ) -> Iterator[ValidatedBatch]:
-    """Validate, normalise and de-duplicate every batch, in order.
+    """Validate, normalise and de-duplicate every batch, in order. ``routing``: where a file
+    with an account column sends each row (``validate.accounts``); in-file duplicates are
+    then told apart per account.
 
     Big batches are parsed by worker processes (``uniques``) that live as long as this
     generator: closing it, or running it to the end, stops them.
@@ -306,20 +340,21 @@ def validate_batches(
         bare_numbers=options.bare_numbers, threshold=options.pool_threshold,
         workers=options.workers,
     ) as parser:  # fmt: skip
-        validator = _Validator(mapping, options, parser)
+        validator = _Validator(mapping, options, parser, routing)
+        by = ACCOUNT_AND_PHONE if mapping.account else PHONE
         if options.keep == "first":
-            dedup = Dedup("first")
+            dedup = Dedup("first", by=by)
             for pb in _validated(validator, batches):
                 yield dedup.apply(pb)
             return
         if iter(batches) is not batches:  # re-iterable: a cheap first pass, bounded memory
-            kept = last_rows(pb.rows for pb in _validated(validator, batches))
-            dedup = Dedup("last", kept)
+            kept = last_rows((pb.rows for pb in _validated(validator, batches)), by=by)
+            dedup = Dedup("last", kept, by=by)
             for pb in _validated(validator, batches):
                 yield dedup.apply(pb)
             return
         held = list(_validated(validator, batches))
-        dedup = Dedup("last", last_rows(pb.rows for pb in held))
+        dedup = Dedup("last", last_rows((pb.rows for pb in held), by=by), by=by)
         for pb in held:
             yield dedup.apply(pb)
 

@@ -300,7 +300,7 @@ _KEY_TEXT = st.text(alphabet=st.sampled_from("0123456789 ().-/\u00a0+\t#x,"), ma
 @given(st.lists(_KEY_TEXT | st.from_regex(r"(\+|00)?[1-9][\d \-().]{2,16}", fullmatch=True),
                 min_size=1, max_size=20))  # fmt: skip
 def test_phone_key_parses_exactly_like_the_cell(raws: list[str]) -> None:
-    from importer.validate.columns import phone_key
+    from importer.records import phone_key
 
     keys = pl.Series(raws, dtype=pl.String).to_frame("r").select(phone_key(pl.col("r")))
     for raw, key in zip(raws, keys["r"].to_list(), strict=True):
