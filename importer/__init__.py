@@ -24,7 +24,7 @@ from importer.errors import (
     UsageError,
 )
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 if TYPE_CHECKING:
     from importer.api import PlanResult, RunResult, export, plan, run, run_async
