@@ -20,9 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import polars as pl
-from common import ROOT, Sandbox, importer_run, table
+from common import ROOT, Sandbox, checkout, importer_run, program, table
 from gen import ensure
-from renumber_cost import checkout, program
 
 ACCOUNT = "106540352242922"  # the sandbox's connected account
 

@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: the sandbox in its own process, its state, running
-the importer as a child process (wall time, CPU seconds and peak RSS from ``wait4``), request
-bodies built like the importer builds them, and plain-table printing.
+the importer as a child process (wall time, CPU seconds and peak RSS from ``wait4``), another
+tree's importer (a git rev) and a journal's copy to compare against, request bodies built like
+the importer builds them, and plain-table printing.
 
 Everything talks to loopback only.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -134,6 +137,32 @@ def iso_to_epoch(stamp: str) -> float:
 def create_times(state: dict[str, Any]) -> list[float]:
     """Epoch seconds of every stored contact's ``created_at`` (millisecond resolution)."""
     return sorted(iso_to_epoch(c["created_at"]) for c in state["contacts"])
+
+
+# --- another tree, a journal's copy --------------------------------------------------------
+
+
+def program(tree: Path) -> tuple[str, str]:
+    """``python -c`` that runs the importer of ``tree``, whatever PYTHONPATH says."""
+    return (
+        "-c",
+        f"import sys; sys.path.insert(0, {str(tree)!r}); from importer.cli import main; "
+        "raise SystemExit(main(sys.argv[1:]))",
+    )
+
+
+def checkout(rev: str, into: Path) -> Path:
+    archive = into / "base.tar"
+    subprocess.run(["git", "archive", "-o", str(archive), rev], cwd=ROOT, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "base", filter="data")
+    return into / "base"
+
+
+def copy(journal: Path, to: Path) -> Path:
+    with sqlite3.connect(journal) as source, sqlite3.connect(to) as copied:
+        source.backup(copied)
+    return to
 
 
 # --- child processes -----------------------------------------------------------------------

@@ -13,20 +13,13 @@ fresh copy of its journal. Printed: the median (and every value) of summary.json
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from common import Sandbox, importer_run, table
+from common import Sandbox, copy, importer_run, table
 from nightly import exports
-
-
-def copy(journal: Path, to: Path) -> Path:
-    with sqlite3.connect(journal) as source, sqlite3.connect(to) as copied:
-        source.backup(copied)
-    return to
 
 
 def main() -> int:

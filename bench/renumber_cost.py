@@ -15,39 +15,13 @@ steadier than wall time on a shared machine.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
-import subprocess
-import tarfile
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from common import ROOT, Sandbox, importer_run, table
+from common import ROOT, Sandbox, checkout, copy, importer_run, program, table
 from nightly import exports
-
-
-def program(tree: Path) -> tuple[str, str]:
-    """``python -c`` that runs the importer of ``tree``, whatever PYTHONPATH says."""
-    return (
-        "-c",
-        f"import sys; sys.path.insert(0, {str(tree)!r}); from importer.cli import main; "
-        "raise SystemExit(main(sys.argv[1:]))",
-    )
-
-
-def checkout(rev: str, into: Path) -> Path:
-    archive = into / "base.tar"
-    subprocess.run(["git", "archive", "-o", str(archive), rev], cwd=ROOT, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "base", filter="data")
-    return into / "base"
-
-
-def copy(journal: Path, to: Path) -> Path:
-    with sqlite3.connect(journal) as source, sqlite3.connect(to) as copied:
-        source.backup(copied)
-    return to
 
 
 def main() -> int:

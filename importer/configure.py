@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import ipaddress
 import math
 import os
 import re
@@ -40,7 +39,7 @@ from importer.options import (
     RunOptions,
 )
 from importer.read import location
-from importer.records import FIELDS
+from importer.records import ACCOUNT_ID, FIELDS
 from importer.redact import KEY_SHAPE
 from importer.validate.mapping import load_mapping_file
 from importer.window import describe, parse_duration, parse_until, seconds_until
@@ -201,17 +200,9 @@ def check_base_url(url: str) -> str:
         raise UsageError("the base URL holds credentials (user@ or user:password@): remove them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"base URL {url!r}: expected https://host/v1")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not location.is_loopback(parts.hostname):
         raise UsageError(f"base URL {url!r}: plain http is only allowed to loopback; use https")
     return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address: the only hosts plain http may go to."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def default_state(report_dir: Path, *, sandbox: bool) -> Path:
@@ -226,7 +217,7 @@ def _account(account: object) -> str | None:
         return None
     if isinstance(account, int) and not isinstance(account, bool):
         account = str(account)
-    if not isinstance(account, str) or not re.fullmatch(r"\d{6,20}", account):
+    if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
         raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
     return account
 
@@ -396,10 +387,7 @@ def export_options(
         ("--max-wait", max_wait, False),
     ):  # fmt: skip
         _number(value, option, whole=whole)
-    if account is not None and (
-        isinstance(account, bool) or not re.fullmatch(r"\d{6,20}", str(account))
-    ):
-        raise UsageError("--account takes a phone_number_id: 6 to 20 digits")
+    account = _account(account)
     path = Path(output)
     kind = format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     _choice(kind, ("csv", "parquet"), "--format")
@@ -422,7 +410,7 @@ def export_options(
         api_key=key,
         format=cast(Literal["csv", "parquet"], kind),
         label=label,
-        account=None if account is None else str(account),
+        account=account,
         timeout_s=_or_default(timeout, ExportOptions, "timeout_s"),
         max_wait_s=_or_default(max_wait, ExportOptions, "max_wait_s"),
         max_attempts=_or_default(max_attempts, ExportOptions, "max_attempts"),
@@ -448,7 +436,7 @@ def notify_urls(urls: Iterable[str]) -> tuple[str, ...]:
             raise UsageError(f"--notify {shown}: credentials (user@) in the URL; remove them")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--notify {shown}: expected https://host/path")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
+        if parts.scheme == "http" and not location.is_loopback(parts.hostname):
             raise UsageError(f"--notify {shown}: plain http is only allowed to loopback; use https")
     return out
 

@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 import polars as pl
 
+from importer import guards
 from importer.errors import InputError
-from importer.options import STDIN, InputOptions, PlanOptions, RunOptions
-from importer.read import location
+from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.send import adopt
 from importer.send.client import PAGE_SIZE, KirimClient, Verdict
 from importer.send.journal import Journal, known_phones, synced_members
@@ -39,12 +39,9 @@ from importer.validate.records import PreparedInput
 
 
 def source_key(options: InputOptions) -> str:
-    """What the journal calls this source (``read.location.identity``: a file's resolved
-    path, a URL without its secrets, a query and its URI without a password), or ``-`` for
-    standard input."""
-    if options.path == STDIN and options.url is None and options.sql is None:
-        return "-"
-    return location.identity(options)
+    """What the journal calls this source: the shrink guard's name for it
+    (``guards.source_identity``), or ``-`` for standard input."""
+    return guards.source_identity(options) or "-"
 
 
 def source_phones(prepared: PreparedInput, options: InputOptions) -> set[str]:

@@ -5,6 +5,7 @@ sending stage and the report read them). Stage-specific records stay with their 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -90,6 +91,9 @@ def phone_key(raw: pl.Expr) -> pl.Expr:
 # Account statuses that take contacts: ``degraded`` (quality problems on WhatsApp's side)
 # still does (kirim-api.md is silent; refusing it would stop imports for nothing).
 USABLE_ACCOUNT = frozenset({"connected", "degraded"})
+
+
+ACCOUNT_ID = re.compile(r"\d{6,20}")  # kirim-api.md: phone_number_id matches ^\d{6,20}$
 
 
 @dataclass(frozen=True, slots=True)

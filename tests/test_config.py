@@ -18,6 +18,7 @@ from importer import configfile
 from importer.cli import build_parser, main
 from importer.sandbox import Sandbox
 from tests.conftest import contacts_file
+from tests.test_run import summary
 
 
 def _config(tmp: Path, box: Sandbox) -> Path:
@@ -47,11 +48,6 @@ on_existing = "update"
     return path
 
 
-def _summary(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "summary.json").read_text("utf-8"))
-    return data
-
-
 @pytest.fixture
 def keyed(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """The key only in the variable the file names."""
@@ -64,10 +60,10 @@ def test_two_profiles_and_a_flag_over_them_through_main(keyed: Sandbox, tmp_path
     config = _config(tmp_path, keyed)
     file = contacts_file(tmp_path / "in.csv", 6)
     assert main(["run", str(file), "--config", str(config), "--profile", "small"]) == 0
-    small = _summary(tmp_path / "small")
+    small = summary(tmp_path / "small")
     assert (small["created"], small["reasons"]) == (2, {"limit_reached": 4})  # the profile's 2
     assert main(["run", str(file), "--config", str(config), "--profile", "big one"]) == 0
-    big = _summary(tmp_path / "big")
+    big = summary(tmp_path / "big")
     assert big["created"] + big["exists"] == 3  # "big one"'s limit, its own report folder
     flagged = tmp_path / "flagged"
     code = main([
@@ -75,8 +71,8 @@ def test_two_profiles_and_a_flag_over_them_through_main(keyed: Sandbox, tmp_path
         "--report-dir", str(flagged), "--state", str(tmp_path / "f"),
     ])  # fmt: skip
     assert code == 0
-    assert _summary(flagged)["reasons"] == {"limit_reached": 1}  # the flag's 5, not 2
-    assert _summary(flagged)["journal"] == str(tmp_path / "f")
+    assert summary(flagged)["reasons"] == {"limit_reached": 1}  # the flag's 5, not 2
+    assert summary(flagged)["journal"] == str(tmp_path / "f")
 
 
 def test_the_top_table_alone_and_the_key_from_the_named_variable(
@@ -87,8 +83,8 @@ def test_the_top_table_alone_and_the_key_from_the_named_variable(
     file = contacts_file(tmp_path / "in.csv", 3)
     report = tmp_path / "top"
     assert main(["run", str(file), "--config", str(config), "--report-dir", str(report)]) == 0
-    assert _summary(report)["created"] == 1  # limit = 1 from the top table
-    assert _summary(report)["journal"] == str(tmp_path / "journal.sqlite")
+    assert summary(report)["created"] == 1  # limit = 1 from the top table
+    assert summary(report)["journal"] == str(tmp_path / "journal.sqlite")
     monkeypatch.delenv("ACME_KIRIM_KEY")
     with pytest.raises(SystemExit):
         main(["run", str(file), "--config", str(config), "--report-dir", str(tmp_path / "x")])

@@ -17,7 +17,7 @@ import importer
 from importer.cli import main
 from importer.sandbox import Sandbox
 from tests.conftest import phone, write_contacts
-from tests.test_nightly import Requests
+from tests.test_nightly import Requests, night
 from tests.test_run import results, summary
 
 BULK = ("POST", "/v1/{phone_number_id}/contacts/bulk_label")
@@ -27,14 +27,6 @@ WRITES = ("POST", "PATCH", "PUT", "DELETE")
 def source(path: Path, members: list[int]) -> Path:
     rows = [{"Phone": phone(i), "Name": f"Contact {i}", "City": "Jakarta"} for i in members]
     return write_contacts(path, rows)
-
-
-def night(box: Sandbox, file: Path, tmp: Path, name: str, *extra: str) -> tuple[int, Path]:
-    reports = tmp / name
-    argv = ["run", str(file), "--base-url", box.base_url, "--report-dir", str(reports),
-            "--state", str(tmp / "journal.sqlite"), "--default-region", "ID",
-            "--on-existing", "update", *extra]  # fmt: skip
-    return main(argv), reports
 
 
 def members(box: Sandbox, label: str) -> set[str]:

@@ -48,6 +48,8 @@ def is_url(text: str | os.PathLike[str]) -> bool:
 
 
 def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback address: the only hosts plain http may go to (a source's
+    URL, the Kirim base URL and ``--notify`` alike)."""
     if not host:
         return False
     try:

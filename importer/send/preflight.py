@@ -10,16 +10,13 @@ without the documented shape is a ``StopRun`` that names the field: nothing has 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from importer.errors import StopRun
-from importer.records import Account
+from importer.records import ACCOUNT_ID, Account
 from importer.send.client import KirimClient, Reply, Verdict
 from importer.send.retry import Sender
-
-_ACCOUNT_ID = re.compile(r"\d{6,20}")  # kirim-api.md: phone_number_id matches ^\d{6,20}$
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,7 @@ def _checked_rows(data: list[Any]) -> list[dict[str, Any]]:
         if not isinstance(row, dict):
             raise _malformed("GET /v1/accounts", f"data[{i}]", row, "an account object")
         pid = row.get("phone_number_id")
-        if pid is not None and not (isinstance(pid, str) and _ACCOUNT_ID.fullmatch(pid)):
+        if pid is not None and not (isinstance(pid, str) and ACCOUNT_ID.fullmatch(pid)):
             raise _malformed(
                 "GET /v1/accounts", f"data[{i}].phone_number_id", pid, "6 to 20 digits or null"
             )

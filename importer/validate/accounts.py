@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import phonenumbers
 import polars as pl
 
-from importer.records import Account
+from importer.records import ACCOUNT_ID, Account
 
-_ACCOUNT_ID = re.compile(r"\d{6,20}")  # kirim-api.md: phone_number_id matches ^\d{6,20}$
 _SEPARATORS = re.compile(r"[\s().\-\u00a0]")
 MISSING, UNKNOWN, NOT_CONNECTED = "missing_account", "unknown_account", "account_not_connected"
 
@@ -101,7 +100,7 @@ class Routing:
 
     def _route(self, cell: str) -> Routed:
         if self.accounts is None:  # unchecked: the id as written, a number in E.164
-            if _ACCOUNT_ID.fullmatch(cell) and not cell.startswith("0"):
+            if ACCOUNT_ID.fullmatch(cell) and not cell.startswith("0"):
                 return Routed(cell)
             found = numbers(cell, self.region)
             return Routed(min(found) if len(found) == 1 else cell)

@@ -16,11 +16,7 @@ from importer.sandbox import Sandbox
 from tests.conftest import phone
 from tests.sources.conftest import PG_PASSWORD, Postgres, contact_rows
 from tests.sources.test_urls import everything_written
-
-
-def results(folder: Path) -> list[dict[str, str]]:
-    with (folder / "results.csv").open(encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
+from tests.test_run import results
 
 
 @pytest.fixture

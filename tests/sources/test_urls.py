@@ -17,6 +17,7 @@ from importer.cli import main
 from importer.read import remote
 from importer.sandbox import Sandbox
 from tests.sources.conftest import BUCKET, LOCKED, S3, Https
+from tests.test_run import summary
 
 
 def copies() -> set[Path]:
@@ -39,11 +40,6 @@ def cli(box: Sandbox, source: str, tmp: Path, *extra: str, command: str = "run")
     )  # fmt: skip
 
 
-def summary(tmp: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads((tmp / "report" / "summary.json").read_text())
-    return data
-
-
 @pytest.mark.parametrize(
     "key", ["contacts.csv", "nightly/contacts.csv.gz", "contacts.parquet", "contacts.xlsx"]
 )
@@ -54,7 +50,7 @@ def test_each_format_from_s3_runs_as_a_local_file_would(
     assert cli(box, f"s3://{BUCKET}/{key}", tmp_path) == 0
     out = capsys.readouterr().out
     assert f"Input: s3://{BUCKET}/{key} (" in out
-    assert summary(tmp_path)["rows_total"] == 30
+    assert summary(tmp_path / "report")["rows_total"] == 30
     assert len(box.contacts()) == 30
     assert not copies() - before, "the private copy was left behind"
 
