@@ -241,6 +241,39 @@ def _api_key(given: str | None, env: str = "KIRIM_API_KEY") -> str:
     return key
 
 
+def _connection(
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    sandbox: bool,
+    timeout: float | None,
+    max_wait: float | None,
+    max_attempts: int | None,
+    api_key_env: str | None = None,
+) -> tuple[str, str]:
+    """What every command that talks to Kirim (``run``, ``export``) checks alike: the
+    timeout, the tries and the longest wait; the base URL and the key (neither with
+    ``--sandbox``, which starts its own server). Returns the base URL and the key."""
+    for option, value, whole in (
+        ("--max-attempts", max_attempts, True), ("--timeout", timeout, False),
+        ("--max-wait", max_wait, False),
+    ):  # fmt: skip
+        _number(value, option, whole=whole)
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if max_attempts is not None and not 1 <= max_attempts <= 50:
+        raise UsageError("--max-attempts must be between 1 and 50")
+    if max_wait is not None and max_wait < 0:
+        raise UsageError("--max-wait must be 0 or more")
+    if sandbox and base_url:
+        raise UsageError("--sandbox starts its own server: leave out --base-url")
+    url = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
+    if sandbox:
+        return url, ""
+    key = _api_key(api_key, api_key_env or "KIRIM_API_KEY")
+    return check_base_url(url), key
+
+
 def run_options(
     *,
     source: Path | str | None = None,
@@ -281,8 +314,7 @@ def run_options(
     ``UsageError``). ``sandbox``: the caller starts a sandbox and sets the base URL and key."""
     for option, value, whole in (
         ("--concurrency", concurrency, True), ("--limit", limit, True),
-        ("--max-attempts", max_attempts, True), ("--max-rate", max_rate, False),
-        ("--timeout", timeout, False), ("--max-wait", max_wait, False),
+        ("--max-rate", max_rate, False),
     ):  # fmt: skip
         _number(value, option, whole=whole)
     account = _account(account)
@@ -290,22 +322,13 @@ def run_options(
         raise UsageError("--concurrency must be between 1 and 1024")
     if max_rate is not None and max_rate <= 0:
         raise UsageError("--max-rate must be positive")
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if max_attempts is not None and not 1 <= max_attempts <= 50:
-        raise UsageError("--max-attempts must be between 1 and 50")
-    if max_wait is not None and max_wait < 0:
-        raise UsageError("--max-wait must be 0 or more")
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     _choice(on_existing, get_args(OnExisting), "--on-existing")
-    if sandbox and base_url:
-        raise UsageError("--sandbox starts its own server: leave out --base-url")
-    url = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
-    key = ""
-    if not sandbox:
-        key = _api_key(api_key, api_key_env or "KIRIM_API_KEY")
-        url = check_base_url(url)
+    url, key = _connection(
+        base_url=base_url, api_key=api_key, api_key_env=api_key_env, sandbox=sandbox,
+        timeout=timeout, max_wait=max_wait, max_attempts=max_attempts,
+    )  # fmt: skip
     given = _input(source, reading)
     directory = report_folder(report_dir, source=given.path, command="run")
     return RunOptions(
@@ -382,28 +405,16 @@ def export_options(
 ) -> ExportOptions:
     """The options of an ``export``: ``format`` from ``--format``, else the output's
     extension (``.parquet``), else CSV."""
-    for option, value, whole in (
-        ("--max-attempts", max_attempts, True), ("--timeout", timeout, False),
-        ("--max-wait", max_wait, False),
-    ):  # fmt: skip
-        _number(value, option, whole=whole)
     account = _account(account)
     path = Path(output)
     kind = format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     _choice(kind, ("csv", "parquet"), "--format")
     if label is not None:
         label = _labels((label,), option="--label")[0]
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if max_attempts is not None and not 1 <= max_attempts <= 50:
-        raise UsageError("--max-attempts must be between 1 and 50")
-    if sandbox and base_url:
-        raise UsageError("--sandbox starts its own server: leave out --base-url")
-    url = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
-    key = ""
-    if not sandbox:
-        key = _api_key(api_key)
-        url = check_base_url(url)
+    url, key = _connection(
+        base_url=base_url, api_key=api_key, sandbox=sandbox, timeout=timeout,
+        max_wait=max_wait, max_attempts=max_attempts,
+    )  # fmt: skip
     return ExportOptions(
         output=path,
         base_url=url,

@@ -212,3 +212,24 @@ def test_an_export_of_an_empty_account_is_a_header(box: Sandbox, tmp_path: Path)
     assert result.ok
     assert result.contacts == 0
     assert out.read_text(encoding="utf-8").splitlines() == ["phone_number,name,email"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("max_wait", -1, "--max-wait must be 0 or more"),
+        ("timeout", 0, "--timeout must be positive"),
+        ("max_attempts", 51, "--max-attempts must be between 1 and 50"),
+    ],
+)
+def test_export_checks_the_options_it_shares_with_run_as_run_does(
+    option: str, value: int, said: str, box: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "contacts.csv"
+    with pytest.raises(importer.UsageError, match=said):
+        importer.export(out, base_url=box.base_url, **{option: value})
+    with pytest.raises(importer.UsageError, match=said):
+        importer.run(contacts_file(tmp_path / "in.csv", 1), base_url=box.base_url,
+                     report_dir=tmp_path / "r", **{option: value})  # fmt: skip
+    assert not out.exists()
+    assert box.contacts() == []
