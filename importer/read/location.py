@@ -42,6 +42,7 @@ _SIGNING = re.compile(
     r"(?i)^(x-amz-.*|x-goog-.*|signature|sig|expires|awsaccesskeyid|googleaccessid|"
     r"(access_)?token|key|se|st|sp|sv|sr|spr|sip|ss|srt|sdd|skoid|sktid|skt|ske|sks|skv)$"
 )
+_PLAIN = ("gid", "format")  # a sheet's tab and a CSV export's format: kept as they are
 _SHEETS = re.compile(r"^/spreadsheets/d/([A-Za-z0-9_-]+)")
 
 
@@ -159,7 +160,8 @@ def identity(options: InputOptions) -> str:
     if options.url is not None:
         parts = urlsplit(options.url)
         kept = [
-            (k, _digest(v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            (k, v if k in _PLAIN else _digest(v))
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
             if not _SIGNING.match(k)
         ]  # fmt: skip
         query = f"?{urlencode(kept, safe=':')}" if kept else ""

@@ -278,3 +278,14 @@ def test_postgres_a_rotated_password_is_still_the_same_source(
     with sqlite3.connect(tmp_path / "j.sqlite") as journal:
         assert len(journal.execute("SELECT DISTINCT fingerprint FROM runs").fetchall()) == 1
     assert "-pw" not in everything_written(tmp_path)
+
+
+def test_a_drivers_message_that_quotes_the_uri_keeps_its_password_out() -> None:
+    """Some drivers (ConnectorX's, say) quote their connection string in an error: what is
+    printed never holds the URI's password (as written or decoded) or its query string."""
+    from importer.read.query import _first_line
+
+    uri = "mysql://crm:P%40ss-9q@db.internal:3306/crm?ssl-key=/k.pem"
+    said = _first_line(RuntimeError(f"cannot connect to {uri}: P@ss-9q refused\nmore"), uri)
+    assert said == "cannot connect to mysql://crm:[redacted]@db.internal:3306/crm?[redacted]: " \
+        "[redacted] refused"
