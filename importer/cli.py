@@ -118,7 +118,7 @@ def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParse
             default=[],
             metavar="NAME",
             help="this label on every row's contact, and taken off the contacts this journal "
-            "put it on for this file that have left it; repeatable",
+            "put it on for this source that have left it; repeatable",
         )
         g.add_argument(
             "--adopt",
@@ -128,14 +128,15 @@ def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParse
             if parser is run
             else "say what a first sync costs: lookups against paging the account",
         )
-        if parser is run:
-            g.add_argument(
-                "--max-detach",
-                metavar="N|P%",
-                help="refuse (exit 2, before anything is sent) a run that would detach more "
-                "than N contacts, or P%% of a --sync-label's members from this file "
-                "(default 10%%)",
-            )
+        g.add_argument(
+            "--max-detach",
+            metavar="N|P%",
+            help="refuse (exit 2, before anything is sent) a run that would detach more "
+            "than N contacts, or P%% of a --sync-label's members from this source "
+            "(default 10%%)"
+            if parser is run
+            else "say whether a run would refuse to detach that many (default 10%%)",
+        )
 
 
 def _export_arguments(export: argparse.ArgumentParser) -> None:
@@ -429,6 +430,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         **_picked(args, _INPUT),
         sync_labels=args.sync_label,
         adopt=args.adopt,
+        max_detach=args.max_detach,
     )
 
 

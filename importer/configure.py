@@ -469,6 +469,7 @@ def plan_options(
     account: str | int | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
+    max_detach: str | float | None = None,
     **reading: Any,
 ) -> PlanOptions:
     """The options of a ``plan``. A key (``api_key``, else ``KIRIM_API_KEY``) is optional:
@@ -500,11 +501,10 @@ def plan_options(
         max_invalid=_limit(max_invalid, "--max-invalid", least=0),
         min_share=_share(min_share),
         **_plan_window(max_duration, until),
-        sync_labels=_labels(sync_labels, option="--sync-label"),
-        adopt=bool(adopt),
         account=account,
         base_url=url,
         api_key=key,
+        **_mirror_options(sync_labels, max_detach, adopt),
     )
 
 

@@ -313,8 +313,15 @@ def main(args: Any, run: Callable[..., Any] = asyncio.run) -> int:
         account=args.account, timeout=args.timeout, max_attempts=args.max_attempts,
         max_wait=args.max_wait, quiet=args.quiet, sandbox=sandbox,
     )  # fmt: skip
-    result: ExportResult = run(
-        export_async(options, err=sys.stderr, progress=not options.quiet and sys.stderr.isatty())
-    )
+    try:
+        result: ExportResult = run(
+            export_async(
+                options, err=sys.stderr, progress=not options.quiet and sys.stderr.isatty()
+            )
+        )
+    except KeyboardInterrupt:  # Ctrl-C: a stop like any other; the spool and cursor are kept
+        state = _read_state(state_of(options.output), {}) or {}
+        contacts = int(state.get("contacts", 0))
+        result = ExportResult(3, options.output, contacts, 0, False, "interrupted (Ctrl-C)")
     print(closing(result), file=sys.stdout if result.ok else sys.stderr)
     return result.exit_code

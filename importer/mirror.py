@@ -44,6 +44,20 @@ def source_key(options: InputOptions) -> str:
     return guards.source_identity(options) or "-"
 
 
+def one_account(prepared: PreparedInput, *, sync_labels: Iterable[str], adopt: bool) -> None:
+    """``--sync-label`` and ``--adopt`` work on one account: a source with an account column
+    (rows routed to several) is refused (``InputError``, exit 2) by ``plan`` and ``run``
+    alike, before anything is sent or written."""
+    if prepared.mapping.account is None or not (list(sync_labels) or adopt):
+        return
+    raise InputError(
+        f"{prepared.source.shown or prepared.source.path}: column "
+        f"{prepared.mapping.account!r} routes rows to several accounts; --sync-label and "
+        "--adopt work on one account at a time: split the source by account, or leave those "
+        "options out"
+    )
+
+
 def source_phones(prepared: PreparedInput, options: InputOptions) -> set[str]:
     """Every phone the source holds (any row whose phone cell read as a number: a row
     invalid for its email is still in the source), from a second read of it."""
@@ -102,7 +116,8 @@ def leaving(
 
 
 def refusal(found: list[Leaving], options: RunOptions, source: str) -> str | None:
-    """The message that refuses a run detaching more than ``--max-detach``, if it does."""
+    """The message that refuses a run detaching more than ``--max-detach``, if it does;
+    ``source`` as people see it (``location.shown``)."""
     limit, percent = options.max_detach, options.max_detach_percent
     over = [
         (f, allowed(f.members, limit=limit, percent=percent))
@@ -215,14 +230,24 @@ def plan_summary(
             if state is not None
             else [Leaving(name, 0, {}) for name in options.sync_labels]
         )
-        extra["sync_labels"] = {
-            f.label: {
+        limit, percent = options.max_detach, options.max_detach_percent
+        extra["sync_labels"] = {}
+        for f in found:
+            cap = allowed(f.members, limit=limit, percent=percent)
+            extra["sync_labels"][f.label] = {
                 "members_before": f.members,
                 "would_attach": len(valid - set(f.members_phones)),
                 "left_source": len(f.leaving),
+                "max_detach_allows": cap,
             }
-            for f in found
-        }  # fmt: skip
+            if len(f.leaving) > cap:  # as a run's refusal says it (``refusal``)
+                print(
+                    f"--sync-label {f.label!r}: a run would refuse: it would detach "
+                    f"{len(f.leaving)} of the {f.members} contacts the journal labelled from "
+                    f"this source, more than the {cap} --max-detach {spelled(limit, percent)} "
+                    "allows",
+                    file=out,
+                )
     if options.adopt:
         knows = known_phones(state, valid) if state is not None else 0
         print("\n".join(adopt.cost_lines(len(valid), journal_knows=knows)), file=out)

@@ -87,6 +87,9 @@ class PlanOptions:
     account: str | None = None
     base_url: str | None = None
     api_key: str = field(default="", repr=False)  # "" : no key, nothing checked
+    # --max-detach, as a run would apply it to --sync-label (shown, never enforced)
+    max_detach: float = 10.0
+    max_detach_percent: bool = True
 
 
 @dataclass(frozen=True, slots=True)

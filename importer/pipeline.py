@@ -116,6 +116,7 @@ def plan(*, options: PlanOptions, out: TextIO) -> int:
     started = time.monotonic()
     prepared = prepare(options.input)
     print("\n".join(header_lines(prepared)), file=out)
+    mirror.one_account(prepared, sync_labels=options.sync_labels, adopt=options.adopt)
     checked: dict[str, Any] = {}
     if prepared.mapping.account is not None:  # a file with an account column
         prepared, checked = plan_routing(prepared, options)
@@ -318,7 +319,7 @@ async def _notify(
     account = summary.get("account")
     await notify.after_run(
         urls=options.notify, notify_on=options.notify_on, summary=summary, exit_code=code,
-        source=str(options.input.path),
+        source=location.shown(options.input),  # a URL without secrets, "SQL query on ..."
         account=account if isinstance(account, str) else options.account,
         report_dir=str(options.report_dir), logger=logger,
         secrets=(options.api_key,) if options.api_key else (),
@@ -354,6 +355,7 @@ async def _run(
     prepared = prepare(options.input)
     say = _Say(out, quiet=options.quiet)
     say("\n".join(header_lines(prepared)))
+    mirror.one_account(prepared, sync_labels=options.sync_labels, adopt=options.adopt)
     stop = Stop()
     policy = RetryPolicy(max_attempts=options.max_attempts, max_wait_s=options.max_wait_s)
     sender = Sender(stop=stop, policy=policy, sleep=sleep, on_wait=_waiting(logger))
@@ -382,13 +384,6 @@ async def _run(
                 )
             )
             several = prepared.mapping.account is not None  # rows name their accounts
-            if several and (options.sync_labels or options.adopt):
-                raise InputError(
-                    f"{prepared.source.shown or prepared.source.path}: column "
-                    f"{prepared.mapping.account!r} routes rows "
-                    "to several accounts; --sync-label and --adopt work on one account at a "
-                    "time: split the file by account, or leave those options out"
-                )
             try:
                 found = await preflight(
                     client=client, sender=sender, account=options.account, several=several
@@ -444,7 +439,7 @@ async def _run(
                 logger, options, logging.INFO, "summary",
                 f"finished: exit {code}, report {options.report_dir}",
                 {**notify.document(summary=report.summary, exit_code=code,
-                                   stopped=stop.reason, source=str(options.input.path),
+                                   stopped=stop.reason, source=location.shown(options.input),
                                    account=None if found is None else found.account,
                                    report_dir=str(options.report_dir))["summary"],
                  "exit_code": code, "stopped": stop.reason,
@@ -546,7 +541,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         {"run_id": run_id, "resumed": journal.resumed, "account": found.account,
          "org": found.org, "write_per_minute": write_pm, "read_per_minute": read_pm,
          "concurrency": concurrency, "on_existing": options.on_existing,
-         "rows_total": prepared.rows_total, "source": str(options.input.path)},
+         "rows_total": prepared.rows_total, "source": location.shown(options.input)},
     )  # fmt: skip
     progress = stack.enter_context(
         contextlib.closing(
@@ -675,7 +670,8 @@ def _sync_check(
         state=options.state, source=source, labels=options.sync_labels, phones=phones,
         org=found.org, account=found.account,
     )  # fmt: skip
-    if (why := mirror.refusal(found_leaving, options, source)) is not None:
+    shown = location.shown(options.input)  # (never the identity: it is no message)
+    if (why := mirror.refusal(found_leaving, options, shown)) is not None:
         raise InputError(why)
     return found_leaving
 

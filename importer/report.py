@@ -134,7 +134,8 @@ class Report:
         """``--sync-label``'s detached contacts (``phone_number``, ``contact_id``, ``labels``:
         the label), appended to results.csv as rows of status ``detached`` after the input's
         rows; they are no input row, so they are counted apart (summary.json's
-        ``detached``). ``failed``: contacts whose detach call failed, counted as the reason
+        ``detached``), with an empty ``row_key`` under ``--row-key``.
+        ``failed``: contacts whose detach call failed, counted as the reason
         ``detach_failed`` (exit 1; the next run tries again)."""
         if failed:
             self.tally.reasons["detach_failed"] += failed
@@ -145,6 +146,8 @@ class Report:
             pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c)
             for c in RESULT_COLUMNS
         )
+        if self.row_key is not None:  # the input's rows have the column: no input row's key
+            rows = rows.insert_column(1, pl.lit(None, pl.String).alias("row_key"))
         self.files.append(rows, pl.DataFrame())
 
     def finish(

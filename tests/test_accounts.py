@@ -337,11 +337,24 @@ def test_an_empty_map_turns_the_column_back_into_metadata(org: Sandbox, tmp_path
 def test_mirroring_options_are_refused_with_an_account_column(
     org: Sandbox, tmp_path: Path, option: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--sync-label and --adopt work on one account: refused, exit 2, before any write."""
+    """--sync-label and --adopt work on one account: refused, exit 2, before any request, by
+    run and plan alike (a plan does not promise what a run refuses), and by the API."""
     seen = Requests(org)
     file = sheet(tmp_path / "mixed.csv", [(1, MAIN), (2, BRANCH)])
-    code, _ = run(org, file, tmp_path, "r", option)
+    code, reports = run(org, file, tmp_path, "r", option)
     assert code == 2
-    assert "split the file by account" in capsys.readouterr().err
-    assert not [k for k in seen.since() if k[0] in ("POST", "PATCH")]
+    err = capsys.readouterr().err
+    assert "column 'Akun' routes rows to several accounts" in err
+    assert "split the source by account" in err
+    assert "Nothing was sent." in err
+    assert not any(seen.since().values())  # not even the pre-flight
     assert org.contacts() == []
+    assert not reports.exists() or not list(reports.iterdir())  # no partial report left
+    assert main(["plan", str(file), "--report-dir", str(tmp_path / "p"), option]) == 2
+    assert "split the source by account" in capsys.readouterr().err
+    name, value = ("sync_labels", ["Active"]) if option.startswith("--sync") else ("adopt", True)
+    with pytest.raises(importer.InputError, match="routes rows to several accounts"):
+        importer.run(file, base_url=org.base_url, state=tmp_path / "j.sqlite",
+                     report_dir=tmp_path / "api", **{name: value})  # fmt: skip
+    with pytest.raises(importer.InputError, match="routes rows to several accounts"):
+        importer.plan(file, report_dir=tmp_path / "api-plan", **{name: value})

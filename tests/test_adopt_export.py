@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,8 +24,8 @@ import pytest
 import importer
 from importer.cli import main
 from importer.exporter import spool_of, state_of
-from importer.sandbox import Sandbox
-from tests.conftest import contacts_file, phone
+from importer.sandbox import Sandbox, SandboxConfig
+from tests.conftest import UNLIMITED, contacts_file, phone
 from tests.test_nightly import Requests
 from tests.test_run import results, summary
 
@@ -80,7 +85,7 @@ def test_adopt_through_the_api_and_plan_says_which_way_is_cheaper(
     out = capsys.readouterr().out
     assert "looking rows up costs 50 reads" in out
     assert "one read per 100 contacts" in out
-    assert "too few rows to be worth a page-through" in out
+    assert "a run pages by itself only for more than 100 rows" in out
     seen = Requests(box)
     result = importer.run(file, base_url=box.base_url, state=tmp_path / "journal.sqlite",
                           default_region="ID", adopt=True, report_dir=tmp_path / "r")  # fmt: skip
@@ -94,6 +99,11 @@ def test_adopt_through_the_api_and_plan_says_which_way_is_cheaper(
     assert plan.summary["first_sync"] == {
         "lookups": 0, "journal_knows": 50, "reads_if_account_holds_these": 1,
     }  # fmt: skip
+    capsys.readouterr()
+    code = main(["plan", str(file), "--default-region", "ID", "--adopt", "--report-dir",
+                 str(tmp_path / "p3"), "--state", str(tmp_path / "journal.sqlite")])  # fmt: skip
+    assert code == 0
+    assert "First sync: the journal knows all 50 rows: no lookup" in capsys.readouterr().out
 
 
 class FailsAfter(httpx.AsyncBaseTransport):
@@ -233,3 +243,41 @@ def test_export_checks_the_options_it_shares_with_run_as_run_does(
                      report_dir=tmp_path / "r", **{option: value})  # fmt: skip
     assert not out.exists()
     assert box.contacts() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_an_export_process_killed_or_interrupted_midway_resumes_every_contact_once(
+    tmp_path: Path, signum: int
+) -> None:
+    """``kirim-import export`` as a child process, stopped for real once pages have reached
+    the spool: a kill leaves the spool and cursor, Ctrl-C too and says so (exit 3); the same
+    command then writes every contact once."""
+    config = SandboxConfig(seed=3, latency_ms=(100.0, 100.0), **UNLIMITED)
+    with Sandbox(config) as box:
+        held = hold(box, range(1, 2501))
+        out = tmp_path / "contacts.csv"
+        env = {**os.environ, "KIRIM_API_KEY": box.token}
+        cmd = [sys.executable, "-m", "importer", "export", "--output", str(out),
+               "--base-url", box.base_url]  # fmt: skip
+        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not state_of(out).exists() or json.loads(state_of(out).read_text())["contacts"] < 300:
+            assert child.poll() is None, "the export ended before it was stopped"
+            assert time.monotonic() < deadline, "no page came"
+            time.sleep(0.02)
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=60)
+        if signum == signal.SIGINT:
+            assert child.returncode == 3, err
+            assert "Export stopped: interrupted (Ctrl-C)" in err
+            assert "rerun the same command to resume" in err
+            assert "Traceback" not in err
+        assert not out.exists()
+        assert json.loads(state_of(out).read_text())["finished"] is False
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                               check=False)  # fmt: skip
+        assert final.returncode == 0, final.stderr
+        assert "(resumed)" in final.stdout
+        with out.open(encoding="utf-8") as handle:
+            assert [r["phone_number"] for r in csv.DictReader(handle)] == list(held)

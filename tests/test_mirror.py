@@ -139,8 +139,11 @@ def test_the_api_mirrors_and_plan_counts_what_would_be_attached_and_detached(
     plan = importer.plan(smaller, default_region="ID", state=journal, sync_labels=["Active"],
                          report_dir=tmp_path / "p")  # fmt: skip
     assert plan.summary["sync_labels"]["Active"] == {
-        "members_before": 50, "would_attach": 2, "left_source": 5,
+        "members_before": 50, "would_attach": 2, "left_source": 5, "max_detach_allows": 5,
     }  # fmt: skip
+    strict = importer.plan(smaller, default_region="ID", state=journal, sync_labels=["Active"],
+                           max_detach=4, report_dir=tmp_path / "p4")  # fmt: skip
+    assert strict.summary["sync_labels"]["Active"]["max_detach_allows"] == 4
     with pytest.raises(importer.InputError, match="would detach 5 of the 50"):
         importer.run(smaller, **common, max_detach=4, report_dir=tmp_path / "r2")
     with pytest.raises(importer.UsageError, match="--max-detach"):
@@ -166,8 +169,19 @@ def test_plan_through_the_command_line_shows_the_counts(
                  str(tmp_path / "journal.sqlite"), "--sync-label", "Active",
                  "--report-dir", str(tmp_path / "p")])  # fmt: skip
     assert code == 0
-    assert "--sync-label: 'Active' would attach 1, would detach 3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--sync-label: 'Active' would attach 1, would detach 3" in out
+    assert "a run would refuse" not in out  # 3 of 30 is within the default 10%
     assert Counter(r["status"] for r in results(tmp_path / "p")) == {"valid": 28}
+    # a plan says when a run would refuse to detach that many (--max-detach, or the default)
+    config = tmp_path / "nightly.toml"
+    config.write_text('sync_label = ["Active"]\nmax_detach = 2\ndefault_region = "ID"\n')
+    code = main(["plan", str(file), "--config", str(config), "--report-dir",
+                 str(tmp_path / "p2"), "--state", str(tmp_path / "journal.sqlite")])  # fmt: skip
+    assert code == 0  # a plan shows it; only a run refuses
+    assert ("--sync-label 'Active': a run would refuse: it would detach 3 of the 30 contacts "
+            "the journal labelled from this source, more than the 2 --max-detach 2 allows"
+            ) in capsys.readouterr().out  # fmt: skip
 
 
 def test_detaching_goes_in_chunks_of_at_most_1000(box: Sandbox, tmp_path: Path) -> None:

@@ -11,13 +11,16 @@ the rest of the importer asks it about:
 - ``identity(options)``: what the journal keys a run's source by (``pipeline.fingerprint``):
   a file's absolute path, as before; a URL without credentials and without the query
   parameters that sign it (a presigned URL is signed anew each night: still the same source;
-  a sheet's ``gid`` stays); a query by its text and its URI without credentials.
+  a sheet's ``gid`` stays), the other parameters' values as digests (one may be a key); a
+  query by its text and its URI without credentials. Never shown to people (``shown`` is);
+  summary.json's ``guards`` and the journal hold it.
 - ``check_url(url)``: a URL the importer may read: a known scheme, plain ``http`` to loopback
   only (as for the Kirim base URL). A Google Sheets share link becomes its CSV export.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -39,6 +42,7 @@ _SIGNING = re.compile(
     r"(?i)^(x-amz-.*|x-goog-.*|signature|sig|expires|awsaccesskeyid|googleaccessid|"
     r"(access_)?token|key|se|st|sp|sv|sr|spr|sip|ss|srt|sdd|skoid|sktid|skt|ske|sks|skv)$"
 )
+_PLAIN = ("gid", "format")  # a sheet's tab and a CSV export's format: kept as they are
 _SHEETS = re.compile(r"^/spreadsheets/d/([A-Za-z0-9_-]+)")
 
 
@@ -158,12 +162,20 @@ def identity(options: InputOptions) -> str:
     if options.url is not None:
         parts = urlsplit(options.url)
         kept = [
-            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            (k, v if k in _PLAIN else _digest(v))
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
             if not _SIGNING.match(k)
         ]  # fmt: skip
-        query = f"?{urlencode(kept)}" if kept else ""
+        query = f"?{urlencode(kept, safe=':')}" if kept else ""
         return redact_url(options.url, keep_query=False) + query
     return str(options.path.resolve())
+
+
+def _digest(value: str) -> str:
+    """A query parameter's value as the identity keeps it: a digest, since a parameter that
+    does not sign the URL may still be a secret (``api_key=``, ``password=``); the identity
+    is in summary.json and the journal, and is never to hold one."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
 def secrets_of(options: InputOptions) -> tuple[str, ...]:

@@ -44,14 +44,21 @@ from importer.options import InputOptions
 from importer.read import location
 from importer.read.frames import Opened, check_headers, kept_columns, numbered
 from importer.read.records import SourceInfo
+from importer.redact import REDACTED
 from importer.validate import mapping
 
 _PG_NUMERIC = ("int2", "int4", "int8", "numeric", "float4", "float8", "money", "oid")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def _first_line(exc: BaseException, uri: str) -> str:
+    """The driver's first line, without the URI's password or query string should a driver
+    quote its connection string (the message is printed, and a plan redacts nothing)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    parts = urlsplit(uri)
+    password = (parts.password or "") if "://" in uri else ""
+    for secret in sorted({password, unquote(password), parts.query} - {""}, key=len)[::-1]:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 class _Stream:
@@ -61,9 +68,10 @@ class _Stream:
     names: list[str]
     numeric: dict[int, str]  # column index -> its numeric type, as the database names it
 
-    def __init__(self, shown: str, batch_size: int) -> None:
+    def __init__(self, shown: str, batch_size: int, uri: str) -> None:
         self.shown = shown
         self.batch_size = batch_size
+        self.uri = uri
         self._closers: list[Any] = []
 
     def frames(self, names: list[str]) -> Iterator[pl.DataFrame]:
@@ -72,7 +80,8 @@ class _Stream:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{self.shown}: reading the rows failed: {_first_line(exc)}") from None
+            said = _first_line(exc, self.uri)
+            raise InputError(f"{self.shown}: reading the rows failed: {said}") from None
         finally:
             self.close()
 
@@ -90,7 +99,7 @@ class _Postgres(_Stream):
     """PostgreSQL through ADBC: Arrow record batches, types from the server."""
 
     def __init__(self, uri: str, sql: str, shown: str, batch_size: int) -> None:
-        super().__init__(shown, batch_size)
+        super().__init__(shown, batch_size, uri)
         import adbc_driver_postgresql.dbapi
 
         try:
@@ -102,7 +111,7 @@ class _Postgres(_Stream):
             self._reader: pa.RecordBatchReader = cursor.fetch_record_batch()
         except Exception as exc:  # bad SQL, a missing table, a refused login
             self.close()
-            raise InputError(f"{shown}: {_first_line(exc)}") from None
+            raise InputError(f"{shown}: {_first_line(exc, uri)}") from None
         schema = self._reader.schema
         self.names = list(schema.names)
         self.numeric = {
@@ -119,7 +128,7 @@ class _Sqlite(_Stream):
     """SQLite through the standard library: ``fetchmany``, each value's own type."""
 
     def __init__(self, uri: str, sql: str, shown: str, batch_size: int) -> None:
-        super().__init__(shown, batch_size)
+        super().__init__(shown, batch_size, uri)
         path = unquote(uri.split("://", 1)[1].split("?", 1)[0])
         path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
         if not path or not Path(path).is_file():
@@ -141,7 +150,7 @@ class _Sqlite(_Stream):
             raise
         except sqlite3.Error as exc:
             self.close()
-            raise InputError(f"{shown}: {_first_line(exc)}") from None
+            raise InputError(f"{shown}: {_first_line(exc, uri)}") from None
         self.numeric = {}
         for i in range(len(self.names)):
             kinds = {type(row[i]) for row in self._first if row[i] is not None}
@@ -267,7 +276,7 @@ def _connectorx(options: InputOptions, shown: str) -> Opened:
             "(SQLite and PostgreSQL need nothing more)"
         ) from None
     except Exception as exc:
-        raise InputError(f"{shown}: {_first_line(exc)}") from None
+        raise InputError(f"{shown}: {_first_line(exc, options.db_uri or '')}") from None
     schema = frame.to_arrow().schema
     names = _checked_names(frame.columns)
     numeric = {i: str(f.type) for i, f in enumerate(schema) if _is_numeric(f)}

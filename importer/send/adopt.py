@@ -59,6 +59,11 @@ def cost_lines(rows: int, *, journal_knows: int = 0) -> list[str]:
     """What ``plan`` says of a first sync's two ways (no network: the account's size is not
     known to it)."""
     lookups = max(rows - journal_knows, 0)
+    if rows and not lookups:
+        return [
+            f"First sync: the journal knows all {rows} rows: no lookup (run --adopt would "
+            f"still page the account: one read per {PAGE_SIZE} contacts it holds)."
+        ]
     lines = [
         f"First sync: looking rows up costs {lookups} reads (one per row the journal does not "
         f"know); paging the account (run --adopt) costs one read per {PAGE_SIZE} contacts it "
@@ -75,7 +80,8 @@ def cost_lines(rows: int, *, journal_knows: int = 0) -> list[str]:
             "  the journal knows none of these rows: a run pages by itself (capped at the "
             "lookups' cost)"
             if rows > PAGE_SIZE
-            else "  too few rows to be worth a page-through"
+            else f"  a run pages by itself only for more than {PAGE_SIZE} rows: this one looks "
+            "its rows up unless --adopt"
         )
     return lines
 

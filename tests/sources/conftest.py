@@ -243,6 +243,7 @@ class Https:
     base: str  # https://127.0.0.1:PORT
     other: str  # the same server named https://localhost:PORT: another host
     seen: list[tuple[str, str | None]]  # (host header + path, Authorization header) per request
+    live: dict[str, bytes] = field(default_factory=dict)  # path -> body, as a test sets it
 
 
 @dataclass
@@ -250,6 +251,7 @@ class _Routes:
     body: bytes
     seen: list[tuple[str, str | None]]
     other: str = ""
+    live: dict[str, bytes] = field(default_factory=dict)
 
 
 def _handler(routes: _Routes) -> type[BaseHTTPRequestHandler]:
@@ -268,6 +270,8 @@ def _handler(routes: _Routes) -> type[BaseHTTPRequestHandler]:
                 self._send(200, routes.body)
             elif path in ("/contacts.csv", "/presigned/contacts.csv", "/export"):
                 self._send(200, routes.body)
+            elif path in routes.live:  # an export that changes from night to night
+                self._send(200, routes.live[path])
             elif path == "/moved/contacts.csv":
                 self._send(302, b"", {"Location": f"{routes.other}/contacts.csv"})
             elif path == "/cut/contacts.csv":
@@ -311,7 +315,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Htt
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Https(f"https://127.0.0.1:{port}", routes.other, routes.seen), bundle
+        yield Https(f"https://127.0.0.1:{port}", routes.other, routes.seen, routes.live), bundle
     finally:
         server.shutdown()
         server.server_close()
@@ -327,4 +331,5 @@ def https(
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     server.seen.clear()
+    server.live.clear()
     return server

@@ -7,6 +7,7 @@ import csv
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,3 +207,81 @@ def test_postgres_errors_are_clear_and_keep_the_password_out(
     err = capsys.readouterr().err
     assert "password authentication failed" in err
     assert "wrong-pw" not in err
+
+
+def test_a_query_mirrors_a_label_and_names_detached_rows_under_the_row_key(
+    crm_sqlite: Path, box: Sandbox, tmp_path: Path
+) -> None:
+    """--sync-label with --row-key: results.csv's detached rows (no input row: no key) keep
+    every column in its place."""
+    def nightly(night: str, *extra: str) -> tuple[int, list[dict[str, str]]]:
+        code = main(["run", "--sql", "SELECT crm_id, phone, name FROM customers ORDER BY crm_id",
+                     "--row-key", "crm_id", "--sync-label", "Active", "--on-existing", "update",
+                     "--default-region", "ID", "--base-url", box.base_url, "--state",
+                     str(tmp_path / "j.sqlite"), "--report-dir", str(tmp_path / night),
+                     *extra])  # fmt: skip
+        return code, results(tmp_path / night)
+
+    assert nightly("n1")[0] == 1  # C-bad
+    with sqlite3.connect(crm_sqlite) as db:
+        db.execute("DELETE FROM customers WHERE crm_id IN ('C0000002', 'C0000005')")
+    code, rows = nightly("n2", "--max-detach", "2")  # 2 of 8 is more than 10%
+    assert code == 1
+    detached = [r for r in rows if r["status"] == "detached"]
+    assert [(r["row_key"], r["row_number"], r["phone_number"], r["labels"]) for r in detached] == [
+        ("", "", phone(2), "Active"), ("", "", phone(5), "Active"),
+    ]  # fmt: skip
+    assert all(r["contact_id"].startswith("ctc_") for r in detached)
+    assert [r["row_key"] for r in rows if r["status"] != "detached"] == [
+        "C-bad", *(f"C{i:07d}" for i in (1, 3, 4, 6, 7, 8)),
+    ]  # fmt: skip
+    summary = json.loads((tmp_path / "n2" / "summary.json").read_text())
+    assert summary["detached"] == 2
+    assert summary["guards"]["last_finished_valid_rows"] == 8  # the same source as night 1
+
+
+def test_postgres_a_rotated_password_is_still_the_same_source(
+    crm_pg: Postgres, box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal knows a query by its text and its URI without the password: after the
+    reader's password is rotated, the run key, the shrink guard's baseline and the mirror's
+    members are still this source's."""
+    crm_pg.execute(
+        "DROP ROLE IF EXISTS crm_reader", "CREATE ROLE crm_reader LOGIN PASSWORD 'Monday-pw'",
+        "GRANT SELECT ON customers TO crm_reader",
+    )  # fmt: skip
+    host = crm_pg.uri.rsplit("@", 1)[1]
+
+    def nightly(night: str, password: str) -> dict[str, Any]:
+        monkeypatch.setenv("KIRIM_SOURCE_DB", f"postgresql://crm_reader:{password}@{host}")
+        code = main(["run", "--sql", NIGHTLY, "--sync-label", "Active", "--max-detach", "1",
+                     "--on-existing", "update", "--default-region", "ID", "--base-url",
+                     box.base_url, "--state", str(tmp_path / "j.sqlite"), "--report-dir",
+                     str(tmp_path / night)])  # fmt: skip
+        assert code == 0
+        data: dict[str, Any] = json.loads((tmp_path / night / "summary.json").read_text())
+        return data
+
+    try:
+        assert nightly("n1", "Monday-pw")["created"] == 25
+        crm_pg.execute("ALTER ROLE crm_reader PASSWORD 'Tuesday-pw'",
+                       "DELETE FROM customers WHERE id = 25")  # fmt: skip
+        second = nightly("n2", "Tuesday-pw")
+    finally:
+        crm_pg.execute("DROP OWNED BY crm_reader", "DROP ROLE crm_reader")
+    assert (second["unchanged"], second["detached"]) == (24, 1)
+    assert second["guards"]["last_finished_valid_rows"] == 25
+    with sqlite3.connect(tmp_path / "j.sqlite") as journal:
+        assert len(journal.execute("SELECT DISTINCT fingerprint FROM runs").fetchall()) == 1
+    assert "-pw" not in everything_written(tmp_path)
+
+
+def test_a_drivers_message_that_quotes_the_uri_keeps_its_password_out() -> None:
+    """Some drivers (ConnectorX's, say) quote their connection string in an error: what is
+    printed never holds the URI's password (as written or decoded) or its query string."""
+    from importer.read.query import _first_line
+
+    uri = "mysql://crm:P%40ss-9q@db.internal:3306/crm?ssl-key=/k.pem"
+    said = _first_line(RuntimeError(f"cannot connect to {uri}: P@ss-9q refused\nmore"), uri)
+    assert said == "cannot connect to mysql://crm:[redacted]@db.internal:3306/crm?[redacted]: " \
+        "[redacted] refused"

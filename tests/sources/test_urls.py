@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ import importer
 from importer.cli import main
 from importer.read import remote
 from importer.sandbox import Sandbox
-from tests.sources.conftest import BUCKET, LOCKED, S3, Https
+from tests.sources.conftest import BUCKET, LOCKED, S3, Https, contact_rows, csv_bytes
 from tests.test_run import summary
 
 
@@ -246,3 +248,51 @@ def test_a_temporary_folder_that_cannot_be_used_is_a_clear_error(
     assert "cannot make a private folder for the download" in err
     assert "set TMPDIR" in err
     assert "Traceback" not in err
+
+
+# --- one source night after night -----------------------------------------------------------
+
+
+def test_a_presigned_url_signed_anew_each_night_is_one_source_for_journal_guard_and_mirror(
+    https: Https, box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each night the CRM hands out a freshly signed URL (and a key of its own in the query):
+    the journal's run fingerprint, the shrink guard's baseline and --sync-label's members are
+    the same source's, and the key is in no message, report or journal."""
+    def night(n: int, rows: int, *extra: str) -> tuple[int, Path]:
+        https.live["/nightly/active.csv"] = csv_bytes(contact_rows(rows))
+        url = (f"{https.base}/nightly/active.csv?api_key=Sekr1t-Key&X-Amz-Date=2026120{n}"
+               f"&X-Amz-Signature=sig{n}0f9e8d")  # fmt: skip
+        reports = tmp_path / f"n{n}"
+        code = main(["run", url, "--sync-label", "Active", "--on-existing", "update",
+                     "--default-region", "ID", "--base-url", box.base_url, "--state",
+                     str(tmp_path / "journal.sqlite"), "--report-dir", str(reports),
+                     *extra])  # fmt: skip
+        return code, reports
+
+    def read(reports: Path) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((reports / "summary.json").read_text())
+        return data
+
+    assert night(1, 40)[0] == 0
+    code, reports = night(2, 36)  # four left the segment
+    assert code == 0
+    second = read(reports)
+    assert second["detached"] == 4  # the mirror: night 1's members are this source's
+    assert second["guards"]["last_finished_valid_rows"] == 40  # the shrink guard: the same
+    capsys.readouterr()
+    code, _ = night(3, 10)  # cut short: refused by the shrink guard, before anything is sent
+    assert code == 2
+    assert "fewer than 50% of the 36 this source had" in capsys.readouterr().err
+    code, _ = night(4, 10, "--allow-shrink")  # then by --max-detach
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"from {https.base}/nightly/active.csv?[redacted] (more than" in err
+    with sqlite3.connect(tmp_path / "journal.sqlite") as journal:
+        fingerprints = journal.execute("SELECT DISTINCT fingerprint FROM runs").fetchall()
+    assert len(fingerprints) == 1  # the journal's run key: one source
+    assert len(box.contacts()) == 40
+    out, err = capsys.readouterr()
+    for text in (out, err, everything_written(tmp_path)):
+        assert "Sekr1t-Key" not in text
+        assert "0f9e8d" not in text
