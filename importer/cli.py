@@ -25,7 +25,7 @@ from typing import Any
 
 from importer import __version__, configfile, configure, history, jsonlog, pipeline
 from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
-from importer.errors import ImporterError, InputError, StopRun, UsageError
+from importer.errors import ImporterError, InputError, Refused, StopRun, UsageError
 from importer.options import PlanOptions, RunOptions
 from importer.read import remote
 from importer.read.source import FORMATS
@@ -426,6 +426,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         **_picked(args, ("max_invalid", "min_share", "max_duration", "until")),
         account=args.account,
         base_url=args.base_url,
+        api_key_env=getattr(args, "api_key_env", None),  # --config's, for an account column
         **_picked(args, _INPUT),
         sync_labels=args.sync_label,
         adopt=args.adopt,
@@ -456,12 +457,18 @@ def _refuse_keys(argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
-def _json_log(args: argparse.Namespace, event: str, message: str, *, exit_code: int) -> bool:
+def _json_log(
+    args: argparse.Namespace, event: str, message: str, *, exit_code: int,
+    refused: ImporterError | None = None,
+) -> bool:
     """An error of the command line as a JSON log line, under ``--log-format json``."""
     if getattr(args, "log_format", "text") != "json":
         return False
-    text = jsonlog.line(level="error", event=event, message=redact(message),
-                        fields={"reason": redact(message), "exit_code": exit_code})  # fmt: skip
+    fields: dict[str, Any] = {"reason": redact(message), "exit_code": exit_code,
+                              "guard": None, "facts": None}  # fmt: skip
+    if isinstance(refused, Refused):  # a guard rail: which, and its numbers
+        fields.update(guard=refused.guard, facts=refused.facts)
+    text = jsonlog.line(level="error", event=event, message=redact(message), fields=fields)
     print(text, file=sys.stderr)
     return True
 
@@ -502,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         args.usage_error(str(exc))  # exits 2, with that command's usage
     except InputError as exc:
-        if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2):
+        if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2, refused=exc):
             return 2
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         print("Nothing was sent.", file=sys.stderr)

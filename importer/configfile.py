@@ -45,7 +45,7 @@ COMMANDS = ("run", "plan")
 # Options of the command line that choose the file itself, or only make sense there.
 _NOT_KEYS = frozenset({"config", "profile", "help", "version"})
 # A command line option whose keyword in the Python API (``configure``) is spelt otherwise.
-API_NAMES = {"label": "labels"}
+API_NAMES = {"label": "labels", "sync_label": "sync_labels"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -446,7 +446,7 @@ def api_options(
     for key, setting in loaded.settings.items():
         dest = actions[key].dest
         options[API_NAMES.get(dest, dest)] = setting.value
-    if command == "run" and loaded.api_key_env is not None:
+    if loaded.api_key_env is not None:  # run's key, and plan's to check an account column
         options["api_key_env"] = loaded.api_key_env.value
     return {**options, **given}
 

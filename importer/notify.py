@@ -108,12 +108,15 @@ def document(
         text += f"; stopped: {reason}"
     text += f"; report {report_dir}"
     run_id = summary.get("run_id")
+    stop_kind, guard = summary.get("stop_kind"), summary.get("guard")
     return {
         "text": text,
         "event": "run_finished",
         "failed": status == "FAILED",
         "exit_code": exit_code,
         "stopped": reason,
+        "stop_kind": stop_kind if isinstance(stop_kind, str) else None,  # a word: window, ...
+        "guard": guard if isinstance(guard, str) else None,  # the guard rail that refused
         "source": source,
         "account": account,
         "run_id": run_id if isinstance(run_id, int) else None,

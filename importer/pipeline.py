@@ -30,7 +30,7 @@ import phonenumbers
 import polars as pl
 
 from importer import __version__, mirror, notify
-from importer.errors import ImporterError, InputError, JournalError, StopRun
+from importer.errors import ImporterError, InputError, JournalError, Refused, StopRun
 from importer.guards import FailureWatch, Guards, Spool, plan_lines, remember
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
@@ -303,7 +303,10 @@ async def run(
                 )  # fmt: skip
             except ImporterError as exc:  # refused before sending: a night that failed too
                 refused = 3 if isinstance(exc, StopRun) else 2
-                await _notify(options, {"stopped": f"refused: {exc}"}, refused, logger)
+                told: dict[str, Any] = {"stopped": f"refused: {exc}"}
+                if isinstance(exc, Refused):  # a guard rail: which, and its numbers
+                    told.update(guard=exc.guard, guards=exc.facts)
+                await _notify(options, told, refused, logger)
                 raise
             await _notify(options, ended, code, logger)
             return code
@@ -436,7 +439,9 @@ async def _run(
             if summary is not None:
                 summary.update(report.summary)
             if stop.reason and options.log_format == "json":
-                stopped = {"event": "stopped", "fields": {"reason": stop.reason, "exit_code": code}}
+                kind = stop.why.value if stop.why is not None else None
+                stopped = {"event": "stopped", "fields": {
+                    "reason": stop.reason, "exit_code": code, "stop_kind": kind}}  # fmt: skip
                 logger.error("stopped: %s", stop.reason, extra=stopped)
             elif stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
@@ -448,6 +453,7 @@ async def _run(
                                    account=None if found is None else found.account,
                                    report_dir=str(options.report_dir))["summary"],
                  "exit_code": code, "stopped": stop.reason,
+                 "stop_kind": report.summary.get("stop_kind"),
                  "report_dir": str(options.report_dir)},
             )  # fmt: skip
             resumable = None if found is None else _resumable_in(options)  # a run to resume
@@ -546,7 +552,9 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         {"run_id": run_id, "resumed": journal.resumed, "account": found.account,
          "org": found.org, "write_per_minute": write_pm, "read_per_minute": read_pm,
          "concurrency": concurrency, "on_existing": options.on_existing,
-         "rows_total": prepared.rows_total, "source": str(options.input.path)},
+         "rows_total": prepared.rows_total, "source": str(options.input.path),
+         "account_column": prepared.mapping.account,  # rows routed by it: to these accounts
+         "accounts": [a.phone_number_id for a in found.accounts if a.usable] if several else None},
     )  # fmt: skip
     progress = stack.enter_context(
         contextlib.closing(
@@ -614,6 +622,11 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
             f"{adopted.reads} pages ({how})")  # fmt: skip
         extra["adopted"] = {"reads": adopted.reads, "contacts": adopted.contacts,
                             "complete": adopted.complete, "asked": options.adopt}  # fmt: skip
+        _json_event(
+            logger, options, logging.INFO, "adopted",
+            f"adopted {adopted.contacts} contacts from {adopted.reads} pages ({how})",
+            {**extra["adopted"], "why": None if adopted.complete else adopted.why},
+        )  # fmt: skip
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -652,6 +665,11 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
                 stop.request(Why.JOURNAL, str(exc))
         report.add_detached(mirror.detached_frame(done), failed=sum(d.failed for d in done))
         extra.update(mirror.summary(syncing, done))
+        _json_event(logger, options, logging.INFO, "detached",
+                    f"--sync-label: {extra['detached']} contacts detached"
+                    + (" (none: the run stopped early)" if stop.requested else ""),
+                    {"detached": extra["detached"], "sync_labels": extra["sync_labels"],
+                     "stopped_early": stop.requested})  # fmt: skip
     context = Context(
         options=options,
         write_per_minute=write_pm,
@@ -676,7 +694,8 @@ def _sync_check(
         org=found.org, account=found.account,
     )  # fmt: skip
     if (why := mirror.refusal(found_leaving, options, source)) is not None:
-        raise InputError(why)
+        raise Refused(why, guard="max_detach", facts={"sync_labels": {
+            f.label: {"members": f.members, "leaving": len(f.leaving)} for f in found_leaving}})
     return found_leaving
 
 
