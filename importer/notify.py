@@ -73,8 +73,8 @@ def _numbers(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     if isinstance(value, dict):
-        kept = {str(k): n for k, v in value.items() if (n := _numbers(v)) is not None}
-        return kept or None
+        # (an empty table stays: "reasons": {} says there was none)
+        return {str(k): n for k, v in value.items() if (n := _numbers(v)) is not None}
     return None
 
 
