@@ -7,6 +7,8 @@ guard that refused and the labels' count, a label failure and a refusal both not
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 import importer
+from importer import configure, pipeline
 from importer.cli import main
 from importer.errors import Refused
 from importer.sandbox import Sandbox, SandboxConfig
@@ -22,6 +25,7 @@ from tests.conftest import UNLIMITED, contacts_file, phone, write_contacts
 from tests.receiver import Receiver
 from tests.test_accounts import ACCOUNTS, BRANCH, MAIN
 from tests.test_jsonlog import check, parsed
+from tests.test_window import SLOW, _closes_after
 
 
 @pytest.fixture
@@ -174,3 +178,28 @@ def test_a_label_failure_is_notified_as_a_failure_with_its_count(
         assert doc["summary"]["failed"] == 0
         assert doc["summary"]["labels"]["failed"] == 3
         assert doc["summary"]["labels"]["failed_by_reason"] == {"call_failed": 3}
+
+
+def test_a_window_closing_is_a_json_stop_of_kind_window_and_notified(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    with Sandbox(SandboxConfig(seed=5, **SLOW)) as box:
+        file = contacts_file(tmp_path / "a.csv", 30)
+        options = configure.run_options(
+            source=file, base_url=box.base_url, api_key=box.token, report_dir=tmp_path / "r",
+            state=tmp_path / "j.sqlite", default_region="ID", max_duration="5h", concurrency=1,
+            log_format="json", notify=[f"{receiver.base}/hook/t"],
+        )  # fmt: skip
+        err = io.StringIO()
+        code = asyncio.run(pipeline.run(options=options, out=io.StringIO(), err=err,
+                                        signals=False, clock=_closes_after(box, 5)))  # fmt: skip
+    assert code == 3
+    records = parsed(err.getvalue())
+    check(records)
+    [stopped] = _events(records, "stopped")
+    assert (stopped["stop_kind"], stopped["reason"]) == (
+        "window", "time window closed (--max-duration 5h)"
+    )  # fmt: skip
+    assert _events(records, "summary")[0]["stop_kind"] == "window"
+    [got] = receiver.received
+    assert (got.json["stop_kind"], got.json["exit_code"]) == ("window", 3)
