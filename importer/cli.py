@@ -480,7 +480,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "config":  # config takes run's or plan's flags after it
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    remote.PROGRESS.set(True)  # a download shows its bar on a terminal
     try:
         if args.command == "config":
             lines = configfile.resolve(
@@ -490,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in configfile.COMMANDS and (loaded := configfile.apply(args, argv)):
             args.api_key_env = loaded.key_env
+        # a download shows its bar on a terminal; never between JSON log lines
+        remote.PROGRESS.set(getattr(args, "log_format", "text") != "json")
         if args.command == "sandbox":
             from importer.sandbox import command as sandbox_command
 
@@ -531,10 +532,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KIRIM_IMPORT_DEBUG"):
             raise
         # a bug of ours: one line, with no key in it (KIRIM_IMPORT_DEBUG=1 shows the traceback)
-        print(
-            f"kirim-import: internal error: {type(exc).__name__}: {redact(str(exc))} "
-            "(rerun with KIRIM_IMPORT_DEBUG=1 for the details; the journal keeps what was done)",
-            file=sys.stderr,
+        told = (
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with "
+            "KIRIM_IMPORT_DEBUG=1 for the details; the journal keeps what was done)"
         )
+        if not _json_log(args, "error", told, exit_code=3):
+            print(f"kirim-import: {told}", file=sys.stderr)
         return 3
     return 2
