@@ -79,7 +79,7 @@ def _numbers(value: Any) -> Any:
 
 
 _SHOWN = ("created", "updated", "unchanged", "exists", "duplicate_in_file", "invalid", "failed")
-_MEANING = {0: "every row fine", 1: "rows invalid or failed", 2: "refused, nothing sent",
+_MEANING = {0: "every row fine", 1: "rows invalid or failed, or labels", 2: "refused, nothing sent",
             3: "stopped early"}  # fmt: skip
 
 
@@ -104,6 +104,11 @@ def document(
         f"({_MEANING.get(exit_code, 'interrupted')})"
     if rows is not None:
         text += f"; {rows} rows" + (f": {', '.join(parts)}" if parts else "")
+    labels = counts.get("labels")
+    if isinstance(labels, dict) and labels.get("failed"):  # exit 1 with every row fine
+        text += f"; labels not attached: {labels['failed']}"
+    if counts.get("reasons", {}).get("detach_failed"):
+        text += f"; not detached: {counts['reasons']['detach_failed']}"
     if reason:
         text += f"; stopped: {reason}"
     text += f"; report {report_dir}"

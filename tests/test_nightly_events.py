@@ -178,6 +178,8 @@ def test_a_label_failure_is_notified_as_a_failure_with_its_count(
         assert doc["summary"]["failed"] == 0
         assert doc["summary"]["labels"]["failed"] == 3
         assert doc["summary"]["labels"]["failed_by_reason"] == {"call_failed": 3}
+        assert "exit 1 (rows invalid or failed, or labels)" in doc["text"]
+        assert "labels not attached: 3" in doc["text"]
 
 
 def test_a_window_closing_is_a_json_stop_of_kind_window_and_notified(
