@@ -217,3 +217,33 @@ def test_config_shows_the_added_keys_and_where_they_came_from(
     out = capsys.readouterr().out
     assert 'account = "106540352242922"' in out
     assert "notify" not in out  # run's alone
+
+
+def test_a_plan_shares_the_runs_file_before_its_journal_exists(
+    box: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "nightly.sqlite"
+    config = tmp_path / "nightly.toml"
+    config.write_text(
+        f'default_region = "ID"\nstate = "{journal}"\nbase_url = "{box.base_url}"\n'
+        'on_existing = "update"\n',
+        encoding="utf-8",
+    )
+    file = contacts_file(tmp_path / "in.csv", 3)
+    plan = ["plan", str(file), "--config", str(config), "--report-dir"]
+    assert main([*plan, str(tmp_path / "p1")]) == 0  # no journal yet: nothing to compare with
+    assert "Shrink guard: no journal yet" in capsys.readouterr().out
+    assert importer.plan(file, config=config, report_dir=tmp_path / "p2").ok
+    assert (
+        main(["run", str(file), "--config", str(config), "--report-dir", str(tmp_path / "r")]) == 0
+    )
+    assert journal.is_file()
+    contacts_file(file, 1)  # the journal exists now: the plan compares with it
+    assert main([*plan, str(tmp_path / "p3")]) == 0
+    assert "Shrink guard: 1 valid rows against 3" in capsys.readouterr().out
+    planned = importer.plan(file, config=config, report_dir=tmp_path / "p4")
+    assert planned.summary["guards"]["last_finished_valid_rows"] == 3
+    missing = ["--state", str(tmp_path / "typo.sqlite")]  # a flag must name a journal
+    with pytest.raises(SystemExit) as usage:
+        main([*plan, str(tmp_path / "p5"), *missing])
+    assert usage.value.code == 2
