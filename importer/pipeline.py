@@ -466,7 +466,8 @@ async def _run(
                                  account=found.account, summary=report.summary,
                                  run_id=sent.run_id)  # fmt: skip
                     except JournalError as exc:
-                        logger.warning("%s; the shrink guard keeps the previous baseline", exc)
+                        logger.warning("%s; the shrink guard keeps the previous baseline", exc,
+                                       extra={"event": "journal_warning"})  # fmt: skip
     return code
 
 
