@@ -321,7 +321,7 @@ async def _notify(
     account = summary.get("account")
     await notify.after_run(
         urls=options.notify, notify_on=options.notify_on, summary=summary, exit_code=code,
-        source=str(options.input.path),
+        source=location.shown(options.input),
         account=account if isinstance(account, str) else options.account,
         report_dir=str(options.report_dir), logger=logger,
         secrets=(options.api_key,) if options.api_key else (),
@@ -449,7 +449,7 @@ async def _run(
                 logger, options, logging.INFO, "summary",
                 f"finished: exit {code}, report {options.report_dir}",
                 {**notify.document(summary=report.summary, exit_code=code,
-                                   stopped=stop.reason, source=str(options.input.path),
+                                   stopped=stop.reason, source=location.shown(options.input),
                                    account=None if found is None else found.account,
                                    report_dir=str(options.report_dir))["summary"],
                  "exit_code": code, "stopped": stop.reason,
@@ -553,7 +553,7 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         {"run_id": run_id, "resumed": journal.resumed, "account": found.account,
          "org": found.org, "write_per_minute": write_pm, "read_per_minute": read_pm,
          "concurrency": concurrency, "on_existing": options.on_existing,
-         "rows_total": prepared.rows_total, "source": str(options.input.path),
+         "rows_total": prepared.rows_total, "source": location.shown(options.input),
          "account_column": prepared.mapping.account,  # rows routed by it: to these accounts
          "accounts": [a.phone_number_id for a in found.accounts if a.usable] if several else None},
     )  # fmt: skip

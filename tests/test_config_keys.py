@@ -18,7 +18,9 @@ from importer.cli import main
 from importer.errors import Refused
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.conftest import UNLIMITED, contacts_file, phone, write_contacts
+from tests.receiver import Receiver
 from tests.test_accounts import ACCOUNTS, MAIN
+from tests.test_jsonlog import parsed
 from tests.test_run import results, summary
 
 EVERY_KEY = """
@@ -146,24 +148,30 @@ def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_query_from_the_file_through_main_and_the_api(
-    box: Sandbox, crm: Path, tmp_path: Path
+    box: Sandbox, crm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     query = tmp_path / "customers.sql"
     query.write_text("SELECT id, phone, name FROM customers ORDER BY id\n", encoding="utf-8")
     config = tmp_path / "crm.toml"
-    config.write_text(
-        f'base_url = "{box.base_url}"\nstate = "{tmp_path / "j.sqlite"}"\n'
-        f'sql_file = "{query}"\ndb_uri_env = "CRM_DB"\nrow_key = "id"\n',
-        encoding="utf-8",
-    )
-    assert main(["run", "--config", str(config), "--report-dir", str(tmp_path / "a")]) == 0
+    with Receiver() as receiver:
+        config.write_text(
+            f'base_url = "{box.base_url}"\nstate = "{tmp_path / "j.sqlite"}"\n'
+            f'sql_file = "{query}"\ndb_uri_env = "CRM_DB"\nrow_key = "id"\n'
+            f'notify = ["{receiver.base}/hook/t"]\nnotify_on = "always"\nlog_format = "json"\n',
+            encoding="utf-8",
+        )
+        assert main(["run", "--config", str(config), "--report-dir", str(tmp_path / "a")]) == 0
+        result = importer.run(config=config, report_dir=tmp_path / "b")
     rows = results(tmp_path / "a")
     assert [(r["row_key"], r["status"]) for r in rows] == [
         ("C-1", "created"), ("C-2", "created"), ("C-3", "created")
     ]  # fmt: skip
-    result = importer.run(config=config, report_dir=tmp_path / "b")
     assert (result.exit_code, result.counts["exists"]) == (0, 3)
     assert [r["row_key"] for r in results(tmp_path / "b")] == ["C-1", "C-2", "C-3"]
+    shown = f"SQL query on sqlite:///{crm}"  # what the source is, as the Input line says
+    assert [got.json["source"] for got in receiver.received] == [shown, shown]
+    [started] = [r for r in parsed(capsys.readouterr().err) if r["event"] == "run_started"]
+    assert started["source"] == shown
     planned = importer.plan(config=config, report_dir=tmp_path / "p")
     assert planned.counts["valid"] == 3
     assert box.creations_by_phone() == {phone(i): 1 for i in range(1, 4)}
