@@ -464,10 +464,13 @@ def _json_log(
     """An error of the command line as a JSON log line, under ``--log-format json``."""
     if getattr(args, "log_format", "text") != "json":
         return False
-    fields: dict[str, Any] = {"reason": redact(message), "exit_code": exit_code,
-                              "guard": None, "facts": None}  # fmt: skip
-    if isinstance(refused, Refused):  # a guard rail: which, and its numbers
-        fields.update(guard=refused.guard, facts=refused.facts)
+    fields: dict[str, Any] = {"reason": redact(message), "exit_code": exit_code}
+    if event == "stopped":  # the server said no before the run began
+        fields["stop_kind"] = "server"
+    else:  # a guard rail: which, and its numbers
+        fields.update(guard=None, facts=None)
+        if isinstance(refused, Refused):
+            fields.update(guard=refused.guard, facts=refused.facts)
     text = jsonlog.line(level="error", event=event, message=redact(message), fields=fields)
     print(text, file=sys.stderr)
     return True
