@@ -365,8 +365,6 @@ async def _run(
     guards = Guards(options)
     with journal_lock(options.state):  # one run per journal, its history record included
         async with contextlib.AsyncExitStack() as stack:
-            if guards.armed():  # the whole file counted first, and sent from the spool
-                prepared = guards.count(prepared, stack.enter_context(Spool()))
             client = await stack.enter_async_context(
                 KirimClient(
                     base_url=options.base_url,
@@ -403,6 +401,9 @@ async def _run(
                 stop.request(Why.SERVER, str(exc))
                 _not_attempted(prepared, report)
                 found = None
+            if found is not None and guards.armed():  # the whole file counted first (its
+                # rows routed: an account Kirim lacks is invalid), and sent from the spool
+                prepared = guards.count(prepared, stack.enter_context(Spool()))
             if found is not None:
                 the_run = RunContext(
                     options=options, prepared=prepared, found=found, client=client,
