@@ -322,7 +322,7 @@ async def _notify(
     await notify.after_run(
         urls=options.notify, notify_on=options.notify_on, summary=summary, exit_code=code,
         source=location.shown(options.input),
-        account=account if isinstance(account, str) else options.account,
+        account=account if isinstance(account, str) and account else options.account,
         report_dir=str(options.report_dir), logger=logger,
         secrets=(options.api_key,) if options.api_key else (),
     )  # fmt: skip
