@@ -25,7 +25,7 @@ from typing import Any
 
 from importer import __version__, configfile, configure, history, jsonlog, pipeline
 from importer.configure import DEFAULT_BASE_URL, JOURNAL_FILE, REPORTS, default
-from importer.errors import ImporterError, InputError, StopRun, UsageError
+from importer.errors import ImporterError, InputError, Refused, StopRun, UsageError
 from importer.options import PlanOptions, RunOptions
 from importer.read import remote
 from importer.read.source import FORMATS
@@ -427,6 +427,7 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         **_picked(args, ("max_invalid", "min_share", "max_duration", "until")),
         account=args.account,
         base_url=args.base_url,
+        api_key_env=getattr(args, "api_key_env", None),  # --config's, for an account column
         **_picked(args, _INPUT),
         sync_labels=args.sync_label,
         adopt=args.adopt,
@@ -458,12 +459,21 @@ def _refuse_keys(argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
-def _json_log(args: argparse.Namespace, event: str, message: str, *, exit_code: int) -> bool:
+def _json_log(
+    args: argparse.Namespace, event: str, message: str, *, exit_code: int,
+    refused: ImporterError | None = None,
+) -> bool:
     """An error of the command line as a JSON log line, under ``--log-format json``."""
     if getattr(args, "log_format", "text") != "json":
         return False
-    text = jsonlog.line(level="error", event=event, message=redact(message),
-                        fields={"reason": redact(message), "exit_code": exit_code})  # fmt: skip
+    fields: dict[str, Any] = {"reason": redact(message), "exit_code": exit_code}
+    if event == "stopped":  # the server said no before the run began
+        fields["stop_kind"] = "server"
+    else:  # a guard rail: which, and its numbers
+        fields.update(guard=None, facts=None)
+        if isinstance(refused, Refused):
+            fields.update(guard=refused.guard, facts=refused.facts)
+    text = jsonlog.line(level="error", event=event, message=redact(message), fields=fields)
     print(text, file=sys.stderr)
     return True
 
@@ -475,7 +485,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "config":  # config takes run's or plan's flags after it
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    remote.PROGRESS.set(True)  # a download shows its bar on a terminal
     try:
         if args.command == "config":
             lines = configfile.resolve(
@@ -485,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in configfile.COMMANDS and (loaded := configfile.apply(args, argv)):
             args.api_key_env = loaded.key_env
+        # a download shows its bar on a terminal; never between JSON log lines
+        remote.PROGRESS.set(getattr(args, "log_format", "text") != "json")
         if args.command == "sandbox":
             from importer.sandbox import command as sandbox_command
 
@@ -504,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         args.usage_error(str(exc))  # exits 2, with that command's usage
     except InputError as exc:
-        if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2):
+        if _json_log(args, "error", f"{exc}; nothing was sent", exit_code=2, refused=exc):
             return 2
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         print("Nothing was sent.", file=sys.stderr)
@@ -526,10 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KIRIM_IMPORT_DEBUG"):
             raise
         # a bug of ours: one line, with no key in it (KIRIM_IMPORT_DEBUG=1 shows the traceback)
-        print(
-            f"kirim-import: internal error: {type(exc).__name__}: {redact(str(exc))} "
-            "(rerun with KIRIM_IMPORT_DEBUG=1 for the details; the journal keeps what was done)",
-            file=sys.stderr,
+        told = (
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with "
+            "KIRIM_IMPORT_DEBUG=1 for the details; the journal keeps what was done)"
         )
+        if not _json_log(args, "error", told, exit_code=3):
+            print(f"kirim-import: {told}", file=sys.stderr)
         return 3
     return 2

@@ -45,7 +45,7 @@ COMMANDS = ("run", "plan")
 # Options of the command line that choose the file itself, or only make sense there.
 _NOT_KEYS = frozenset({"config", "profile", "help", "version"})
 # A command line option whose keyword in the Python API (``configure``) is spelt otherwise.
-API_NAMES = {"label": "labels"}
+API_NAMES = {"label": "labels", "sync_label": "sync_labels"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -417,6 +417,13 @@ def given_flags(argv: Sequence[str]) -> set[str]:
     return {k for k, a in command_actions(parser, command).items() if a.dest in dests}
 
 
+def _taken(command: str, key: str, setting: Setting) -> bool:
+    """Whether ``command`` takes the file's value: a plan leaves out a ``state`` whose journal
+    does not exist yet (one file serves run and plan, and the first run makes the journal;
+    a plan's ``--state`` flag must name one that exists)."""
+    return not (command == "plan" and key == "state" and not Path(setting.value).is_file())
+
+
 def apply(args: argparse.Namespace, argv: Sequence[str]) -> Loaded | None:
     """Lay ``--config``'s values under the flags of parsed ``args`` (in place): each option
     the command line did not give takes the file's value."""
@@ -430,7 +437,7 @@ def apply(args: argparse.Namespace, argv: Sequence[str]) -> Loaded | None:
     given = given_flags(argv)
     actions = command_actions(_parser(), args.command)
     for key, setting in loaded.settings.items():
-        if key not in given:
+        if key not in given and _taken(args.command, key, setting):
             setattr(args, actions[key].dest, setting.value)
     return loaded
 
@@ -445,8 +452,9 @@ def api_options(
     options: dict[str, Any] = {}
     for key, setting in loaded.settings.items():
         dest = actions[key].dest
-        options[API_NAMES.get(dest, dest)] = setting.value
-    if command == "run" and loaded.api_key_env is not None:
+        if _taken(command, key, setting):
+            options[API_NAMES.get(dest, dest)] = setting.value
+    if loaded.api_key_env is not None:  # run's key, and plan's to check an account column
         options["api_key_env"] = loaded.api_key_env.value
     return {**options, **given}
 

@@ -470,19 +470,22 @@ def plan_options(
     base_url: str | None = None,
     api_key: str | None = None,
     max_detach: str | float | None = None,
+    api_key_env: str | None = None,
     **reading: Any,
 ) -> PlanOptions:
-    """The options of a ``plan``. A key (``api_key``, else ``KIRIM_API_KEY``) is optional:
-    with one, a file's account column is checked against Kirim's list of accounts."""
+    """The options of a ``plan``. A key (``api_key``, else the variable ``api_key_env`` names,
+    ``KIRIM_API_KEY`` by default) is optional: with one, a file's account column is checked
+    against Kirim's list of accounts."""
     _number(write_per_minute, "--write-per-minute", whole=True)
     account = _account(account)
-    key = (api_key if api_key is not None else os.environ.get("KIRIM_API_KEY", "")).strip()
+    env = api_key_env or "KIRIM_API_KEY"
+    key = (api_key if api_key is not None else os.environ.get(env, "")).strip()
     url: str | None = base_url or os.environ.get("KIRIM_BASE_URL") or DEFAULT_BASE_URL
     try:
         if base_url is not None:
             check_base_url(base_url)
         if key:
-            key, url = _api_key(key), check_base_url(url or "")
+            key, url = _api_key(key, env), check_base_url(url or "")
     except UsageError:
         if api_key is not None or base_url is not None:  # given: the caller's mistake
             raise

@@ -7,7 +7,8 @@ What ends a command early is one of these; ``str(exc)`` is the whole message for
     ├── UsageError           an option's value cannot be used (exit 2, nothing read or sent)
     ├── InputError           the input file or the options cannot be used (exit 2, nothing sent)
     │   └── Refused          a guard rail refused the run before sending (--max-invalid, the
-    │                        shrink guard): ``guard`` names it, ``facts`` holds its numbers
+    │                        shrink guard, --max-detach): ``guard`` names it, ``facts`` holds
+    │                        its numbers
     ├── StopRun              the server said no more can succeed: key, account, answers we
     │                        cannot use before the first write (exit 3)
     ├── JournalError         SQLite cannot open, read or write the journal: exit 2 at the start
@@ -37,7 +38,8 @@ class InputError(ImporterError):
 
 class Refused(InputError):
     """A guard rail refused the run before anything was sent (``importer.guards``): ``guard``
-    names it (``max_invalid``, ``shrink``), ``facts`` holds the numbers the message gives."""
+    names it (``max_invalid``, ``shrink``, ``max_detach``), ``facts`` holds the numbers the
+    message gives."""
 
     def __init__(self, message: str, *, guard: str, facts: dict[str, object]) -> None:
         super().__init__(message)

@@ -25,7 +25,7 @@ from importer.redact import redact
 BASE = ("ts", "level", "event", "message")
 # Fields that are identifiers, not contact details: a 15-digit phone_number_id reads like a
 # phone to the masking, so these are cleared of keys only.
-IDENTIFIERS = frozenset({"account", "org"})
+IDENTIFIERS = frozenset({"account", "accounts", "org"})
 # What the text format's quiet mode keeps besides warnings: the run's last word.
 QUIET_EVENTS = frozenset({"summary"})
 

@@ -178,7 +178,8 @@ async def detach(
                 done.failed += len(chunk)
                 logger.warning(
                     "label %r not detached from %d contacts (%s); the next run tries again",
-                    f.label, len(chunk), reply.told,
+                    f.label, len(chunk), reply.told, extra={"event": "detach_failed", "fields": {
+                        "label": f.label, "contacts": len(chunk), "error_code": reply.error_code}},
                 )  # fmt: skip
                 continue
             applied = reply.data.get("applied", 0) if isinstance(reply.data, dict) else 0

@@ -73,13 +73,13 @@ def _numbers(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     if isinstance(value, dict):
-        kept = {str(k): n for k, v in value.items() if (n := _numbers(v)) is not None}
-        return kept or None
+        # (an empty table stays: "reasons": {} says there was none)
+        return {str(k): n for k, v in value.items() if (n := _numbers(v)) is not None}
     return None
 
 
 _SHOWN = ("created", "updated", "unchanged", "exists", "duplicate_in_file", "invalid", "failed")
-_MEANING = {0: "every row fine", 1: "rows invalid or failed", 2: "refused, nothing sent",
+_MEANING = {0: "every row fine", 1: "rows invalid or failed, or labels", 2: "refused, nothing sent",
             3: "stopped early"}  # fmt: skip
 
 
@@ -104,16 +104,24 @@ def document(
         f"({_MEANING.get(exit_code, 'interrupted')})"
     if rows is not None:
         text += f"; {rows} rows" + (f": {', '.join(parts)}" if parts else "")
+    labels = counts.get("labels")
+    if isinstance(labels, dict) and labels.get("failed"):  # exit 1 with every row fine
+        text += f"; labels not attached: {labels['failed']}"
+    if counts.get("reasons", {}).get("detach_failed"):
+        text += f"; not detached: {counts['reasons']['detach_failed']}"
     if reason:
         text += f"; stopped: {reason}"
     text += f"; report {report_dir}"
     run_id = summary.get("run_id")
+    stop_kind, guard = summary.get("stop_kind"), summary.get("guard")
     return {
         "text": text,
         "event": "run_finished",
         "failed": status == "FAILED",
         "exit_code": exit_code,
         "stopped": reason,
+        "stop_kind": stop_kind if isinstance(stop_kind, str) else None,  # a word: window, ...
+        "guard": guard if isinstance(guard, str) else None,  # the guard rail that refused
         "source": source,
         "account": account,
         "run_id": run_id if isinstance(run_id, int) else None,

@@ -30,7 +30,7 @@ import phonenumbers
 import polars as pl
 
 from importer import __version__, mirror, notify
-from importer.errors import ImporterError, InputError, JournalError, StopRun
+from importer.errors import ImporterError, InputError, JournalError, Refused, StopRun
 from importer.guards import FailureWatch, Guards, Spool, plan_lines, remember
 from importer.options import InputOptions, PlanOptions, RunOptions
 from importer.page import Context
@@ -304,7 +304,10 @@ async def run(
                 )  # fmt: skip
             except ImporterError as exc:  # refused before sending: a night that failed too
                 refused = 3 if isinstance(exc, StopRun) else 2
-                await _notify(options, {"stopped": f"refused: {exc}"}, refused, logger)
+                told: dict[str, Any] = {"stopped": f"refused: {exc}"}
+                if isinstance(exc, Refused):  # a guard rail: which, and its numbers
+                    told.update(guard=exc.guard, guards=exc.facts)
+                await _notify(options, told, refused, logger)
                 raise
             await _notify(options, ended, code, logger)
             return code
@@ -319,8 +322,8 @@ async def _notify(
     account = summary.get("account")
     await notify.after_run(
         urls=options.notify, notify_on=options.notify_on, summary=summary, exit_code=code,
-        source=location.shown(options.input),  # a URL without secrets, "SQL query on ..."
-        account=account if isinstance(account, str) else options.account,
+        source=location.shown(options.input),
+        account=account if isinstance(account, str) and account else options.account,
         report_dir=str(options.report_dir), logger=logger,
         secrets=(options.api_key,) if options.api_key else (),
     )  # fmt: skip
@@ -364,8 +367,6 @@ async def _run(
     guards = Guards(options)
     with journal_lock(options.state):  # one run per journal, its history record included
         async with contextlib.AsyncExitStack() as stack:
-            if guards.armed():  # the whole file counted first, and sent from the spool
-                prepared = guards.count(prepared, stack.enter_context(Spool()))
             client = await stack.enter_async_context(
                 KirimClient(
                     base_url=options.base_url,
@@ -395,6 +396,9 @@ async def _run(
                 stop.request(Why.SERVER, str(exc))
                 _not_attempted(prepared, report)
                 found = None
+            if found is not None and guards.armed():  # the whole file counted first (its
+                # rows routed: an account Kirim lacks is invalid), and sent from the spool
+                prepared = guards.count(prepared, stack.enter_context(Spool()))
             if found is not None:
                 the_run = RunContext(
                     options=options, prepared=prepared, found=found, client=client,
@@ -431,7 +435,9 @@ async def _run(
             if summary is not None:
                 summary.update(report.summary)
             if stop.reason and options.log_format == "json":
-                stopped = {"event": "stopped", "fields": {"reason": stop.reason, "exit_code": code}}
+                kind = stop.why.value if stop.why is not None else None
+                stopped = {"event": "stopped", "fields": {
+                    "reason": stop.reason, "exit_code": code, "stop_kind": kind}}  # fmt: skip
                 logger.error("stopped: %s", stop.reason, extra=stopped)
             elif stop.reason:  # on standard error too: a cron log keeps it
                 print(f"kirim-import: stopped: {redact(stop.reason)}", file=err)
@@ -443,6 +449,7 @@ async def _run(
                                    account=None if found is None else found.account,
                                    report_dir=str(options.report_dir))["summary"],
                  "exit_code": code, "stopped": stop.reason,
+                 "stop_kind": report.summary.get("stop_kind"),
                  "report_dir": str(options.report_dir)},
             )  # fmt: skip
             resumable = None if found is None else _resumable_in(options)  # a run to resume
@@ -455,7 +462,8 @@ async def _run(
                                  account=found.account, summary=report.summary,
                                  run_id=sent.run_id)  # fmt: skip
                     except JournalError as exc:
-                        logger.warning("%s; the shrink guard keeps the previous baseline", exc)
+                        logger.warning("%s; the shrink guard keeps the previous baseline", exc,
+                                       extra={"event": "journal_warning"})  # fmt: skip
     return code
 
 
@@ -541,7 +549,9 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
         {"run_id": run_id, "resumed": journal.resumed, "account": found.account,
          "org": found.org, "write_per_minute": write_pm, "read_per_minute": read_pm,
          "concurrency": concurrency, "on_existing": options.on_existing,
-         "rows_total": prepared.rows_total, "source": location.shown(options.input)},
+         "rows_total": prepared.rows_total, "source": location.shown(options.input),
+         "account_column": prepared.mapping.account,  # rows routed by it: to these accounts
+         "accounts": [a.phone_number_id for a in found.accounts if a.usable] if several else None},
     )  # fmt: skip
     progress = stack.enter_context(
         contextlib.closing(
@@ -609,6 +619,11 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
             f"{adopted.reads} pages ({how})")  # fmt: skip
         extra["adopted"] = {"reads": adopted.reads, "contacts": adopted.contacts,
                             "complete": adopted.complete, "asked": options.adopt}  # fmt: skip
+        _json_event(
+            logger, options, logging.INFO, "adopted",
+            f"adopted {adopted.contacts} contacts from {adopted.reads} pages ({how})",
+            {**extra["adopted"], "why": None if adopted.complete else adopted.why},
+        )  # fmt: skip
     work = Dispatcher(
         options=options,
         concurrency=concurrency,
@@ -647,6 +662,11 @@ async def _send_all(stack: contextlib.AsyncExitStack, the_run: RunContext) -> _S
                 stop.request(Why.JOURNAL, str(exc))
         report.add_detached(mirror.detached_frame(done), failed=sum(d.failed for d in done))
         extra.update(mirror.summary(syncing, done))
+        _json_event(logger, options, logging.INFO, "detached",
+                    f"--sync-label: {extra['detached']} contacts detached"
+                    + (" (none: the run stopped early)" if stop.requested else ""),
+                    {"detached": extra["detached"], "sync_labels": extra["sync_labels"],
+                     "stopped_early": stop.requested})  # fmt: skip
     context = Context(
         options=options,
         write_per_minute=write_pm,
@@ -672,7 +692,8 @@ def _sync_check(
     )  # fmt: skip
     shown = location.shown(options.input)  # (never the identity: it is no message)
     if (why := mirror.refusal(found_leaving, options, shown)) is not None:
-        raise InputError(why)
+        raise Refused(why, guard="max_detach", facts={"sync_labels": {
+            f.label: {"members": f.members, "leaving": len(f.leaving)} for f in found_leaving}})
     return found_leaving
 
 

@@ -40,8 +40,9 @@ def plan_listing(*, base_url: str | None, api_key: str) -> Listing:
     if not api_key or not base_url:
         return Listing(
             None,
-            "accounts not checked: no KIRIM_API_KEY (a run checks them; here rows are told "
-            "apart by the account cell as written)",
+            "accounts not checked: no KIRIM_API_KEY (nor the variable a config file's "
+            "api_key_env names) set (a run checks them; here rows are told apart by the "
+            "account cell as written)",
         )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-accounts") as pool:
         try:
