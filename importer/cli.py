@@ -530,6 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"kirim-import: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (``kirim-import config FILE | head``)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush is quiet
+        if args.command in ("config", "history", "plan"):
+            return 0  # all was said that was wanted
+        print("kirim-import: standard output was closed", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:  # before the run installed its own handler: nothing was sent
         print("kirim-import: interrupted", file=sys.stderr)
         return 130

@@ -358,7 +358,7 @@ def plan_lines(options: PlanOptions, counts: Mapping[str, int]) -> tuple[list[st
     if source is None:
         lines.append("Shrink guard: this input has no lasting name (standard input): none.")
     elif baseline is None:
-        why = "no journal" if options.state is None else "no finished run of this file"
+        why = "no journal" if options.state is None else "no finished run of this source"
         lines.append(f"Shrink guard: {why} yet to compare with.")
     else:
         share = options.min_share
@@ -370,7 +370,7 @@ def plan_lines(options: PlanOptions, counts: Mapping[str, int]) -> tuple[list[st
         )
         lines.append(
             f"Shrink guard: {valid} valid rows against {baseline.valid_rows} in the last "
-            f"finished run of this file ({baseline.describe()}): "
+            f"finished run of this source ({baseline.describe()}): "
             f"{_pct(valid, baseline.valid_rows)}, {verdict}."
         )
         facts.update(

@@ -135,7 +135,7 @@ def refusal(found: list[Leaving], options: RunOptions, source: str) -> str | Non
     most = max(len(f.leaving) for f, _ in over)
     return (
         "; ".join(parts)
-        + f". Nothing was sent. Is the source complete (an empty or truncated export)? If "
+        + f". Is the source complete (an empty or truncated export)? If "
         f"they did leave it, rerun with --max-detach {most}."
     )
 

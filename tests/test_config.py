@@ -347,3 +347,22 @@ def test_a_number_is_the_flags_text_for_an_option_that_reads_text(tmp_path: Path
     }  # fmt: skip
     with pytest.raises(importer.UsageError, match=":1: label: expected a string"):
         configfile.load(_write(tmp_path, "label = [1]\n"), command="run")
+
+
+def test_config_into_a_reader_that_left_exits_0_quietly(tmp_path: Path) -> None:
+    """``kirim-import config FILE | head -1``: the reader gone, no "internal error", exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    config = _write(tmp_path, 'default_region = "ID"\n')
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before the first line: every write meets EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "importer", "config", str(config)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+                              check=False)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

@@ -165,7 +165,7 @@ def test_plan_shows_the_shrink_comparison_and_max_invalid(
     out = capsys.readouterr().out
     assert "--max-invalid 1: 2 of 10 rows invalid (20.0%), 1 allowed: a run would refuse." in out
     assert (
-        "Shrink guard: 8 valid rows against 20 in the last finished run of this file (run #1, "
+        "Shrink guard: 8 valid rows against 20 in the last finished run of this source (run #1, "
     ) in out
     assert "40.0%, below 50%: a run would refuse unless --allow-shrink." in out
 

@@ -37,7 +37,7 @@ from typing import BinaryIO, cast
 import polars as pl
 
 from importer.errors import InputError
-from importer.options import InputOptions
+from importer.options import STDIN, InputOptions
 from importer.read import location, remote
 from importer.read.frames import Opened
 from importer.read.records import SourceInfo
@@ -136,7 +136,7 @@ def open_source(*, options: InputOptions) -> SourceReader:
     if options.url is not None:  # a URL: downloaded, then read as a file (read/remote.py)
         return _open_url(options)
     path = options.path
-    stdin = str(path) == "-" or options.stream is not None
+    stdin = path == STDIN or options.stream is not None
     if stdin and options.format is None:
         raise InputError(
             "reading a file object needs format= (csv, tsv, parquet, xlsx, ...)"
