@@ -156,10 +156,17 @@ def load(n: int, file: Path, parquet: Path) -> None:
 
 def from_sources(files: dict[int, Path]) -> list[list[Any]]:
     """``plan`` on the same rows from a PostgreSQL query and from a Parquet object in S3."""
-    import servers
+    from tests import servers
 
     rows: list[list[Any]] = []
-    with servers.postgres() as uri, servers.moto() as aws, workdir("stream-src-") as tmp:
+    with (
+        servers.postgres("bench-pw") as uri,
+        servers.moto() as endpoint,
+        workdir("stream-src-") as tmp,
+    ):
+        aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
         env = {**ENV, **aws, "KIRIM_SOURCE_DB": uri}
         for n, file in files.items():
             parquet = Path(tmp) / f"contacts-{n}.parquet"

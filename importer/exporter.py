@@ -25,7 +25,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,6 +38,7 @@ from importer.options import ExportOptions
 from importer.private import FILE_MODE, open_private, private_folder
 from importer.redact import redact
 from importer.send.client import KirimClient, Verdict
+from importer.send.labels import label_pages
 from importer.send.limiter import TokenBucket
 from importer.send.pages import PagesFailed, pages
 from importer.send.preflight import preflight
@@ -96,19 +96,14 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 async def _label_id(client: KirimClient, sender: Sender, reads: TokenBucket, name: str) -> str:
     """The id of the label named ``name`` (every page of ``GET /v1/labels``); ``StopRun``
     when Kirim has none."""
-    cursor: str | None = None
-    seen: set[str] = set()
-    while True:
-        reply, _ = await sender.call(reads, partial(client.labels, cursor=cursor))
-        if reply.verdict is not Verdict.OK:
-            raise StopRun(f"the labels could not be listed: {reply.told}")
-        for label in reply.data if isinstance(reply.data, list) else ():
-            if isinstance(label, dict) and label.get("name") == name and label.get("id"):
-                return str(label["id"])
-        cursor = reply.next_cursor
-        if cursor is None or cursor in seen:
-            raise StopRun(f"--label {name!r}: Kirim has no label of that name")
-        seen.add(cursor)
+    async with contextlib.aclosing(label_pages(client, sender, reads)) as replies:
+        async for reply in replies:
+            if reply.verdict is not Verdict.OK:
+                raise StopRun(f"the labels could not be listed: {reply.told}")
+            for label in reply.data if isinstance(reply.data, list) else ():
+                if isinstance(label, dict) and label.get("name") == name and label.get("id"):
+                    return str(label["id"])
+    raise StopRun(f"--label {name!r}: Kirim has no label of that name")
 
 
 async def _read_pages(

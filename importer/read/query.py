@@ -41,11 +41,10 @@ import pyarrow.compute as pc
 
 from importer.errors import InputError
 from importer.options import InputOptions
-from importer.read import location
+from importer.read import headers, location
 from importer.read.frames import Opened, check_headers, kept_columns, numbered
 from importer.read.records import SourceInfo
 from importer.redact import REDACTED
-from importer.validate import mapping
 
 _PG_NUMERIC = ("int2", "int4", "int8", "numeric", "float4", "float8", "money", "oid")
 
@@ -219,8 +218,8 @@ def _check_phone(
     numeric: dict[int, str], options: InputOptions, names: list[str], raw: list[str], shown: str
 ) -> None:
     """A phone column of a numeric type has lost its ``+`` and leading ``0``: refuse it."""
-    colmap = mapping.resolve(columns=kept_columns(names), options=options)
-    for name in (colmap.phone, *colmap.phone_fallbacks):
+    found = headers.choose(columns=kept_columns(names), field_map=options.field_map)
+    for name in found.columns["phone_number"]:
         index = names.index(name)
         if index in numeric:
             raise InputError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections import defaultdict
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -65,6 +66,25 @@ def refused_name(name: str) -> str | None:
                 "or bidirectional character; rename the label"
             )
     return None
+
+
+async def label_pages(
+    client: KirimClient, sender: Sender, reads: TokenBucket
+) -> AsyncGenerator[Reply, None]:
+    """Every page of Kirim's labels (``GET /v1/labels``, ``has_more``/``next_cursor``), each
+    answer as it comes; one that is not OK is the last. A cursor that comes back a second time
+    ends the pages too: such a server would page forever."""
+    cursors: set[str] = set()
+    cursor: str | None = None
+    while True:
+        reply, _ = await sender.call(reads, partial(client.labels, cursor=cursor))
+        yield reply
+        if reply.verdict is not Verdict.OK:
+            return
+        cursor = reply.next_cursor
+        if cursor is None or cursor in cursors:
+            return
+        cursors.add(cursor)
 
 
 class Labeler:
@@ -125,22 +145,12 @@ class Labeler:
                     self._names.setdefault(label_id, name)
 
     async def _list(self) -> Reply:
-        """Every page of Kirim's labels (``has_more``/``next_cursor``), learnt as they come;
-        returns the last answer (one that is not OK ends the listing). A cursor that comes
-        back a second time ends it too: such a server would page forever."""
-        cursors: set[str] = set()
-        cursor: str | None = None
-        while True:
-            reply, _ = await self._sender.call(
-                self._reads, partial(self._client.labels, cursor=cursor)
-            )
-            if reply.verdict is not Verdict.OK:
-                return reply
-            self._learn(reply.data)
-            cursor = reply.next_cursor
-            if cursor is None or cursor in cursors:
-                return reply
-            cursors.add(cursor)
+        """Every page of Kirim's labels (``label_pages``), learnt as they come; returns the
+        last answer (one that is not OK ends the listing)."""
+        async for reply in label_pages(self._client, self._sender, self._reads):
+            if reply.verdict is Verdict.OK:
+                self._learn(reply.data)
+        return reply
 
     async def _ensure(self, names: set[str]) -> None:
         """Find or make each label by name (once per run and name)."""

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import polars as pl
 
-from importer.validate.mapping import PHONE_KINDS, phone_type
+from importer.read.headers import PHONE_KINDS
+from importer.validate.mapping import phone_type
 from importer.validate.records import ColumnMapping
 
 _RANKS = {kind: rank for rank, kind in enumerate(PHONE_KINDS)}

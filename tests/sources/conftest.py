@@ -1,7 +1,8 @@
 """Real servers for the sources' tests, one of each per test session: a PostgreSQL server
 (``initdb``/``pg_ctl`` in a temporary folder, on 127.0.0.1, password auth), an S3-compatible
 server (moto's server mode, on loopback, IAM enforced: a reader's key can read one bucket and
-not the other), and an HTTPS server with a throwaway CA (``trustme``).
+not the other), and an HTTPS server with a throwaway CA (``trustme``). PostgreSQL and moto are
+started by ``tests/servers.py``, which the benchmarks use too.
 
 When PostgreSQL or moto is missing the tests that need it skip, except under ``CI=true``
 (``.ci/run`` installs both), where they fail.
@@ -13,39 +14,28 @@ import gzip
 import io
 import json
 import os
-import shutil
-import socket
 import ssl
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import polars as pl
 import pytest
 
+from tests import servers
 from tests.conftest import phone
 
 PG_PASSWORD = "pg-Secret-7f3a"
 
 
-def missing(why: str) -> None:
+def missing(why: str) -> NoReturn:
     """Skip, or fail under CI, where the server is installed on purpose."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {why}")
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def contact_rows(n: int, start: int = 1) -> list[dict[str, str]]:
@@ -63,14 +53,6 @@ def csv_bytes(rows: list[dict[str, str]]) -> bytes:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return candidates[-1].parent if candidates else None
-
-
 @dataclass
 class Postgres:
     uri: str  # with its password, as KIRIM_SOURCE_DB holds it
@@ -84,50 +66,12 @@ class Postgres:
             conn.commit()
 
 
-def _as_postgres_user() -> list[str]:
-    """initdb refuses to run as root: run the server as Debian's ``postgres`` user then."""
-    if os.getuid() != 0:
-        return []
-    return ["runuser", "-u", "postgres", "--"]
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    bindir = pg_bin()
-    if bindir is None:
+    if servers.pg_bin() is None:
         missing("PostgreSQL's server (initdb, pg_ctl) is not installed")
-        raise AssertionError  # unreachable
-    folder = Path(tempfile.mkdtemp(prefix="kirim-test-pg-"))
-    data, sockets = folder / "data", folder / "run"
-    sockets.mkdir()
-    pwfile = folder / "pw"
-    pwfile.write_text(PG_PASSWORD)
-    prefix = _as_postgres_user()
-    if prefix:
-        shutil.chown(folder, "postgres")
-        shutil.chown(sockets, "postgres")
-        shutil.chown(pwfile, "postgres")
-        folder.chmod(0o700)
-    port = free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "kirim", "-A",
-         "scram-sha-256", f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-p {port} -k {sockets} -h 127.0.0.1 -F -c fsync=off"
-    subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-         str(folder / "log"), "-w", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield Postgres(f"postgresql://kirim:{PG_PASSWORD}@127.0.0.1:{port}/postgres")
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            check=False, capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
+    with servers.postgres(PG_PASSWORD) as uri:
+        yield Postgres(uri)
 
 
 # --- S3 (moto's server) ---------------------------------------------------------------------
@@ -140,17 +84,6 @@ class S3:
     endpoint: str
     reader: dict[str, str]  # the AWS_* variables of a key that can read BUCKET only
     objects: dict[str, int] = field(default_factory=dict)  # key -> data rows
-
-
-def _wait_for(port: int) -> bool:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def _xlsx(rows: list[dict[str, str]]) -> bytes:
@@ -172,15 +105,7 @@ def s3_server() -> Iterator[S3]:
         import moto.server  # noqa: F401
     except ImportError:
         missing("moto[server] is not installed (pip install -e '.[test]')")
-        raise AssertionError from None  # unreachable
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        assert _wait_for(port), "moto's server did not start"
+    with servers.moto() as endpoint:
         admin = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin",
                  "region_name": "us-east-1", "endpoint_url": endpoint}  # fmt: skip
         s3 = boto3.client("s3", **admin)
@@ -218,9 +143,6 @@ def s3_server() -> Iterator[S3]:
             "AWS_ENDPOINT_URL": endpoint,
         }
         yield S3(endpoint=endpoint, reader=reader, objects={k: 30 for k in objects})
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
