@@ -97,6 +97,13 @@ def _source(
 def run_options(source: Source | None, options: dict[str, Any]) -> RunOptions:
     """``run``'s keyword options, checked, as ``RunOptions`` (also the orchestrator recipes'
     way to check a configuration before a run)."""
+    try:
+        return _run_options(source, options)
+    except UsageError as exc:  # a value from config=FILE: named at its line
+        raise configfile.located(exc, options, command="run") from None
+
+
+def _run_options(source: Source | None, options: dict[str, Any]) -> RunOptions:
     options = _with_config(dict(options), command="run")
     options.pop("progress", None)
     if "sandbox" in options:
@@ -144,11 +151,15 @@ def plan(source: Source | None = None, **options: Any) -> PlanResult:
     """Validate ``source`` (or ``sql=``, as for ``run``) and report what a run would do; no
     network but the source's own, and one ``GET /v1/accounts`` when the file has an account
     column and a key is set (``api_key=`` or ``KIRIM_API_KEY``)."""
+    given = options
     options = _with_config(dict(options), command="plan")
     progress = bool(options.pop("progress", False))
     remote.PROGRESS.set(progress)
     path, stream = _source(source, options)
-    built = configure.plan_options(source=path, **options)
+    try:
+        built = configure.plan_options(source=path, **options)
+    except UsageError as exc:  # a value from config=FILE: named at its line
+        raise configfile.located(exc, given, command="plan") from None
     if stream is not None:
         built = replace(built, input=replace(built.input, stream=stream))
     code = pipeline.plan(options=built, out=sys.stdout if progress else io.StringIO())

@@ -485,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "config":  # config takes run's or plan's flags after it
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    loaded: configfile.Loaded | None = None
     try:
         if args.command == "config":
             lines = configfile.resolve(
@@ -511,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return pipeline.plan(options=plan_options(args), out=sys.stdout)
         return _run(run_options(args), sandbox=args.sandbox)
     except UsageError as exc:
+        if loaded is not None:  # a value from the config file: named at its line
+            exc = UsageError(configfile.locate(str(exc), loaded, configfile.given_flags(argv)))
         if _json_log(args, "error", str(exc), exit_code=2):
             return 2
         args.usage_error(str(exc))  # exits 2, with that command's usage

@@ -30,7 +30,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -440,6 +440,39 @@ def apply(args: argparse.Namespace, argv: Sequence[str]) -> Loaded | None:
         if key not in given and _taken(args.command, key, setting):
             setattr(args, actions[key].dest, setting.value)
     return loaded
+
+
+def locate(message: str, loaded: Loaded | None, given: Iterable[str]) -> str:
+    """A message about an option's value (``--until '25:00': expected ...``, from
+    ``configure``) as one about the file's line when the value came from the file and not
+    from a flag or keyword: ``nightly.toml:4: until '25:00': expected ...``."""
+    match = re.match(r"--([a-z][a-z0-9-]*)", message)
+    if loaded is None or match is None:
+        return message
+    key = match.group(1).replace("-", "_")
+    setting = loaded.settings.get(key)
+    if setting is None or key in given:
+        return message
+    at = f"{loaded.path}:{setting.line}" if setting.line else str(loaded.path)
+    table = f" in [{_dotted((PROFILES, setting.profile))}]" if setting.profile else ""
+    return f"{at}: {key}{table}{message[match.end():]}"
+
+
+def located(
+    exc: UsageError, options: dict[str, Any], *, command: str
+) -> UsageError:
+    """The Python API's ``locate``: ``exc`` named at the config file's line when ``options``
+    (the caller's keywords) hold ``config=`` and the option came from the file."""
+    config = options.get("config")
+    if config is None:
+        return exc
+    try:
+        loaded = load(config, profile=options.get("profile"), command=command)
+    except UsageError:
+        return exc
+    names = {v: k for k, v in API_NAMES.items()}
+    given = {names.get(k, k) for k in options}
+    return UsageError(locate(str(exc), loaded, given))
 
 
 def api_options(

@@ -38,6 +38,7 @@ from importer.options import (
     PlanOptions,
     RunOptions,
 )
+from importer.private import private_folder
 from importer.read import location
 from importer.records import ACCOUNT_ID, FIELDS
 from importer.redact import KEY_SHAPE
@@ -179,7 +180,7 @@ def report_folder(directory: Path | str | None, *, source: Path, command: str) -
     candidate, n = base, 1
     while True:  # made here, atomically: two runs of one file in one second get two folders
         try:
-            candidate.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(candidate.parent)  # reports/ holds the journal: 0700 when made
             candidate.mkdir(mode=0o700)
         except FileExistsError:
             n += 1
@@ -409,6 +410,7 @@ def export_options(
     path = Path(output)
     kind = format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     _choice(kind, ("csv", "parquet"), "--format")
+    _export_output(path, kind)
     if label is not None:
         label = _labels((label,), option="--label")[0]
     url, key = _connection(
@@ -427,6 +429,24 @@ def export_options(
         max_attempts=_or_default(max_attempts, ExportOptions, "max_attempts"),
         quiet=quiet,
     )
+
+
+def _export_output(path: Path, kind: str) -> None:
+    """``--output`` names a file whose extension reads back as what is written (the export
+    is an import source): not a folder, not ``x.xlsx`` or ``x.csv.gz`` holding plain CSV."""
+    if not str(path).strip() or path.name in ("", ".", "..") or path.is_dir():
+        raise UsageError(f"--output {str(path)!r}: a folder, not a file; give a file name "
+                         "such as contacts.csv")  # fmt: skip
+    suffix = path.suffix.lower()
+    reads_as = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+    others = (".tsv", ".tab", ".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".gz", ".bz2", ".xz",
+              ".zst")  # fmt: skip
+    if suffix in others:
+        raise UsageError(f"--output {path}: export writes CSV or Parquet; name the file "
+                         f".csv or .parquet (a {suffix} file would not read back)")  # fmt: skip
+    if reads_as.get(suffix, kind) != kind:
+        raise UsageError(f"--output {path}: --format {kind} into a {suffix} file would not "
+                         f"read back; name it .{kind}")  # fmt: skip
 
 
 def notify_urls(urls: Iterable[str]) -> tuple[str, ...]:
