@@ -119,3 +119,33 @@ def test_a_flag_that_overrides_the_file_is_named_as_the_flag(
     with pytest.raises(importer.UsageError, match=r"^--until '25:00'"):
         importer.run(source, config=config, until="25:00", base_url="http://127.0.0.1:9/v1",
                      api_key="k")
+
+
+def test_a_folder_given_as_the_source_is_named_as_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "exports.csv"
+    folder.mkdir()
+    for source in (tmp_path, folder):
+        assert main(["plan", str(source), "--report-dir", str(tmp_path / "r")]) == 2
+        assert f"error: {source}: a folder, not a file" in capsys.readouterr().err
+        with pytest.raises(importer.InputError, match="a folder, not a file"):
+            importer.plan(source, report_dir=tmp_path / "r")
+
+
+def test_an_empty_query_is_named_whether_typed_or_in_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KIRIM_SOURCE_DB", f"sqlite:///{tmp_path / 'crm.db'}")
+    empty = tmp_path / "query.sql"
+    empty.write_text("  \n", encoding="utf-8")
+    for flags, said in (
+        (["--sql", ""], "error: --sql: the query is empty"),
+        (["--sql-file", str(empty)], f"error: --sql-file {empty}: the query is empty"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(["plan", *flags, "--report-dir", str(tmp_path / "r")])
+        assert exited.value.code == 2
+        assert said in capsys.readouterr().err
+    with pytest.raises(importer.UsageError, match="--sql: the query is empty"):
+        importer.plan(sql="", report_dir=tmp_path / "r")

@@ -214,7 +214,8 @@ def where(
 ) -> Where:
     """The source, checked: exactly one of a path or URL, ``--sql`` and ``--sql-file``; a
     query's URI from ``db_uri`` (the API's) or the environment variable, never a flag."""
-    given = [n for n, v in (("SOURCE", source), ("--sql", sql), ("--sql-file", sql_file)) if v]
+    given = [n for n, on in (("SOURCE", bool(source)), ("--sql", sql is not None),
+                             ("--sql-file", sql_file is not None)) if on]  # fmt: skip
     if len(given) > 1:
         raise UsageError(f"give one source: {' and '.join(given)} were both given")
     if not given:
@@ -227,7 +228,8 @@ def where(
             raise UsageError(f"--sql-file {sql_file}: cannot read it ({why})") from None
     if sql is not None:
         if not sql.strip():
-            raise UsageError("--sql: the query is empty")
+            raise UsageError(f"--sql-file {sql_file}: the query is empty" if sql_file is not None
+                             else "--sql: the query is empty")  # fmt: skip
         name = db_uri_env or DB_URI_ENV
         uri = (db_uri if db_uri is not None else os.environ.get(name, "")).strip()
         if not uri:

@@ -143,6 +143,8 @@ def open_source(*, options: InputOptions) -> SourceReader:
             if options.stream
             else "reading standard input ('-') needs --format (csv, tsv, parquet, xlsx)"
         )
+    if not stdin and path.is_dir():
+        raise InputError(f"{path}: a folder, not a file; give the file in it to import")
     inner, compression = path, None
     if path.suffix.lower() in _COMPRESSED and not stdin:
         compression = _COMPRESSED[path.suffix.lower()]
