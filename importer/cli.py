@@ -32,6 +32,14 @@ from importer.read.source import FORMATS
 from importer.redact import KEY_SHAPE, redact
 
 
+def _path(text: str) -> Path:
+    """A path option's value: an empty one (``--report-dir "$DIR"`` with DIR unset) is a
+    mistake, not the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, not an empty string")
+    return Path(text)
+
+
 def _input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file",
@@ -69,7 +77,7 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         help="map a field (phone_number, name, email, labels, account) to a column; "
         "repeatable",
     )
-    g.add_argument("--mapping", type=Path, metavar="FILE", help="TOML or JSON field->header map")
+    g.add_argument("--mapping", type=_path, metavar="FILE", help="TOML or JSON field->header map")
     g.add_argument(
         "--metadata",
         default="all",
@@ -105,7 +113,7 @@ def _input_arguments(parser: argparse.ArgumentParser) -> None:
         help="which of in-file duplicates to keep",
     )
     _source_arguments(parser)
-    parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/...)")
+    parser.add_argument("--report-dir", type=_path, help="where reports go (default: reports/...)")
 
 
 def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParser) -> None:
@@ -140,7 +148,7 @@ def _mirror_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentParse
 
 
 def _export_arguments(export: argparse.ArgumentParser) -> None:
-    export.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    export.add_argument("--output", "-o", type=_path, required=True, metavar="FILE")
     export.add_argument(
         "--format", choices=("csv", "parquet"), help="default: from the extension, else csv"
     )
@@ -199,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--state",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="the journal whose phone cells to compare with (default: a run's default "
         "journal, when it exists)",
@@ -256,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--concurrency", type=int, help="requests in flight (default: from the rate)")
     g.add_argument("--max-rate", type=float, metavar="N", help="writes per minute, at most")
     g.add_argument("--limit", type=int, metavar="N", help="send only the first N valid rows")
-    g.add_argument("--state", type=Path, metavar="FILE", help="the journal (SQLite)")
+    g.add_argument("--state", type=_path, metavar="FILE", help="the journal (SQLite)")
     g.add_argument(
         "--allow-renumber",
         action="store_true",
@@ -299,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_command.add_arguments(sandbox)
     past = sub.add_parser("history", help="the runs a journal holds, newest first")
     past.add_argument(
-        "--state", type=Path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
+        "--state", type=_path, metavar="FILE", help=f"default: {REPORTS / JOURNAL_FILE}"
     )
     past.add_argument("--json", action="store_true", help="one JSON object per line")
     _nightly_arguments(plan, run)
@@ -323,7 +331,7 @@ def _nightly_arguments(plan: argparse.ArgumentParser, run: argparse.ArgumentPars
     for command in (plan, run):
         g = command.add_argument_group("config file")
         g.add_argument(
-            "--config", type=Path, metavar="FILE",
+            "--config", type=_path, metavar="FILE",
             help="a TOML file of options (long names with underscores; flags win over it)",
         )  # fmt: skip
         g.add_argument("--profile", metavar="NAME", help="use the file's [profiles.NAME] too")

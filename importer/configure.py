@@ -173,6 +173,8 @@ def input_options(
 def report_folder(directory: Path | str | None, *, source: Path, command: str) -> Path:
     """``--report-dir``, else a new ``reports/<file>-<command>-<time>/``."""
     if directory is not None:
+        if not str(directory).strip():  # report_dir="" is a mistake, not the working folder
+            raise UsageError("--report-dir '': expected a folder, not an empty string")
         return Path(directory)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     stem = "stdin" if source == STDIN else source.name.split(".")[0] or source.stem
@@ -189,6 +191,12 @@ def report_folder(directory: Path | str | None, *, source: Path, command: str) -
         except OSError:
             return candidate  # the report says why it cannot be made, as for --report-dir
         return candidate
+
+
+def _path_of(value: Path | str, option: str) -> Path:
+    if not str(value).strip():
+        raise UsageError(f"{option} '': expected a path, not an empty string")
+    return Path(value)
 
 
 def check_base_url(url: str) -> str:
@@ -335,7 +343,11 @@ def run_options(
     return RunOptions(
         input=given,
         report_dir=directory,
-        state=Path(state) if state is not None else default_state(directory, sandbox=sandbox),
+        state=(
+            _path_of(state, "--state")
+            if state is not None
+            else default_state(directory, sandbox=sandbox)
+        ),
         base_url=url,
         api_key=key,
         account=account,
@@ -519,7 +531,7 @@ def plan_options(
         report_dir=directory,
         write_per_minute=_or_default(write_per_minute, PlanOptions, "write_per_minute"),
         verify=verify,
-        state=_plan_state(None if state is None else Path(state), directory),
+        state=_plan_state(None if state is None else _path_of(state, "--state"), directory),
         verbose=verbose,
         max_invalid=_limit(max_invalid, "--max-invalid", least=0),
         min_share=_share(min_share),

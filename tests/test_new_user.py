@@ -17,7 +17,6 @@ from tests.conftest import contacts_file
 @pytest.mark.parametrize(
     ("output", "extra", "said"),
     [
-        ("", [], "--output '.': a folder, not a file"),
         (".", [], "--output '.': a folder, not a file"),
         ("{tmp}", [], "a folder, not a file"),
         ("{tmp}/contacts.xlsx", [], "export writes CSV or Parquet; name the file .csv or .parquet"),
@@ -149,3 +148,44 @@ def test_an_empty_query_is_named_whether_typed_or_in_a_file(
         assert said in capsys.readouterr().err
     with pytest.raises(importer.UsageError, match="--sql: the query is empty"):
         importer.plan(sql="", report_dir=tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["run", "in.csv", "--report-dir", ""],
+        ["run", "in.csv", "--state", ""],
+        ["plan", "in.csv", "--mapping", ""],
+        ["run", "in.csv", "--config", ""],
+        ["history", "--state", ""],
+        ["export", "--output", ""],
+    ],
+)
+def test_an_empty_path_is_a_usage_error_not_the_working_folder(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # where an empty path would have written
+    contacts_file(tmp_path / "in.csv", 1)
+    with pytest.raises(SystemExit) as exited:
+        main([*flags, "--base-url", "http://127.0.0.1:9/v1"] if flags[0] == "export" else flags)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flags[-2]}" in err
+    assert "expected a path, not an empty string" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_an_empty_report_dir_or_state_through_the_api_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = contacts_file(tmp_path / "in.csv", 1)
+    with pytest.raises(importer.UsageError, match="--report-dir '': expected a folder"):
+        importer.run(source, report_dir="", base_url="http://127.0.0.1:9/v1", api_key="k")
+    with pytest.raises(importer.UsageError, match="--state '': expected a path"):
+        importer.run(source, state="", report_dir=tmp_path / "r",
+                     base_url="http://127.0.0.1:9/v1", api_key="k")  # fmt: skip
+    with pytest.raises(importer.UsageError, match="--state '': expected a path"):
+        importer.plan(source, state="", report_dir=tmp_path / "p")
+    assert not (tmp_path / "results.csv").exists()
