@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +310,14 @@ def main(args: Any, run: Callable[..., Any] = asyncio.run) -> int:
         account=args.account, timeout=args.timeout, max_attempts=args.max_attempts,
         max_wait=args.max_wait, quiet=args.quiet, sandbox=sandbox,
     )  # fmt: skip
+    got: list[int] = []
+
+    def terminated(signum: int, _frame: Any) -> None:  # SIGTERM (systemd, Kubernetes) as Ctrl-C
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main_thread else None
     try:
         result: ExportResult = run(
             export_async(
@@ -317,6 +327,10 @@ def main(args: Any, run: Callable[..., Any] = asyncio.run) -> int:
     except KeyboardInterrupt:  # Ctrl-C: a stop like any other; the spool and cursor are kept
         state = _read_state(state_of(options.output), {}) or {}
         contacts = int(state.get("contacts", 0))
-        result = ExportResult(3, options.output, contacts, 0, False, "interrupted (Ctrl-C)")
+        why = "interrupted by SIGTERM" if got else "interrupted (Ctrl-C)"
+        result = ExportResult(3, options.output, contacts, 0, False, why)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     print(closing(result), file=sys.stdout if result.ok else sys.stderr)
     return result.exit_code
