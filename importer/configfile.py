@@ -521,7 +521,9 @@ def resolve(
     shown; only whether its variable is set."""
     loaded = load(config, profile=profile, command=command)
     parser = _parser()
-    args, _ = parser.parse_known_args([command, "-", *argv])
+    args, unknown = parser.parse_known_args([command, "-", *argv])
+    if any(u.startswith("-") and u != "-" for u in unknown):  # a typo must not pass here
+        raise UsageError(f"{command} has no such arguments: {' '.join(unknown)}")
     given = given_flags([command, "-", *argv])
     rows: list[tuple[str, str]] = []
     for key, action in command_actions(parser, command).items():

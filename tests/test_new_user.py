@@ -189,3 +189,19 @@ def test_an_empty_report_dir_or_state_through_the_api_is_a_usage_error(
     with pytest.raises(importer.UsageError, match="--state '': expected a path"):
         importer.plan(source, state="", report_dir=tmp_path / "p")
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_config_refuses_a_flag_the_command_does_not_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "nightly.toml"
+    config.write_text('default_region = "ID"\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        main(["config", str(config), "--concurency", "8"])  # a typo in the crontab line
+    assert exited.value.code == 2
+    assert "run has no such arguments: --concurency 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["config", str(config), "--command", "plan", "--on-existing", "update"])
+    assert "plan has no such arguments: --on-existing update" in capsys.readouterr().err
+    assert main(["config", str(config), "exports/customers.csv", "--concurrency", "8"]) == 0
+    assert "concurrency = 8" in capsys.readouterr().out
