@@ -26,6 +26,7 @@ the progress as the command line shows them, on standard output and error).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 import os
@@ -192,6 +193,9 @@ def export(output: str | os.PathLike[str], **options: Any) -> ExportResult:
     with the same output. ``transport=`` and ``sleep=`` are the tests' seams."""
     seams = {k: options.pop(k) for k in ("transport", "sleep", "stop") if k in options}
     progress = bool(options.pop("progress", False))
+    known = set(inspect.signature(configure.export_options).parameters) - {"output"}
+    if unknown := sorted(set(options) - known):  # as run's and plan's: never a TypeError
+        raise UsageError(f"unknown option(s): {', '.join(unknown)}")
     built = configure.export_options(output=Path(output), **options)
     err = sys.stderr if progress else io.StringIO()
     return asyncio.run(exporter.export_async(built, err=err, progress=progress, **seams))

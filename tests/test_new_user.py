@@ -205,3 +205,12 @@ def test_config_refuses_a_flag_the_command_does_not_take(
     assert "plan has no such arguments: --on-existing update" in capsys.readouterr().err
     assert main(["config", str(config), "exports/customers.csv", "--concurrency", "8"]) == 0
     assert "concurrency = 8" in capsys.readouterr().out
+
+
+def test_an_unknown_keyword_to_export_is_a_usage_error_as_for_run(tmp_path: Path) -> None:
+    with pytest.raises(importer.UsageError, match="unknown option"):
+        importer.run(contacts_file(tmp_path / "in.csv", 1), lable="vip", api_key="k",
+                     base_url="http://127.0.0.1:9/v1", report_dir=tmp_path / "r")  # fmt: skip
+    with pytest.raises(importer.UsageError, match=r"unknown option\(s\): lable"):
+        importer.export(tmp_path / "out.csv", lable="vip")
+    assert not (tmp_path / "out.csv").exists()
